@@ -1,0 +1,243 @@
+"""Typed, validated settings for the whole appliance, loaded from one TOML file.
+
+One pydantic model with one section per room. Every field has bounds and a description; unknown
+keys are refused (`extra="forbid"`), so a typo fails at start with the field's name. Provisioning
+writes the file; `load_settings(path)` reads it. Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import ConsentGateError
+
+MODEL_DIR_ENV = "CONSENTGATE_MODEL_DIR"
+
+
+def default_model_dir() -> Path:
+    """Model directory when settings name none: $CONSENTGATE_MODEL_DIR or the system path."""
+    return Path(os.environ.get(MODEL_DIR_ENV, "/var/lib/consentgate/models"))
+
+
+class SettingsError(ConsentGateError):
+    """The settings file is missing, not TOML, or has a bad value."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Point = tuple[float, float]
+
+
+class DeviceSettings(Section):
+    device_id: str = Field("dev-unprovisioned", min_length=1, max_length=64,
+                           description="pseudonymous device id written by provisioning")
+    gate_id: str = Field("GATE-0", min_length=1, max_length=32, description="gate this box serves")
+    data_dir: Path = Field(Path("/var/lib/consentgate"),
+                           description="folder holding the store, keys and certificates")
+
+
+class LoggingSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+    json_logs: bool | None = Field(None, description="JSON lines; default: JSON when not a TTY")
+
+
+class VisionSettings(Section):
+    model_dir: Path = Field(default_factory=default_model_dir,
+                            description="where install-models put the verified model files")
+    detector: Literal["ultraface_landmark68", "yunet", "blazeface"] = Field(
+        "ultraface_landmark68", description="face detector (see models/manifest.toml)")
+    embedder: Literal["fr_feature"] = Field("fr_feature", description="512-d face embedder")
+    providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
+        ["tensorrt", "cuda", "cpu"], min_length=1,
+        description="onnxruntime providers to try, in order; those that fail to load are skipped")
+    intra_op_threads: int = Field(2, ge=0, le=64, description="onnxruntime threads (0 = all)")
+    detect_max_side: int = Field(640, ge=160, le=4096,
+                                 description="frames are scaled to this long side before detection")
+    score_threshold: float = Field(0.6, gt=0, lt=1, description="minimum detector score")
+    nms_iou: float = Field(0.3, gt=0, lt=1, description="IoU for non-maximum suppression")
+    match_threshold: float = Field(0.36, gt=-1, lt=1,
+                                   description="cosine similarity for a match (from faces eval)")
+    min_face_px: int = Field(60, ge=16, le=1024,
+                             description="quality: minimum face width in pixels")
+    max_yaw_ratio: float = Field(0.35, gt=0, le=1,
+                                 description="quality: nose offset from the eye midline / eye gap")
+    min_sharpness: float = Field(40.0, ge=0,
+                                 description="quality: variance of the Laplacian on the face crop")
+
+
+class ConsentSettings(Section):
+    store_path: Path | None = Field(None, description="SQLCipher file; default data_dir/store.db")
+    key_file: Path | None = Field(None, description="raw 256-bit key (hex), mode 0600; "
+                                                    "default data_dir/keys/store.key")
+    hmac_secret_file: Path | None = Field(None, description="per-device secret for reference "
+                                                            "hashes; default data_dir/keys/ref.key")
+    max_retention_s: int = Field(24 * 3600, ge=60, le=7 * 24 * 3600,
+                                 description="templates expire at most this long after enrolment")
+    delete_on_boarding: bool = Field(True, description="delete a template at its first boarding")
+    purge_interval_s: int = Field(60, ge=1, le=3600, description="how often expired rows go")
+    match_margin: float = Field(0.05, ge=0, lt=1,
+                                description="top-1 must beat the runner-up by this much")
+
+
+class ThermalSettings(Section):
+    enabled: bool = Field(True, description="screen skin temperature when a thermal camera is set")
+    source: str | None = Field(None, description="thermal frames: file, folder, V4L2 device "
+                                                 "index/path, or 'synthetic'")
+    calibration_file: Path | None = Field(None, description="thermal-calibration/1 JSON")
+    mode: Literal["absolute", "baseline"] = Field("absolute", description="threshold mode")
+    threshold_c: float = Field(38.0, ge=35.0, le=42.0,
+                               description="absolute mode: refer at or above this core estimate")
+    baseline_delta_c: float = Field(1.0, gt=0, le=4.0,
+                                    description="baseline mode: refer above median(passes)+delta")
+    baseline_window: int = Field(50, ge=5, le=1000,
+                                 description="baseline mode: recent passes in the running median")
+    fuse_frames: int = Field(5, ge=1, le=60, description="readings fused per track")
+    refer_blocks_boarding: bool = Field(False,
+                                        description="a thermal 'refer' also stops the gate")
+
+
+class CloseQuartersSettings(Section):
+    focal_length_px: float = Field(900.0, gt=10, description="visible camera focal length, pixels")
+    interpupillary_m: float = Field(0.063, gt=0.04, lt=0.08, description="mean adult IPD, metres")
+    close_contact_m: float = Field(1.5, gt=0.1, le=5.0, description="close-contact distance")
+
+
+class CaptureSettings(Section):
+    visible_source: str = Field("synthetic", description="OpenCV device index, path, URL, video "
+                                                         "file, image folder, or 'synthetic'")
+    fps: float = Field(30.0, gt=0, le=240, description="expected frame rate")
+    read_timeout_s: float = Field(5.0, gt=0, le=60, description="network stream read timeout")
+    reconnect_max_s: float = Field(10.0, gt=0, le=300, description="reconnect backoff ceiling")
+
+
+class LaneSettings(Section):
+    lane_id: str = Field(..., min_length=1, max_length=16, description="lane name")
+    zone: list[Point] = Field(..., min_length=3,
+                              description="gate zone polygon in visible-frame pixels")
+
+    @model_validator(mode="after")
+    def _polygon(self) -> LaneSettings:
+        if len(set(self.zone)) < 3:
+            raise ValueError("zone needs at least 3 distinct points")
+        return self
+
+
+class LanesSettings(Section):
+    lanes: list[LaneSettings] = Field(
+        default_factory=lambda: [LaneSettings(lane_id="A",
+                                              zone=[(0, 0), (640, 0), (640, 480), (0, 480)])],
+        min_length=1, description="lanes and their gate zones")
+    presenting_timeout_s: float = Field(5.0, gt=0, le=60, description="no decision -> idle")
+    grant_ttl_ms: int = Field(8000, ge=500, le=60000, description="how long a grant stays open")
+    heartbeat_interval_s: float = Field(0.5, gt=0, le=1.0, description="heartbeat to the gate")
+
+
+class GateSettings(Section):
+    command_endpoint: str = Field("tcp://127.0.0.1:5560", description="gate controller commands")
+    event_endpoint: str = Field("tcp://127.0.0.1:5561", description="gate controller events")
+    driver: Literal["simulated", "serial_relay"] = Field("simulated", description="gate I/O")
+    serial_port: str | None = Field(None, description="serial_relay: port, e.g. /dev/ttyUSB0")
+    lanes: list[str] = Field(["A"], min_length=1, description="lanes this controller owns")
+    heartbeat_timeout_s: float = Field(1.5, gt=0.1, le=10, description="no heartbeat -> manual")
+    command_timeout_ms: int = Field(1000, ge=50, le=10000, description="daemon waits this for acks")
+
+
+class TelemetrySettings(Section):
+    enabled: bool = Field(True, description="send windows to central")
+    central_endpoint: str = Field("tcp://127.0.0.1:5570", description="central collector")
+    window_s: int = Field(300, ge=1, le=86400, description="count window length")
+    k_anonymity: int = Field(5, ge=1, le=100, description="counts 1..k-1 are suppressed")
+    laplace_epsilon: float | None = Field(None, gt=0, description="optional Laplace noise")
+    device_secret_key_file: Path | None = Field(None, description="device Curve secret key file")
+    central_public_key_file: Path | None = Field(None, description="central Curve public key")
+    resend_initial_s: float = Field(1.0, gt=0, le=60, description="first resend backoff")
+    resend_max_s: float = Field(32.0, gt=0, le=3600, description="resend backoff ceiling")
+
+
+class KioskSettings(Section):
+    enabled: bool = Field(True, description="serve the staff kiosk")
+    host: str = Field("127.0.0.1", description="bind address")
+    port: int = Field(8443, ge=1, le=65535, description="bind port")
+    tls_cert_file: Path | None = Field(None, description="TLS certificate (provisioning)")
+    tls_key_file: Path | None = Field(None, description="TLS private key (provisioning)")
+    session_ttl_s: int = Field(8 * 3600, ge=60, le=24 * 3600, description="staff session life")
+    max_login_failures: int = Field(5, ge=1, le=50, description="failures before lock-out")
+    lockout_s: int = Field(300, ge=1, le=86400, description="lock-out length")
+    max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                  description="largest photo upload")
+    camera_source: str | None = Field(None, description="kiosk camera for enrolment capture")
+    consent_ttl_s: int = Field(12 * 3600, ge=60, le=7 * 24 * 3600,
+                               description="consent validity from grant")
+
+
+class Settings(BaseModel):
+    """The whole appliance's configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: DeviceSettings = Field(default_factory=DeviceSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
+    consent: ConsentSettings = Field(default_factory=ConsentSettings)
+    thermal: ThermalSettings = Field(default_factory=ThermalSettings)
+    close_quarters: CloseQuartersSettings = Field(default_factory=CloseQuartersSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    lanes: LanesSettings = Field(default_factory=LanesSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    kiosk: KioskSettings = Field(default_factory=KioskSettings)
+
+    # Derived paths: explicit setting, else inside the device's data_dir.
+    @property
+    def store_path(self) -> Path:
+        return self.consent.store_path or self.device.data_dir / "store.db"
+
+    @property
+    def store_key_file(self) -> Path:
+        return self.consent.key_file or self.device.data_dir / "keys" / "store.key"
+
+    @property
+    def hmac_secret_file(self) -> Path:
+        return self.consent.hmac_secret_file or self.device.data_dir / "keys" / "ref.key"
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: dict) -> Settings:
+    """Validate a settings mapping; raise SettingsError naming each bad field."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError("invalid settings:\n" + _describe(exc) +
+                            "\nFix these fields (see the comments in the provisioned "
+                            "settings.toml) and start again.") from None
+
+
+def load_settings(path: Path | str | None) -> Settings:
+    """Load settings from a TOML file; None gives the embedded defaults."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} not found: run "
+                            "`python -m provisioning init` or pass --config") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from None
+    return parse_settings(data)

@@ -1,0 +1,1 @@
+"""Face vision: onnxruntime sessions, detectors, alignment, embedder, quality, tracker."""

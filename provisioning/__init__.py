@@ -1,0 +1,1 @@
+"""Field provisioning: device identity and keys, models, calibration, staff, self-test, wipe."""
