@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge.errors import ConsentGateError
 
@@ -51,8 +58,9 @@ class LoggingSettings(Section):
 class VisionSettings(Section):
     model_dir: Path = Field(default_factory=default_model_dir,
                             description="where install-models put the verified model files")
-    detector: Literal["ultraface_landmark68", "yunet", "blazeface"] = Field(
-        "ultraface_landmark68", description="face detector (see models/manifest.toml)")
+    detector: Literal["ultraface_landmark68", "yunet"] = Field(
+        "ultraface_landmark68", description="face detector (see models/manifest.toml); yunet "
+                                            "needs the bundle installed with --from DIR")
     embedder: Literal["fr_feature"] = Field("fr_feature", description="512-d face embedder")
     providers: list[Literal["tensorrt", "cuda", "cpu"]] = Field(
         ["tensorrt", "cuda", "cpu"], min_length=1,
@@ -99,6 +107,20 @@ class ThermalSettings(Section):
     baseline_window: int = Field(50, ge=5, le=1000,
                                  description="baseline mode: recent passes in the running median")
     fuse_frames: int = Field(5, ge=1, le=60, description="readings fused per track")
+    outlier_c: float = Field(0.5, gt=0, le=5.0,
+                             description="fusion drops readings this far from the track median")
+    min_eye_span_px: float = Field(8.0, ge=2.0, le=200.0,
+                                   description="unreliable below this many thermal pixels "
+                                               "between the eyes (face too small or too far)")
+    blackbody_max_drift_c: float = Field(2.0, gt=0, le=10.0,
+                                         description="unreliable when the blackbody reads this "
+                                                     "far from its set point")
+    blackbody_max_spread_c: float = Field(0.6, gt=0, le=5.0,
+                                          description="unreliable when the blackbody ROI is this "
+                                                      "uneven (10-90 percentile): occluded")
+    hot_pixel_c: float = Field(1.5, gt=0, le=50.0,
+                               description="a pixel this much hotter than all 8 neighbours is a "
+                                           "defect and is ignored")
     refer_blocks_boarding: bool = Field(False,
                                         description="a thermal 'refer' also stops the gate")
 
@@ -107,6 +129,8 @@ class CloseQuartersSettings(Section):
     focal_length_px: float = Field(900.0, gt=10, description="visible camera focal length, pixels")
     interpupillary_m: float = Field(0.063, gt=0.04, lt=0.08, description="mean adult IPD, metres")
     close_contact_m: float = Field(1.5, gt=0.1, le=5.0, description="close-contact distance")
+    principal_point_px: Point | None = Field(None, description="visible camera optical centre "
+                                                               "(x, y); default the image centre")
 
 
 class CaptureSettings(Section):
@@ -115,6 +139,11 @@ class CaptureSettings(Section):
     fps: float = Field(30.0, gt=0, le=240, description="expected frame rate")
     read_timeout_s: float = Field(5.0, gt=0, le=60, description="network stream read timeout")
     reconnect_max_s: float = Field(10.0, gt=0, le=300, description="reconnect backoff ceiling")
+    reconnect_initial_s: float = Field(0.2, gt=0, le=60, description="first reconnect backoff")
+    stale_after_s: float = Field(2.0, gt=0, le=60,
+                                 description="/healthz reports capture down when the newest "
+                                             "frame is older than this")
+    synthetic_seed: int = Field(7, ge=0, description="synthetic scene: random seed")
 
 
 class LaneSettings(Section):
@@ -137,16 +166,67 @@ class LanesSettings(Section):
     presenting_timeout_s: float = Field(5.0, gt=0, le=60, description="no decision -> idle")
     grant_ttl_ms: int = Field(8000, ge=500, le=60000, description="how long a grant stays open")
     heartbeat_interval_s: float = Field(0.5, gt=0, le=1.0, description="heartbeat to the gate")
+    result_hold_s: float = Field(3.0, gt=0, le=60,
+                                 description="a staffed-lane or refer result stays shown this long")
+    track_iou: float = Field(0.3, gt=0, lt=1, description="tracker: IoU to continue a track")
+    track_max_missed_s: float = Field(1.0, gt=0, le=30,
+                                      description="tracker: a face unseen this long is gone")
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _check_local_endpoint(value: str) -> str:
+    """Gate sockets stay on the box: ipc://PATH, or tcp:// on a loopback address."""
+    if value.startswith("ipc://") and len(value) > len("ipc://"):
+        return value
+    if value.startswith("tcp://"):
+        host, _, port = value[len("tcp://"):].rpartition(":")
+        if host in _LOOPBACK_HOSTS and port.isdigit() and 0 < int(port) < 65536:
+            return value
+    raise ValueError("use ipc:///run/consentgate/NAME.sock or tcp://127.0.0.1:PORT "
+                     "(gate sockets never leave the box)")
 
 
 class GateSettings(Section):
     command_endpoint: str = Field("tcp://127.0.0.1:5560", description="gate controller commands")
     event_endpoint: str = Field("tcp://127.0.0.1:5561", description="gate controller events")
+    sim_control_endpoint: str = Field("tcp://127.0.0.1:5562",
+                                      description="simulated driver: control socket (fire alarm, "
+                                                  "passages, faults) for demos and drills")
     driver: Literal["simulated", "serial_relay"] = Field("simulated", description="gate I/O")
     serial_port: str | None = Field(None, description="serial_relay: port, e.g. /dev/ttyUSB0")
-    lanes: list[str] = Field(["A"], min_length=1, description="lanes this controller owns")
+    serial_baud: int = Field(115200, ge=1200, le=1_000_000, description="serial_relay: baud rate")
+    lanes: list[str] = Field(["A"], min_length=1, max_length=16,
+                             description="lanes this controller owns (board channels 1..n)")
     heartbeat_timeout_s: float = Field(1.5, gt=0.1, le=10, description="no heartbeat -> manual")
     command_timeout_ms: int = Field(1000, ge=50, le=10000, description="daemon waits this for acks")
+    override_ttl_ms: int = Field(10000, ge=1000, le=120000,
+                                 description="a supervisor 'open' override lasts this long")
+    tailgate_window_s: float = Field(10.0, gt=0, le=120,
+                                     description="a passage this soon after a used grant, with "
+                                                 "the gate closed, is reported as tailgating")
+    board_ping_s: float = Field(0.5, gt=0.05, le=5, description="serial_relay: PING interval")
+    board_timeout_s: float = Field(1.5, gt=0.1, le=10,
+                                   description="serial_relay: no reply this long -> fault")
+    reconnect_max_s: float = Field(5.0, gt=0.05, le=60,
+                                   description="serial_relay: reconnect backoff ceiling")
+
+    @field_validator("command_endpoint", "event_endpoint", "sim_control_endpoint")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        return _check_local_endpoint(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> GateSettings:
+        if len(set(self.lanes)) != len(self.lanes):
+            raise ValueError("lanes must be distinct")
+        for lane in self.lanes:
+            if not (1 <= len(lane) <= 16 and lane.replace("-", "").replace("_", "").isalnum()):
+                raise ValueError(f"lane {lane!r}: use 1-16 letters, digits, '-' or '_'")
+        if self.driver == "serial_relay" and not self.serial_port:
+            raise ValueError("driver 'serial_relay' needs serial_port, e.g. /dev/ttyUSB0")
+        return self
 
 
 class TelemetrySettings(Section):
@@ -159,6 +239,18 @@ class TelemetrySettings(Section):
     central_public_key_file: Path | None = Field(None, description="central Curve public key")
     resend_initial_s: float = Field(1.0, gt=0, le=60, description="first resend backoff")
     resend_max_s: float = Field(32.0, gt=0, le=3600, description="resend backoff ceiling")
+    heartbeat_s: float = Field(2.0, gt=0, le=300,
+                               description="heartbeat to central when idle (Paranoid Pirate)")
+    heartbeat_liveness: int = Field(3, ge=1, le=100,
+                                    description="heartbeats missed before the link reconnects")
+    max_in_flight: int = Field(64, ge=1, le=10000,
+                               description="windows sent ahead of their acknowledgement")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> TelemetrySettings:
+        if self.resend_max_s < self.resend_initial_s:
+            raise ValueError("resend_max_s must be at least resend_initial_s")
+        return self
 
 
 class KioskSettings(Section):
@@ -206,6 +298,16 @@ class Settings(BaseModel):
     @property
     def hmac_secret_file(self) -> Path:
         return self.consent.hmac_secret_file or self.device.data_dir / "keys" / "ref.key"
+
+    @property
+    def telemetry_device_secret_key_file(self) -> Path:
+        return (self.telemetry.device_secret_key_file
+                or self.device.data_dir / "keys" / "device.key_secret")
+
+    @property
+    def telemetry_central_public_key_file(self) -> Path:
+        return (self.telemetry.central_public_key_file
+                or self.device.data_dir / "keys" / "central.key")
 
 
 def _describe(error: ValidationError) -> str:

@@ -8,6 +8,14 @@ from edge.cli import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "install-models": ("provisioning.install_models", "install and verify the pinned models"),
+    "init": ("provisioning.init_cmd", "provision a device folder: identity, keys, TLS, settings"),
+    "import-central-key": ("provisioning.central_key", "install central's Curve public key"),
+    "add-staff": ("provisioning.staff", "add or update a kiosk staff account (password prompted)"),
+    "calibrate-thermal": ("provisioning.calibrate_cmd", "fit the thermal calibration from "
+                          "captures of the target and blackbody"),
+    "rotate-key": ("provisioning.rotate", "re-encrypt the store under a fresh key"),
+    "wipe": ("provisioning.wipe", "securely decommission: store, keys, models"),
+    "verify": ("provisioning.verify", "self-test: pass/fail table with fixes; exit 0 when fit"),
 }
 
 

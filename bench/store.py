@@ -1,0 +1,233 @@
+"""Benchmark of the consent store and gallery (issue 3).
+
+Measures, in one run:
+- 1:N gallery match, ms per probe (p50, p95) at several gallery sizes, beside the naive
+  per-row Python loop baseline on the same templates;
+- enrolment rate (grant + enrol, one durable transaction each);
+- purge time for N expired templates;
+- SQLCipher versus plain sqlite3 on the same workload (bulk insert, single-row commits, full
+  read, delete), as a ratio.
+Targets: <= 10 ms per probe at 100k templates; purge of 100k <= 2 s.
+Run: .venv/bin/python bench/store.py [--sizes 1000,10000,100000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge.clock import FakeClock
+from edge.consent import opening
+from edge.consent.gallery import Gallery
+from edge.consent.keys import read_key_file, write_key_file
+from edge.consent.store import ConsentStore
+from edge.logs import configure_logging
+
+DIM = 512
+
+
+def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    m = rng.standard_normal((n, DIM)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def bulk_load(store: ConsentStore, clock: FakeClock, vectors: np.ndarray, ttl_s: float) -> None:
+    """Load templates in one transaction (setup only; enrol() is timed separately)."""
+    now = clock.now()
+    with store._write() as conn:
+        conn.executemany(
+            "INSERT INTO consents (consent_id, ref_hash, code_hash, purpose, scope, granted_at, "
+            "expires_at) VALUES (?, ?, ?, 'boarding', 'BENCH', ?, ?)",
+            ((f"b{i}", i.to_bytes(8, "big"), i.to_bytes(8, "big"), now, now + ttl_s)
+             for i in range(len(vectors))))
+        conn.executemany(
+            "INSERT INTO templates (consent_id, model_name, dim, created_at, expires_at, "
+            "embedding) VALUES (?, 'bench', ?, ?, ?, ?)",
+            ((f"b{i}", DIM, now, now + ttl_s, v.tobytes()) for i, v in enumerate(vectors)))
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    a = np.asarray(samples) * 1000.0
+    return float(np.percentile(a, 50)), float(np.percentile(a, 95))
+
+
+def naive_match(rows, probe: np.ndarray, now: float) -> tuple[str | None, float]:
+    best_id, best = None, -2.0
+    for row in rows:
+        if row.expires_at <= now:
+            continue
+        s = float(np.dot(row.vector, probe))
+        if s > best:
+            best_id, best = row.consent_id, s
+    return best_id, best
+
+
+def bench_match(workdir: Path, keys: Path, n: int, rng: np.random.Generator,
+                probes: int) -> dict:
+    clock = FakeClock()
+    path = workdir / f"match{n}.db"
+    vectors = unit_rows(rng, n)
+    with ConsentStore.open(path, keys / "store.key", keys / "ref.key", clock,
+                           create=True) as store:
+        bulk_load(store, clock, vectors, 3600)
+        t0 = time.perf_counter()
+        gallery = Gallery(store, clock, threshold=0.36, margin=0.05)
+        build_s = time.perf_counter() - t0
+        picks = rng.integers(0, n, probes)
+        noisy = vectors[picks] + 0.4 * unit_rows(rng, probes)
+        times, correct = [], 0
+        for k in range(probes):
+            t = time.perf_counter()
+            r = gallery.match(noisy[k])
+            times.append(time.perf_counter() - t)
+            correct += r.consent_id == f"b{picks[k]}"
+        rows = store.active_templates()
+        base_probes = max(3, min(probes, 200_000 // n))
+        base_times = []
+        for k in range(base_probes):
+            p = noisy[k] / np.linalg.norm(noisy[k])
+            t = time.perf_counter()
+            naive_match(rows, p, clock.now())
+            base_times.append(time.perf_counter() - t)
+        gallery.close()
+    for f in workdir.glob(f"match{n}.db*"):
+        f.unlink()
+    p50, p95 = percentiles(times)
+    b50, b95 = percentiles(base_times)
+    return {"templates": n, "p50_ms": p50, "p95_ms": p95, "naive_p50_ms": b50,
+            "naive_p95_ms": b95, "speedup_p50": b50 / p50, "build_s": build_s,
+            "probes": probes, "naive_probes": base_probes, "top1_correct": correct / probes}
+
+
+def bench_enrol(workdir: Path, keys: Path, count: int, rng: np.random.Generator) -> dict:
+    clock = FakeClock()
+    vectors = unit_rows(rng, count)
+    with ConsentStore.open(workdir / "enrol.db", keys / "store.key", keys / "ref.key", clock,
+                           create=True) as store:
+        t = time.perf_counter()
+        for i in range(count):
+            c = store.grant_consent(f"E{i}", "boarding", "BENCH", clock.now() + 3600, "bench")
+            store.enrol(c.consent_id, [vectors[i]], "bench", "bench")
+        elapsed = time.perf_counter() - t
+    return {"enrolments": count, "per_s": count / elapsed, "ms_each": 1000 * elapsed / count}
+
+
+def bench_purge(workdir: Path, keys: Path, n: int, rng: np.random.Generator) -> dict:
+    clock = FakeClock()
+    with ConsentStore.open(workdir / "purge.db", keys / "store.key", keys / "ref.key", clock,
+                           create=True) as store:
+        bulk_load(store, clock, unit_rows(rng, n), 60)
+        clock.advance(61)
+        t = time.perf_counter()
+        deleted = store.purge()
+        elapsed = time.perf_counter() - t
+        assert store.stats()["templates"] == 0
+    return {"expired_templates": n, "rows_deleted": deleted, "purge_s": elapsed}
+
+
+def workload(conn, rng: np.random.Generator, n: int, singles: int) -> dict[str, float]:
+    """The same SQL on either engine: bulk insert, single-row durable commits, read, delete."""
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, exp REAL, emb BLOB)")
+    vecs = unit_rows(rng, n + singles)
+    out = {}
+    t = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t (exp, emb) VALUES (?, ?)",
+                     ((float(i), vecs[i].tobytes()) for i in range(n)))
+    conn.execute("COMMIT")
+    out["bulk_insert_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(singles):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (exp, emb) VALUES (?, ?)", (1e12, vecs[n + i].tobytes()))
+        conn.execute("COMMIT")
+    out["single_commits_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    rows = conn.execute("SELECT emb FROM t").fetchall()
+    assert len(rows) == n + singles
+    out["read_all_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.execute("DELETE FROM t WHERE exp < 1e12")
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    out["delete_s"] = time.perf_counter() - t
+    conn.close()
+    return out
+
+
+def bench_cipher_overhead(workdir: Path, keys: Path, n: int, singles: int) -> dict:
+    key = read_key_file(keys / "store.key")
+    enc = workload(opening.connect(workdir / "cipher.db", key), np.random.default_rng(5), n,
+                   singles)
+    plain = workload(sqlite3.connect(workdir / "plain.db", isolation_level=None),
+                     np.random.default_rng(5), n, singles)
+    return {"rows": n, "single_commits": singles, "sqlcipher": enc, "sqlite3": plain,
+            "ratio": {k: enc[k] / plain[k] for k in enc},
+            "ratio_total": sum(enc.values()) / sum(plain.values())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000", help="gallery sizes")
+    ap.add_argument("--probes", type=int, default=200, help="probes per gallery size")
+    ap.add_argument("--enrolments", type=int, default=200)
+    ap.add_argument("--purge", type=int, default=100_000, help="expired templates to purge")
+    ap.add_argument("--overhead-rows", type=int, default=20_000)
+    ap.add_argument("--json", action="store_true", help="last line: one JSON object")
+    args = ap.parse_args()
+    configure_logging("warning")
+    rng = np.random.default_rng(2024)
+    results: dict = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+                     "cpus": __import__("os").cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        workdir = Path(tmp)
+        keys = workdir / "keys"
+        write_key_file(keys / "store.key")
+        write_key_file(keys / "ref.key")
+        results["match"] = [bench_match(workdir, keys, int(s), rng, args.probes)
+                            for s in args.sizes.split(",")]
+        results["enrol"] = bench_enrol(workdir, keys, args.enrolments, rng)
+        results["purge"] = bench_purge(workdir, keys, args.purge, rng)
+        results["cipher_overhead"] = bench_cipher_overhead(workdir, keys, args.overhead_rows, 100)
+
+    print(f"consent store bench on {results['machine']}, {results['cpus']} CPUs")
+    print("\n1:N match, ms per probe       gallery p50   p95   | naive loop p50   p95  | speedup")
+    for m in results["match"]:
+        print(f"  {m['templates']:>7} templates     {m['p50_ms']:8.3f} {m['p95_ms']:7.3f} | "
+              f"{m['naive_p50_ms']:10.2f} {m['naive_p95_ms']:8.2f} | {m['speedup_p50']:7.0f}x"
+              f"   (top-1 correct {m['top1_correct']:.0%}, build {m['build_s']:.2f} s)")
+    e = results["enrol"]
+    print(f"\nenrol (grant + enrol, durable): {e['per_s']:.0f}/s ({e['ms_each']:.1f} ms each)")
+    p = results["purge"]
+    print(f"purge of {p['expired_templates']} expired templates: {p['purge_s']:.2f} s "
+          f"(target <= 2 s)")
+    o = results["cipher_overhead"]
+    print(f"\nSQLCipher vs plain sqlite3 ({o['rows']} rows + {o['single_commits']} commits):")
+    for k, r in o["ratio"].items():
+        print(f"  {k:18} {o['sqlcipher'][k]:7.3f} s vs {o['sqlite3'][k]:7.3f} s  = {r:5.2f}x")
+    print(f"  {'total':18} {o['ratio_total']:5.2f}x")
+    top = max(results["match"], key=lambda m: m["templates"])
+    results["targets"] = {"match_ms_at_largest": top["p50_ms"],
+                          "match_target_met": top["p95_ms"] <= 10.0,
+                          "purge_target_met": p["purge_s"] <= 2.0}
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Vision benchmark: detect ms per 640x480 frame (p50, p95) per installed detector and embed ms
+per face, beside OpenCV's own `cv2.FaceDetectorYN` running YuNet on the same frames in the same
+run (the peer baseline). Frames are made from the shared face photos (letterboxed to 640x480).
+
+    .venv/bin/python bench/vision.py [--rounds N] [--threads N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.settings import VisionSettings  # noqa: E402
+from edge.vision.align import align_face  # noqa: E402
+from edge.vision.embedder import FrFeatureEmbedder  # noqa: E402
+from edge.vision.engine import FaceEngine, build_detector  # noqa: E402
+from edge.vision.manifest import load_manifest  # noqa: E402
+from edge.vision.runtime import create_session  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+PHOTOS = ["img1.jpg", "img2.jpg", "img3.jpg", "img9.jpg", "img17.jpg", "img20.jpg",
+          "img28.jpg", "img38.jpg", "img47.jpg", "img54.jpg", "couple.jpg",
+          "selfie-many-people.jpg"]
+W, H = 640, 480
+
+
+def frames() -> list[np.ndarray]:
+    out = []
+    for name in PHOTOS:
+        img = cv2.imread(str(SHARED / "faces" / name))
+        if img is None:
+            continue
+        s = min(W / img.shape[1], H / img.shape[0])
+        small = cv2.resize(img, (round(img.shape[1] * s), round(img.shape[0] * s)),
+                           interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((H, W, 3), np.uint8)
+        y0, x0 = (H - small.shape[0]) // 2, (W - small.shape[1]) // 2
+        canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+        out.append(canvas)
+    return out
+
+
+def timed(fn: Callable[[np.ndarray], object], items: list[np.ndarray], rounds: int
+          ) -> tuple[list[float], list[object]]:
+    for item in items[:3]:
+        fn(item)  # warm-up
+    times, results = [], []
+    for _ in range(rounds):
+        for item in items:
+            t = time.perf_counter()
+            results.append(fn(item))
+            times.append((time.perf_counter() - t) * 1000)
+    return times, results
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings = VisionSettings(intra_op_threads=args.threads,
+                              **({"model_dir": args.model_dir} if args.model_dir else {}))
+    manifest = load_manifest()
+    cv2.setNumThreads(args.threads)
+    imgs = frames()
+    rows = []
+
+    yunet_file = SHARED / "models" / "face_detection_yunet_2023mar.onnx"
+    baseline = cv2.FaceDetectorYN.create(str(yunet_file), "", (W, H), settings.score_threshold,
+                                         settings.nms_iou, 5000)
+    t_base, r_base = timed(lambda im: baseline.detect(im)[1], imgs, args.rounds)
+    base_p50 = pct(t_base, 50)
+    base_faces = sum(0 if r is None else len(r) for r in r_base[: len(imgs)])
+    rows.append({"name": "cv2.FaceDetectorYN yunet_2023mar (baseline)", "p50_ms": base_p50,
+                 "p95_ms": pct(t_base, 95), "faces": base_faces, "speedup": 1.0})
+
+    providers = None
+    for det in ("ultraface_landmark68", "yunet"):
+        try:
+            detector = build_detector(det, settings, manifest, Path(settings.model_dir))
+        except Exception as exc:  # a detector whose model is not installed is skipped
+            print(f"skip {det}: {exc}", file=sys.stderr)
+            continue
+        t, r = timed(detector.detect, imgs, args.rounds)
+        rows.append({"name": det + (" (default)" if det == settings.detector else ""),
+                     "p50_ms": pct(t, 50), "p95_ms": pct(t, 95),
+                     "faces": sum(len(x) for x in r[: len(imgs)]),
+                     "speedup": base_p50 / pct(t, 50)})
+
+    engine = FaceEngine.from_settings(settings)
+    providers = engine.providers
+    crops = []
+    for im in imgs:
+        crops += [align_face(im, f) for f in engine.detect(im)]
+    emb_session = create_session(manifest, "fr_feature", Path(settings.model_dir),
+                                 settings.providers, args.threads, (1, 3, 112, 112))
+    embedder = FrFeatureEmbedder(emb_session)
+    t1, _ = timed(lambda c: embedder.embed_crops([c]), crops, max(1, args.rounds // 2))
+    batches = [crops[i:i + 8] for i in range(0, len(crops) - 7, 8)] or [crops]
+    tb, _ = timed(lambda b: embedder.embed_crops(list(b)), batches, args.rounds)
+    per_face_batch = pct(tb, 50) / len(batches[0])
+
+    print(f"vision bench: {len(imgs)} frames {W}x{H} from ../shared/faces x {args.rounds} "
+          f"rounds; {platform.machine()}, {args.threads} threads, providers {providers}")
+    print(f"{'detector':48} {'p50 ms':>8} {'p95 ms':>8} {'faces':>6} {'vs baseline':>12}")
+    for r in rows:
+        print(f"{r['name']:48} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['faces']:6d} "
+              f"{r['speedup']:11.2f}x")
+    print(f"embed fr_feature, 1 face a run:   p50 {pct(t1, 50):6.2f} ms/face "
+          f"(p95 {pct(t1, 95):.2f}) over {len(crops)} faces")
+    print(f"embed fr_feature, batch of {len(batches[0])}:      p50 {per_face_batch:6.2f} ms/face")
+    default = next((r for r in rows if r["name"].endswith("(default)")), None)
+    summary = {"frames": len(imgs), "rounds": args.rounds, "threads": args.threads,
+               "providers": providers, "detectors": rows,
+               "embed_ms_per_face_single": pct(t1, 50),
+               "embed_ms_per_face_batch": per_face_batch,
+               "default_speedup": default["speedup"] if default else None,
+               "targets": {"default_speedup_min": 1.3, "embed_ms_max": 15.0}}
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

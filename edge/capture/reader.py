@@ -1,0 +1,159 @@
+"""The latest-frame reader: one thread per camera that keeps only the newest frame.
+
+Backends buffer and hand out stale frames, so the thread reads continuously and the inference
+loop always gets the newest frame with its age. When a source ends or fails the thread logs
+the outage, closes it and re-opens with exponential backoff; a corrupt frame is dropped and
+counted. Nothing here ever writes a frame anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import structlog
+
+from edge.capture.source import CaptureError, CorruptFrameError, Frame, FrameSource
+from edge.clock import Clock
+
+log = structlog.get_logger("edge.capture")
+
+
+@dataclass(frozen=True)
+class ReaderStats:
+    frames: int
+    corrupt: int
+    reconnects: int
+    outages: int
+    connected: bool
+    frame_age_s: float | None  # None before the first frame
+
+
+class LatestFrameReader:
+    """Reads `source` on its own thread; `wait_frame` hands out the newest frame only."""
+
+    def __init__(self, source: FrameSource, clock: Clock, *, backoff_initial_s: float = 0.1,
+                 backoff_max_s: float = 10.0, stale_after_s: float = 5.0) -> None:
+        self.source = source
+        self._clock = clock
+        self._backoff_initial = backoff_initial_s
+        self._backoff_max = backoff_max_s
+        self._stale_after = stale_after_s
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._latest: Frame | None = None
+        self._seq = 0
+        self._frames = 0
+        self._corrupt = 0
+        self._reconnects = 0
+        self._outages = 0
+        self._connected = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> LatestFrameReader:
+        self._thread = threading.Thread(target=self._run, name=f"capture-{self.source.name}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- consumer side -----------------------------------------------------------------------
+    def wait_frame(self, after_seq: int, timeout: float) -> Frame | None:
+        """The newest frame with seq > after_seq, waiting up to `timeout` s; None if none."""
+        with self._cond:
+            if self._latest is None or self._latest.seq <= after_seq:
+                self._cond.wait_for(
+                    lambda: self._stop.is_set()
+                    or (self._latest is not None and self._latest.seq > after_seq), timeout)
+            frame = self._latest
+        if frame is None or frame.seq <= after_seq:
+            return None
+        return frame
+
+    def stats(self) -> ReaderStats:
+        with self._cond:
+            age = (None if self._latest is None
+                   else self._clock.monotonic() - self._latest.captured_mono)
+            return ReaderStats(self._frames, self._corrupt, self._reconnects, self._outages,
+                               self._connected, age)
+
+    def thread_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def healthy(self) -> bool:
+        s = self.stats()
+        return s.connected and s.frame_age_s is not None and s.frame_age_s <= self._stale_after
+
+    # -- reader thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = self._backoff_initial
+        first = True
+        outage_since: float | None = None
+        while not self._stop.is_set():
+            try:
+                self.source.open()
+            except CaptureError as exc:
+                if outage_since is None:
+                    outage_since = self._clock.monotonic()
+                    self._outages += 1
+                    log.warning("capture_outage", camera=self.source.name, error=str(exc))
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+                continue
+            if not first:
+                self._reconnects += 1
+            first = False
+            self._set_connected(True)
+            if outage_since is not None:
+                log.info("capture_restored", camera=self.source.name,
+                         outage_s=round(self._clock.monotonic() - outage_since, 3))
+                outage_since = None
+            got_frame = self._read_until_end()
+            self._set_connected(False)
+            try:
+                self.source.close()
+            except Exception:  # closing a dead device may fail; it is being replaced anyway
+                log.debug("capture_close_failed", camera=self.source.name)
+            if self._stop.is_set():
+                break
+            outage_since = self._clock.monotonic()
+            self._outages += 1
+            log.warning("capture_outage", camera=self.source.name, error="stream ended")
+            if got_frame:
+                backoff = self._backoff_initial
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self._backoff_max)
+
+    def _read_until_end(self) -> bool:
+        got_frame = False
+        while not self._stop.is_set():
+            try:
+                cap = self.source.read()
+            except CorruptFrameError as exc:
+                with self._cond:
+                    self._corrupt += 1
+                log.debug("capture_corrupt_frame", camera=self.source.name, reason=str(exc))
+                continue
+            except CaptureError as exc:
+                log.warning("capture_read_failed", camera=self.source.name, error=str(exc))
+                return got_frame
+            if cap is None:
+                return got_frame
+            got_frame = True
+            with self._cond:
+                self._seq += 1
+                self._frames += 1
+                self._latest = Frame(self._seq, self._clock.monotonic(), cap.image, cap.thermal)
+                self._cond.notify_all()
+        return got_frame
+
+    def _set_connected(self, value: bool) -> None:
+        with self._cond:
+            self._connected = value

@@ -1,0 +1,43 @@
+"""Plain value types returned by the consent store (no behaviour, no secrets).
+
+`TemplateRow.vector` is excluded from repr so that a logged row never carries an embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A granted consent. `withdrawal_code` is shown to the traveller once and stored hashed."""
+
+    consent_id: str
+    withdrawal_code: str = field(repr=False)
+    granted_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    consent_id: str
+    template_ids: tuple[int, ...]
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    template_id: int
+    consent_id: str
+    expires_at: float
+    vector: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Staff:
+    name: str
+    role: str
+    password_hash: str = field(repr=False)
+    disabled: bool = False

@@ -1,0 +1,58 @@
+"""Versioned schema migrations of the consent store.
+
+`MIGRATIONS[i]` takes the store from version i to i+1; applied versions are rows of the
+`schema_version` table. A store whose version is above `LATEST` is refused, never downgraded.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    [  # 1: consents, templates, hash-chained audit, telemetry outbox, staff accounts
+        """CREATE TABLE schema_version (
+               version INTEGER PRIMARY KEY,
+               applied_at REAL NOT NULL)""",
+        """CREATE TABLE consents (
+               consent_id TEXT PRIMARY KEY,
+               ref_hash BLOB,                -- HMAC(device secret, reference); NULL once gone
+               code_hash BLOB UNIQUE,        -- HMAC of the withdrawal code; NULL once gone
+               purpose TEXT NOT NULL,
+               scope TEXT NOT NULL,          -- e.g. flight and date
+               granted_at REAL NOT NULL,
+               expires_at REAL NOT NULL,
+               boarded_at REAL,
+               withdrawn_at REAL)""",
+        "CREATE INDEX consents_ref ON consents(ref_hash)",
+        "CREATE INDEX consents_expiry ON consents(expires_at)",
+        """CREATE TABLE templates (
+               template_id INTEGER PRIMARY KEY AUTOINCREMENT,
+               consent_id TEXT NOT NULL REFERENCES consents(consent_id) ON DELETE CASCADE,
+               model_name TEXT NOT NULL,
+               dim INTEGER NOT NULL,
+               created_at REAL NOT NULL,
+               expires_at REAL NOT NULL,
+               embedding BLOB NOT NULL)""",
+        "CREATE INDEX templates_consent ON templates(consent_id)",
+        "CREATE INDEX templates_expiry ON templates(expires_at)",
+        """CREATE TABLE audit (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               at REAL NOT NULL,
+               event TEXT NOT NULL,
+               actor TEXT NOT NULL,
+               subject TEXT,
+               reason TEXT,
+               prev_hash BLOB NOT NULL,
+               row_hash BLOB NOT NULL)""",
+        """CREATE TABLE outbox (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               created_at REAL NOT NULL,
+               payload BLOB NOT NULL)""",
+        """CREATE TABLE staff (
+               name TEXT PRIMARY KEY,
+               role TEXT NOT NULL,
+               password_hash TEXT NOT NULL,
+               disabled INTEGER NOT NULL DEFAULT 0,
+               updated_at REAL NOT NULL)""",
+    ],
+]
+
+LATEST = len(MIGRATIONS)

@@ -1,0 +1,462 @@
+"""The composition root of the edge daemon: `python -m edge run --config FILE`.
+
+Builds every part from one Settings object, in order: the consent store (a wrong key stops
+here, before anything starts), the face engine (verified and warmed up), the gallery, capture
+(one latest-frame reader per camera), thermal screening, the lane machines, the event bus
+(counters, kiosk board, log, metrics), the gate link, telemetry and the kiosk web app with
+`/healthz` and `/metrics`. Then it tells systemd READY and runs the inference loop on the main
+thread until SIGTERM, feeding the watchdog. Nothing else in the code base picks implementations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from edge.capture.opencv import ImageFolderSource, OpenCVSource
+from edge.capture.reader import LatestFrameReader
+from edge.capture.source import Capture, FrameSource
+from edge.clock import Clock, SystemClock
+from edge.errors import ConsentGateError
+from edge.events import ALERT_KINDS, DecisionEvent, EventBus, Kind, counters_sink, log_sink
+from edge.gatelink import GateLink
+from edge.lanes import LaneMachine, LaneRules
+from edge.logs import configure_logging
+from edge.metrics import DaemonMetrics
+from edge.pipeline import Lane, Pipeline
+from edge.sdnotify import SdNotifier
+from edge.settings import Settings, load_settings
+from edge.vision.tracker import IoUTracker
+
+log = structlog.get_logger("edge.daemon")
+
+# lane machine state -> kiosk board state
+BOARD_STATE = {"idle": "idle", "presenting": "presenting", "granted": "granted",
+               "not_matched": "staffed_lane", "refer": "refer", "manual": "manual",
+               "emergency": "emergency"}
+BOARD_ALERTS = {Kind.REFERRED: ("refer", "refer for secondary screening (thermal)"),
+                Kind.MATCHED_HELD: ("refer", "refer for secondary screening before boarding"),
+                Kind.TAILGATING: ("tailgating", "tailgating: check the lane"),
+                Kind.MANUAL: ("manual", "gate controller unavailable: operate the lane by hand"),
+                Kind.FAULT: ("fault", "gate fault: check the gate controller")}
+BOARD_COUNTS = {Kind.GRANTED: "granted", Kind.NOT_MATCHED: "staffed_lane",
+                Kind.REFERRED: "refer", Kind.MATCHED_HELD: "refer",
+                Kind.TAILGATING: "tailgating"}
+THERMAL_MAX_SKEW_S = 0.5
+
+
+class DaemonError(ConsentGateError):
+    """The daemon cannot start with these settings."""
+
+
+def board_sink(board: Any):
+    def sink(event: DecisionEvent) -> None:
+        if event.kind in ALERT_KINDS and event.kind in BOARD_ALERTS:
+            kind, message = BOARD_ALERTS[event.kind]
+            board.publish_alert(event.lane, kind, message)
+        if event.kind in BOARD_COUNTS:
+            board.record_count(BOARD_COUNTS[event.kind], 1)
+    return sink
+
+
+class ThermalFrames:
+    """Adapts screening's ThermalSource to the FrameSource protocol (thermal-only captures)."""
+
+    _NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self.name = "thermal"
+
+    def open(self) -> None:
+        self._source.open()
+
+    def read(self) -> Capture | None:
+        frame = self._source.read()
+        return None if frame is None else Capture(self._NO_IMAGE, frame)
+
+    def close(self) -> None:
+        self._source.close()
+
+
+def visible_source(settings: Settings, clock: Clock) -> FrameSource:
+    """The visible camera the settings name (the only place that picks an implementation)."""
+    spec = settings.capture.visible_source
+    if spec == "synthetic":
+        from edge.capture.synthetic import SyntheticScene
+        from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
+
+        calibration = (_load_calibration(settings) if settings.thermal.calibration_file
+                       else synthetic_calibration((640, 480), (160, 120),
+                                                  seed=settings.capture.synthetic_seed))
+        renderer = SceneRenderer(calibration, default_face_photos(),
+                                 seed=settings.capture.synthetic_seed)
+        return SyntheticScene(renderer, clock, fps=settings.capture.fps, auto_walk_s=2.0)
+    if Path(spec).is_dir():
+        return ImageFolderSource(spec, fps=settings.capture.fps)
+    return OpenCVSource(spec, read_timeout_s=settings.capture.read_timeout_s)
+
+
+def _load_calibration(settings: Settings) -> Any:
+    from edge.screening.calibration import load_calibration
+
+    if settings.thermal.calibration_file is None:
+        raise DaemonError("thermal screening needs thermal.calibration_file: run "
+                          "`python -m provisioning calibrate` or set thermal.enabled = false")
+    return load_calibration(settings.thermal.calibration_file)
+
+
+class Daemon:
+    """Everything the daemon runs, built by `build` and driven by `run` / `start_thread`."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = DaemonMetrics()
+        self.notifier = SdNotifier()
+        self.stop_event = threading.Event()
+        self.gate_queue: queue.Queue = queue.Queue()
+        self._closers: list[tuple[str, Any]] = []
+        self._loop_beat = clock.monotonic()
+        self._thread: threading.Thread | None = None
+        self.store: Any = None
+        self.engine: Any = None
+        self.gallery: Any = None
+        self.reader: LatestFrameReader | None = None
+        self.thermal_reader: LatestFrameReader | None = None
+        self.pipeline: Pipeline | None = None
+        self.board: Any = None
+        self.counters: Any = None
+        self.uplink: Any = None
+        self.gate_link: GateLink | None = None
+        self.gate_client: Any = None
+        self.app: Any = None
+        self.server: Any = None
+        self._server_thread: threading.Thread | None = None
+
+    # -- composition ---------------------------------------------------------------------------
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None, *,
+              source: FrameSource | None = None, engine: Any = None) -> Daemon:
+        from edge.consent.gallery import Gallery
+        from edge.consent.store import ConsentStore
+        from edge.kiosk.board import LaneBoard
+        from edge.telemetry.counters import WindowCounters
+        from edge.vision.engine import FaceEngine
+
+        clock = clock or SystemClock()
+        d = cls(settings, clock)
+        try:
+            # 1. the store first: a wrong key refuses to start before anything runs
+            d.store = ConsentStore.from_settings(settings, clock)
+            d._closers.append(("store", d.store.close))
+            purged = d.store.purge()
+            log.info("startup_purge", purged=purged)
+            # 2. models, verified and warmed up before the watchdog clock starts
+            d.engine = engine or FaceEngine.from_settings(settings.vision)
+            d.gallery = Gallery(d.store, clock, d.engine.threshold,
+                                settings.consent.match_margin)
+            d._closers.append(("gallery", d.gallery.close))
+            # 3. capture
+            src = source or visible_source(settings, clock)
+            cap = settings.capture
+            d.reader = LatestFrameReader(src, clock, backoff_initial_s=cap.reconnect_initial_s,
+                                         backoff_max_s=cap.reconnect_max_s,
+                                         stale_after_s=cap.stale_after_s)
+            screener = d._build_thermal(src)
+            # 4. decisions and their sinks
+            lane_ids = [lane.lane_id for lane in settings.lanes.lanes]
+            d.board = LaneBoard(lane_ids, clock)
+            d.counters = WindowCounters(clock, settings.telemetry.window_s)
+            bus = EventBus([log_sink, counters_sink(d.counters.add), board_sink(d.board)])
+            rules = LaneRules(presenting_timeout_s=settings.lanes.presenting_timeout_s,
+                              grant_ttl_ms=settings.lanes.grant_ttl_ms,
+                              hold_s=settings.lanes.result_hold_s,
+                              thermal_enabled=screener is not None,
+                              refer_blocks_boarding=settings.thermal.refer_blocks_boarding)
+            lanes = [Lane(LaneMachine(ls.lane_id, rules, clock),
+                          np.asarray(ls.zone, np.float32)) for ls in settings.lanes.lanes]
+            d.gate_client = d._gate_client(subscribe=False)
+            d._closers.append(("gate_client", d.gate_client.close))
+            d.pipeline = Pipeline(
+                engine=d.engine, lanes=lanes, matcher=d.gallery, gate=d.gate_client,
+                boarding=d.store, bus=bus, clock=clock, metrics=d.metrics,
+                tracker=IoUTracker(settings.lanes.track_iou, settings.lanes.track_max_missed_s),
+                screener=screener, close_quarters=d._build_close_quarters(),
+                counters=d.counters, on_state=d._publish_state)
+            d.pipeline.gate_down("waiting for the gate controller")
+            d.metrics.gallery_size.set(d.gallery.size)
+            # 5. telemetry and the kiosk
+            if settings.telemetry.enabled:
+                from edge.telemetry.uplink import Uplink
+
+                d.uplink = Uplink.from_settings(settings, d.counters, d.store, clock)
+            d.app = d._build_app()
+        except BaseException:
+            d.close()
+            raise
+        return d
+
+    def _gate_client(self, subscribe: bool) -> Any:
+        from gate_controller.client import GateClient
+
+        g = self.settings.gate
+        return GateClient(g.command_endpoint, g.event_endpoint, g.command_timeout_ms,
+                          subscribe=subscribe)
+
+    def _build_thermal(self, src: FrameSource) -> Any:
+        t = self.settings.thermal
+        if not t.enabled:
+            return None
+        renderer = getattr(src, "renderer", None)
+        if renderer is not None and t.source in (None, "synthetic"):
+            calibration = renderer.calibration  # the synthetic scene renders thermal itself
+        elif t.source:
+            from edge.capture.thermal import ThermalSource
+
+            calibration = _load_calibration(self.settings)
+            cap = self.settings.capture
+            self.thermal_reader = LatestFrameReader(
+                ThermalFrames(ThermalSource(t.source)), self.clock,
+                backoff_initial_s=cap.reconnect_initial_s, backoff_max_s=cap.reconnect_max_s)
+        else:
+            return None
+        from edge.screening.thermal import ThermalScreener
+
+        return ThermalScreener(calibration, t)
+
+    def _build_close_quarters(self) -> Any:
+        try:
+            from edge.screening.close_quarters import CloseQuarters
+        except ImportError:  # screening's close-quarters module not installed in this build
+            return None
+        return CloseQuarters(self.settings.close_quarters)
+
+    def _build_app(self) -> Any:
+        from fastapi import FastAPI
+
+        from edge.ops import mount_ops, ops_router
+
+        router = ops_router(self.metrics, self.health)
+        if not self.settings.kiosk.enabled:
+            return mount_ops(FastAPI(docs_url=None, redoc_url=None, openapi_url=None), router)
+        from edge.kiosk.app import create_app
+        from edge.kiosk.services import KioskServices
+
+        services = KioskServices(settings=self.settings, clock=self.clock, store=self.store,
+                                 engine=self.engine, board=self.board, gate=self.gate_client)
+        return mount_ops(create_app(services), router)
+
+    def _publish_state(self, lane: str, state: str, detail: str) -> None:
+        if self.board is not None:
+            self.board.publish_state(lane, BOARD_STATE.get(state, "idle"), detail or None)
+
+    # -- health ---------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        stats = self.reader.stats() if self.reader else None
+        capture_ok = self.reader is not None and self.reader.healthy()
+        loop_ok = self.clock.monotonic() - self._loop_beat < 5.0
+        gate_ok = self.gate_link is not None and self.gate_link.up
+        lanes = ({name: lane.machine.state.value for name, lane in self.pipeline.lanes.items()}
+                 if self.pipeline else {})
+        status = "ok" if capture_ok and loop_ok and gate_ok else "degraded"
+        return {"status": status, "capture": {
+                    "connected": bool(stats and stats.connected),
+                    "frame_age_s": None if not stats or stats.frame_age_s is None
+                    else round(stats.frame_age_s, 3),
+                    "frames": stats.frames if stats else 0,
+                    "corrupt": stats.corrupt if stats else 0,
+                    "reconnects": stats.reconnects if stats else 0},
+                "inference_loop": "ok" if loop_ok else "stalled",
+                "gate_controller": "up" if gate_ok else "down", "lanes": lanes}
+
+    def _capture_gauges(self) -> dict:
+        out: dict = {}
+        for name, reader in (("visible", self.reader), ("thermal", self.thermal_reader)):
+            if reader is None:
+                continue
+            s = reader.stats()
+            out[(("camera", name), ("what", "frames"))] = s.frames
+            out[(("camera", name), ("what", "corrupt"))] = s.corrupt
+            out[(("camera", name), ("what", "reconnects"))] = s.reconnects
+            out[(("camera", name), ("what", "connected"))] = int(s.connected)
+        return out
+
+    # -- running --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start capture, the gate link, telemetry and the web server (not the loop)."""
+        self.metrics.registry.gauge("capture", "capture reader counters and state",
+                                    self._capture_gauges)
+        assert self.reader is not None
+        self.reader.start()
+        self._closers.append(("reader", self.reader.stop))
+        if self.thermal_reader is not None:
+            self.thermal_reader.start()
+            self._closers.append(("thermal_reader", self.thermal_reader.stop))
+        self.gate_link = GateLink(lambda: self._gate_client(subscribe=True),
+                                  self.settings.lanes.heartbeat_interval_s,
+                                  self.gate_queue).start()
+        self._closers.append(("gate_link", self.gate_link.stop))
+        if self.uplink is not None:
+            self.uplink.start()
+            self._closers.append(("uplink", self.uplink.stop))
+        self._start_server()
+        log.info("daemon_started", lanes=len(self.settings.lanes.lanes),
+                 gallery=self.gallery.size, thermal=self.pipeline.screener is not None)
+
+    def _start_server(self) -> None:
+        import uvicorn
+
+        k = self.settings.kiosk
+        tls = {}
+        if k.tls_cert_file and k.tls_key_file:
+            tls = {"ssl_certfile": str(k.tls_cert_file), "ssl_keyfile": str(k.tls_key_file)}
+        config = uvicorn.Config(self.app, host=k.host, port=k.port, log_config=None,
+                                access_log=False, lifespan="on", **tls)
+        self.server = uvicorn.Server(config)
+        self._server_thread = threading.Thread(target=self.server.run, name="kiosk-http",
+                                               daemon=True)
+        self._server_thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            if not self._server_thread.is_alive():
+                raise DaemonError(f"the kiosk web server could not start on {k.host}:{k.port}: "
+                                  "is the port in use? Change kiosk.port")
+            time.sleep(0.02)
+        self._closers.append(("server", self._stop_server))
+
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self._server_thread is not None:
+            self._server_thread.join(5)
+
+    def loop(self, until: float | None = None) -> None:
+        """The inference loop (runs on the calling thread until stop() or `until`)."""
+        assert self.pipeline is not None and self.reader is not None
+        pipeline = self.pipeline
+        watchdog_every = self.notifier.watchdog_interval_s() or 5.0
+        next_watchdog = 0.0
+        next_purge = self.clock.monotonic() + self.settings.consent.purge_interval_s
+        last_seq = 0
+        self.notifier.ready(f"lanes {len(pipeline.lanes)}")
+        while not self.stop_event.is_set():
+            now = self.clock.monotonic()
+            if until is not None and now >= until:
+                break
+            self._loop_beat = now
+            self._drain_gate_queue()
+            frame = self.reader.wait_frame(last_seq, 0.1)
+            if frame is None:
+                pipeline.tick()
+            else:
+                last_seq = frame.seq
+                if self.thermal_reader is not None and frame.thermal is None:
+                    frame = self._attach_thermal(frame)
+                try:
+                    pipeline.process(frame)
+                except ConsentGateError as exc:  # one bad frame never stops the gate
+                    log.warning("frame_failed", error=str(exc)[:200])
+            if now >= next_watchdog:
+                self.notifier.watchdog()
+                next_watchdog = now + watchdog_every
+            if now >= next_purge:
+                next_purge = now + self.settings.consent.purge_interval_s
+                self._purge()
+
+    def _attach_thermal(self, frame: Any) -> Any:
+        assert self.thermal_reader is not None
+        t = self.thermal_reader.wait_frame(0, 0)
+        if t is None or abs(t.captured_mono - frame.captured_mono) > THERMAL_MAX_SKEW_S:
+            return frame
+        return dataclasses.replace(frame, thermal=t.thermal)
+
+    def _purge(self) -> None:
+        try:
+            n = self.store.purge()
+            if n:
+                log.info("purged", templates=n)
+            self.metrics.gallery_size.set(self.gallery.size)
+        except ConsentGateError as exc:
+            log.error("purge_failed", error=str(exc)[:200])
+
+    def _drain_gate_queue(self) -> None:
+        assert self.pipeline is not None
+        while True:
+            try:
+                what, item = self.gate_queue.get_nowait()
+            except queue.Empty:
+                return
+            if what == "up":
+                self.pipeline.gate_up()
+            elif what == "down":
+                self.pipeline.gate_down(str(item))
+            elif what == "event":
+                self.pipeline.on_gate_event(item)
+
+    def start_thread(self) -> threading.Thread:
+        """start() and run the loop on a background thread (the demo and tests use this)."""
+        self.start()
+        self._thread = threading.Thread(target=self.loop, name="inference", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def close(self) -> None:
+        """Stop everything, newest first; gates are left to the controller's safe state."""
+        self.stop_event.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(10)
+        self.notifier.stopping()
+        for name, closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception as exc:
+                log.warning("close_failed", part=name, error=str(exc)[:200])
+        self._closers.clear()
+        self.notifier.close()
+        log.info("daemon_stopped")
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path,
+                        help="settings.toml written by `python -m provisioning init`")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop by itself after this many seconds (drills and tests)")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    configure_logging(settings.logging.level, settings.logging.json_logs)
+    daemon = Daemon.build(settings, SystemClock())
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal", signum=signum)
+        daemon.stop_event.set()
+
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        daemon.start()
+        until = None if args.duration is None else daemon.clock.monotonic() + args.duration
+        daemon.loop(until)
+    finally:
+        daemon.close()
+        for s, handler in previous.items():
+            with contextlib.suppress(ValueError):
+                signal.signal(s, handler)
+    return 0

@@ -1,0 +1,497 @@
+"""`python -m edge demo`: the whole appliance on a scripted day, on embedded defaults.
+
+Provisions a throwaway device in a temp folder (provisioning's own `init_device`), starts the
+gate controller on the simulated gate and a local telemetry collector as real processes on
+loopback, and runs the daemon on the synthetic scene (visible + thermal). Then it plays a day:
+
+1. a traveller consents, is enrolled, walks up and boards (the gate opens; the passage marks
+   them boarded and deletes the template);
+2. a traveller with a fever reading is enrolled, walks up: a `refer` alert without identity
+   (boarding is not blocked unless settings say so);
+3. a traveller who never consented is sent to the staffed lane and leaves no record;
+4. a traveller enrols, withdraws with the receipt's code, and is then not matched;
+5. a traveller's consent expires before they reach the gate: not matched.
+
+It prints a live line per event and at the end the outcomes and the counts the collector
+received. Faces: scikit-image's astronaut by default (the same photo plays every role; each
+role's store state differs), or `--faces DIR` for other people (one photo per identity when
+DIR has an identities.csv). The demo device uses k = 1 so single events are visible at the
+collector; a provisioned device defaults to k = 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import queue
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.clock import SystemClock
+from edge.errors import ConsentGateError
+from edge.events import DecisionEvent, Kind
+from edge.logs import configure_logging
+from edge.settings import default_model_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
+FEVER_C = 39.2
+NORMAL_C = 36.6
+DECISIONS = {Kind.GRANTED, Kind.NOT_MATCHED, Kind.MATCHED_HELD}
+THERMAL = {Kind.THERMAL_PASS, Kind.REFERRED, Kind.UNRELIABLE}
+
+
+class DemoError(ConsentGateError):
+    """The demo could not set itself up (ports, processes, photos)."""
+
+
+@dataclass
+class StepResult:
+    step: str
+    expected: str
+    decision: str = "none"
+    thermal: str = "none"
+    boarded: bool = False
+    ok: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def model_dir() -> Path:
+    path = default_model_dir()
+    if os.environ.get("CONSENTGATE_MODEL_DIR") is None and (ROOT / ".models").is_dir():
+        path = ROOT / ".models"
+    return path
+
+
+def demo_overrides(ports: list[int], fps: float) -> dict[str, Any]:
+    gate_cmd, gate_evt, sim, central, kiosk = ports
+    return {
+        "logging": {"level": "info", "json_logs": True},
+        "gate": {"command_endpoint": f"tcp://127.0.0.1:{gate_cmd}",
+                 "event_endpoint": f"tcp://127.0.0.1:{gate_evt}",
+                 "sim_control_endpoint": f"tcp://127.0.0.1:{sim}",
+                 "driver": "simulated", "lanes": ["A"]},
+        "telemetry": {"central_endpoint": f"tcp://127.0.0.1:{central}", "window_s": 5,
+                      "k_anonymity": 1, "resend_initial_s": 0.5, "resend_max_s": 2.0,
+                      "heartbeat_s": 1.0},
+        "kiosk": {"port": kiosk},
+        "capture": {"visible_source": "synthetic", "fps": fps},
+        "thermal": {"enabled": True, "source": "synthetic"},
+        "lanes": {"lanes": [{"lane_id": "A", "zone": ZONE}], "result_hold_s": 1.5,
+                  "presenting_timeout_s": 5.0, "grant_ttl_ms": 6000},
+        "consent": {"purge_interval_s": 2},
+    }
+
+
+def pick_photos(folder: Path | None, engine: Any) -> list[np.ndarray]:
+    """Face chips: the astronaut, or one photo per identity from `folder` (in memory only)."""
+    import cv2
+
+    from edge.screening.synth import default_face_photos, face_chip
+
+    if folder is None:
+        return default_face_photos()
+    if not folder.is_dir():
+        raise DemoError(f"--faces {folder} is not a folder of face photos")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    ids_csv = folder / "identities.csv"
+    if ids_csv.is_file():
+        seen: set[str] = set()
+        chosen = []
+        with open(ids_csv, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("identity") not in seen and (folder / row["file"]).is_file():
+                    seen.add(row["identity"])
+                    chosen.append(folder / row["file"])
+        files = chosen
+    chips = []
+    for path in files:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        faces = engine.detect(image)
+        if len(faces) != 1 or not engine.quality(image, faces[0]).ok:
+            continue
+        chips.append(face_chip(image, np.asarray(faces[0].landmarks, np.float64)[:2]))
+        if len(chips) == 5:
+            break
+    if not chips:
+        raise DemoError(f"no photo in {folder} shows one clear face: use other photos")
+    return chips
+
+
+class Demo:
+    def __init__(self, workdir: Path, faces: Path | None, fps: float, out=None) -> None:
+        self.workdir = workdir
+        self.faces = faces
+        self.fps = fps
+        self.out = out or sys.stdout
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.events: queue.Queue[DecisionEvent] = queue.Queue()
+        self.daemon: Any = None
+        self.t0 = time.monotonic()
+        self.api_dir = workdir / "api"
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", file=self.out, flush=True)
+
+    # -- set-up --------------------------------------------------------------------------------
+    def setup(self) -> None:
+        from edge.daemon import Daemon
+        from edge.telemetry.keys import create_keypair
+        from edge.vision.engine import FaceEngine
+        from provisioning.device import init_device
+
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.api_dir.mkdir(exist_ok=True)
+        self._log_stream = open(logs / "daemon.jsonl", "a", buffering=1)  # noqa: SIM115
+        configure_logging("info", json_logs=True, stream=self._log_stream)
+        self.ports = free_ports(5)
+        central = self.workdir / "central"
+        central_pub, _ = create_keypair(central, "central")
+        device = init_device(self.workdir / "device", "DEMO-1", model_dir=model_dir(),
+                             central_public_key=central_pub,
+                             overrides=demo_overrides(self.ports, self.fps))
+        self.settings = device.settings
+        device_id = device.settings.device.device_id
+        shutil.copy(device.layout.device_public_key, central / f"{device_id}.key")
+        self.say(f"provisioned device {device_id} in {self.workdir}")
+        self.collector_db = central / "windows.db"
+        self._spawn("collector", [sys.executable, "-m", "edge.telemetry.collector", "--keys",
+                                  str(central), "--db", str(self.collector_db), "--bind",
+                                  f"tcp://127.0.0.1:{self.ports[3]}", "--print-every", "1"])
+        self._spawn("gate", [sys.executable, "-m", "gate_controller", "run", "--config",
+                             str(device.settings_file)])
+        engine = FaceEngine.from_settings(self.settings.vision)
+        self.engine = engine
+        self.scene = self._scene(engine)
+        self.daemon = Daemon.build(self.settings, SystemClock(), source=self.scene, engine=engine)
+        self.daemon.pipeline.bus.subscribe(self.events.put)
+        self.daemon.start_thread()
+        self._wait(lambda: self.daemon.gate_link.up and self._lane_state() == "idle", 30,
+                   "the gate controller did not come up")
+        self.say(f"gate controller, collector and daemon running (kiosk on "
+                 f"https://127.0.0.1:{self.ports[4]}, lane A idle)")
+
+    def _scene(self, engine: Any) -> Any:
+        from edge.capture.synthetic import SyntheticScene
+        from edge.screening.synth import SceneRenderer, synthetic_calibration
+
+        photos = pick_photos(self.faces, engine)
+        renderer = SceneRenderer(synthetic_calibration((640, 480), (160, 120), seed=3), photos,
+                                 seed=3)
+        return SyntheticScene(renderer, SystemClock(), fps=self.fps)
+
+    def _spawn(self, name: str, cmd: list[str]) -> None:
+        log = open(self.workdir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                                start_new_session=True)
+        log.close()
+        self.procs.append((name, proc))
+
+    def _wait(self, cond, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not cond():
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    raise DemoError(f"the {name} process exited ({proc.returncode}); see "
+                                    f"{self.workdir / 'logs' / (name + '.log')}")
+            if time.monotonic() > end:
+                raise DemoError(what)
+            time.sleep(0.05)
+
+    def _lane_state(self) -> str:
+        return self.daemon.pipeline.lanes["A"].machine.state.value
+
+    def teardown(self) -> None:
+        if self.daemon is not None:
+            self.daemon.close()
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for _name, proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        with contextlib.suppress(Exception):
+            self._log_stream.close()
+
+    # -- the day -------------------------------------------------------------------------------
+    def enrol(self, photo: int, reference: str, expires_in_s: float) -> Any:
+        """What the kiosk does after the traveller accepts: consent, then one template."""
+        store, engine = self.daemon.store, self.engine
+        chip = self.scene.renderer.photos[photo]
+        consent = store.grant_consent(reference, "automated boarding at this gate",
+                                      "flight CG123 today", time.time() + expires_in_s,
+                                      actor="demo-agent")
+        faces = engine.detect(chip)
+        if not faces:
+            raise DemoError("the enrolment photo shows no face")
+        probe = engine.embed(chip, faces[:1])
+        store.enrol(consent.consent_id, [probe[0]], engine.embedder_name, actor="demo-agent")
+        probe.fill(0.0)
+        return consent
+
+    def walk(self, name: str, photo: int, canthus_c: float, expected: str,
+             board: bool) -> StepResult:
+        """One traveller walks up; collect the lane's decision, the thermal result and, for a
+        grant, the passage (the traveller then goes through and leaves the scene)."""
+        result = StepResult(name, expected)
+        self._wait(lambda: self._lane_state() == "idle" and not self.scene.active(), 20,
+                   "the lane did not return to idle")
+        self._drain()
+        w = self.scene.walk(photo, canthus_c, approach_s=1.5, dwell_s=6.0)
+        end = time.monotonic() + w.approach_s + w.dwell_s + 2.0
+        passed = pass_sent = False
+        while time.monotonic() < end:
+            if (result.decision != "none" and result.thermal != "none"
+                    and (passed or result.decision != "granted" or not board)):
+                break
+            ev = self._next(end)
+            if ev is None:
+                break
+            why = f" ({ev.reason})" if ev.reason else ""
+            if ev.kind in DECISIONS and result.decision == "none":
+                result.decision = ev.kind.value
+                self.say(f"  lane A: {ev.kind.value}{why}")
+            elif ev.kind in DECISIONS:
+                result.notes.append(f"extra decision {ev.kind.value}")
+                self.say(f"  lane A: extra decision {ev.kind.value}{why}")
+            elif ev.kind in THERMAL and result.thermal == "none":
+                result.thermal = ev.kind.value
+                self.say(f"  thermal: {ev.kind.value}{why}")
+            elif ev.kind is Kind.PASSAGE:
+                passed = True
+                result.boarded = True
+                self.say("  passage through the gate: boarded, template deleted")
+                self.scene.finish(w)
+            if (result.decision == "granted" and board and not pass_sent
+                    and result.thermal != "none"):
+                pass_sent = True  # screened and granted: the traveller walks through
+                self._sim_pass("A")
+        self._wait(lambda: self.scene.done(w), 15, "the traveller did not leave")
+        self._snapshot_api(name)
+        return result
+
+    def _next(self, end: float) -> DecisionEvent | None:
+        try:
+            return self.events.get(timeout=max(0.01, end - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def _await(self, kind: Kind, timeout: float) -> DecisionEvent | None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            ev = self._next(end)
+            if ev is not None and ev.kind is kind:
+                return ev
+        return None
+
+    def _drain(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.events.get_nowait()
+
+    def _sim_pass(self, lane: str) -> None:
+        import zmq
+
+        ctx = zmq.Context.instance()
+        s = ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.settings.gate.sim_control_endpoint)
+        try:
+            s.send_json({"schema": "gate-sim/1", "sim": "pass", "lane": lane})
+            if s.poll(2000):
+                s.recv_json()
+        finally:
+            s.close(0)
+
+    def _snapshot_api(self, name: str) -> None:
+        """Keep every API response of the run (the privacy scan reads them)."""
+        import httpx
+
+        base = f"https://127.0.0.1:{self.ports[4]}"
+        slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
+        with httpx.Client(verify=False, timeout=5) as client:
+            for path in ("/healthz", "/metrics"):
+                try:
+                    r = client.get(base + path)
+                    (self.api_dir / f"{slug}{path.replace('/', '_')}.txt").write_text(
+                        f"{r.status_code}\n{r.text}")
+                except httpx.HTTPError as exc:
+                    (self.api_dir / f"{slug}{path.replace('/', '_')}.err").write_text(str(exc))
+
+    def play(self, duration: float | None) -> list[StepResult]:
+        deadline = None if duration is None else self.t0 + duration
+        results: list[StepResult] = []
+        n = len(self.scene.renderer.photos)
+        store = self.daemon.store
+
+        def step_ok() -> bool:
+            return deadline is None or time.monotonic() < deadline
+
+        self.say("1. traveller 1 consents at the kiosk and is enrolled")
+        self.enrol(0, "CG123SMITH12A", 3600)
+        r = self.walk("1 consenting traveller boards", 0, NORMAL_C, "granted", board=True)
+        r.ok = r.decision == "granted" and r.boarded
+        results.append(r)
+        if step_ok():
+            self.say("2. traveller 2 (enrolled) walks up with a fever reading")
+            self.enrol(1 % n, "CG123JONES14C", 3600)
+            r = self.walk("2 fever reading referred", 1 % n, FEVER_C, "granted + referred",
+                          board=True)
+            r.ok = r.thermal == "referred" and r.decision == "granted"
+            results.append(r)
+        if step_ok():
+            self.say("3. traveller 3 never consented")
+            before = store.stats()
+            r = self.walk("3 never consented", 2 % n, NORMAL_C, "not_matched", board=False)
+            after = store.stats()
+            unchanged = all(before[k] == after[k]
+                            for k in ("active_consents", "templates", "audit_rows"))
+            r.notes.append("store unchanged" if unchanged else "STORE CHANGED")
+            r.ok = r.decision == "not_matched" and unchanged
+            results.append(r)
+        if step_ok():
+            self.say("4. traveller 4 enrols, then withdraws with the receipt's code")
+            consent = self.enrol(3 % n, "CG123LEE3F", 3600)
+            store.withdraw(withdrawal_code=consent.withdrawal_code, actor="traveller")
+            r = self.walk("4 withdrew, then not matched", 3 % n, NORMAL_C, "not_matched",
+                          board=False)
+            r.ok = r.decision == "not_matched"
+            results.append(r)
+        if step_ok():
+            self.say("5. traveller 5's consent expires before they reach the gate")
+            self.enrol(4 % n, "CG123DIAZ21B", 2.0)
+            time.sleep(2.5)
+            r = self.walk("5 consent expired, not matched", 4 % n, NORMAL_C, "not_matched",
+                          board=False)
+            r.ok = r.decision == "not_matched"
+            results.append(r)
+        if deadline is not None and time.monotonic() < deadline:
+            self.say("script done; the scene keeps going until --duration ends")
+            while time.monotonic() < deadline:
+                if not self.scene.active():
+                    self.scene.walk(0, NORMAL_C, approach_s=1.5, dwell_s=3.0)
+                time.sleep(0.2)
+        return results
+
+    def flush_telemetry(self, timeout: float = 20.0) -> dict[str, int]:
+        """Wait for the current window to close and reach the collector; its totals."""
+        window = self.settings.telemetry.window_s
+        last_window_end = (int(time.time()) // window + 1) * window
+        self.say("waiting for the last telemetry window to reach the collector")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if time.time() > last_window_end + 0.5:
+                status = self.daemon.uplink.status() if self.daemon.uplink else {"pending": 0}
+                if status.get("pending", 0) == 0 and self._collector_has(last_window_end):
+                    break
+            time.sleep(0.2)
+        return collector_totals(self.collector_db)
+
+    def _collector_has(self, window_end: int) -> bool:
+        with contextlib.suppress(sqlite3.Error):
+            con = sqlite3.connect(f"file:{self.collector_db}?mode=ro", uri=True)
+            try:
+                row = con.execute("SELECT MAX(window_start + window_s) FROM windows").fetchone()
+                return row[0] is not None and row[0] >= window_end
+            finally:
+                con.close()
+        return False
+
+
+def collector_totals(db: Path) -> dict[str, int]:
+    from edge.telemetry.counters import COUNT_FIELDS
+
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        sums = ", ".join(f"COALESCE(SUM({f}), 0)" for f in COUNT_FIELDS)
+        row = con.execute(f"SELECT COUNT(*), {sums} FROM windows").fetchone()
+    finally:
+        con.close()
+    return {"windows": row[0], **dict(zip(COUNT_FIELDS, row[1:], strict=True))}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds to run in all (default: until the scripted day ends)")
+    parser.add_argument("--faces", type=Path, default=None,
+                        help="folder of face photos (e.g. ../shared/faces) instead of the "
+                             "astronaut")
+    parser.add_argument("--fps", type=float, default=12.0, help="synthetic camera frame rate")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the run's files here (default: a temp folder, removed)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON object on the last line")
+
+
+def run(args: argparse.Namespace) -> int:
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="consentgate-demo-")
+        workdir = Path(tmp.name)
+    else:
+        workdir = args.workdir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+    demo = Demo(workdir, args.faces, args.fps)
+    try:
+        demo.setup()
+        results = demo.play(args.duration)
+        totals = demo.flush_telemetry()
+        daemon_counts = {"decision_latency_p50_ms": _pct(demo.daemon.pipeline.latencies, 50),
+                         "decision_latency_p95_ms": _pct(demo.daemon.pipeline.latencies, 95)}
+    finally:
+        demo.teardown()
+        if tmp is not None:
+            tmp.cleanup()
+    ok = all(r.ok for r in results)
+    print("\noutcomes", flush=True)
+    for r in results:
+        flag = "ok " if r.ok else "BAD"
+        print(f"  {flag} {r.step:34s} decision={r.decision:12s} thermal={r.thermal:10s}"
+              f"{' boarded' if r.boarded else ''} {' '.join(r.notes)}")
+    print("collector received (anonymous counts, k=1 on this demo device):")
+    print("  " + " ".join(f"{k}={v}" for k, v in totals.items()))
+    print(f"decision latency p50 {daemon_counts['decision_latency_p50_ms']} ms, "
+          f"p95 {daemon_counts['decision_latency_p95_ms']} ms")
+    if args.json:
+        print(json.dumps({"ok": ok, "outcomes": [r.__dict__ for r in results],
+                          "collector": totals, **daemon_counts,
+                          "workdir": None if tmp else str(workdir)}))
+    return 0 if ok else 1
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)) * 1000, 1) if values else None

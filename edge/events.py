@@ -1,0 +1,99 @@
+"""Decision events: what the lanes decided, without biometrics, and where each one goes.
+
+A `DecisionEvent` carries the lane, the kind of decision, the lane state after it and a short
+reason; never an image, an embedding, a name or a boarding reference. `EventBus` fans each
+event out to its sinks (counters, kiosk board, log, metrics); a failing sink is logged and
+never stops the others or the lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import structlog
+
+log = structlog.get_logger("edge.events")
+
+
+class Kind(StrEnum):
+    PRESENTED = "presented"  # a track entered the gate zone
+    GRANTED = "granted"  # matched an opted-in traveller, gate opened
+    MATCHED_HELD = "matched_held"  # matched, but a thermal refer blocks boarding (settings)
+    NOT_MATCHED = "not_matched"  # sent to the staffed lane
+    THERMAL_PASS = "thermal_pass"
+    REFERRED = "referred"  # secondary screening alert, no identity
+    UNRELIABLE = "unreliable"  # thermal reading unusable
+    PASSAGE = "passage"
+    TAILGATING = "tailgating"
+    TIMEOUT = "timeout"  # presenting without a decision for too long, or grant unused
+    MANUAL = "manual"  # gate controller unavailable: staff operate the lane
+    RESTORED = "restored"  # gate controller back
+    FAULT = "fault"
+
+
+# Which anonymous counter fields (telemetry `counts/1`) each kind increments.
+COUNTER_FIELDS: dict[Kind, tuple[str, ...]] = {
+    Kind.PRESENTED: ("presented",),
+    Kind.GRANTED: ("matched", "gates_opened"),
+    Kind.MATCHED_HELD: ("matched",),
+    Kind.NOT_MATCHED: ("not_matched",),
+    Kind.THERMAL_PASS: ("temperature_screened",),
+    Kind.REFERRED: ("temperature_screened", "referred"),
+    Kind.UNRELIABLE: ("unreliable",),
+    Kind.PASSAGE: ("passages",),
+    Kind.TAILGATING: ("tailgating_alarms",),
+    Kind.MANUAL: ("faults",),
+    Kind.FAULT: ("faults",),
+}
+
+# Kinds the kiosk shows as an alert (as well as a state change).
+ALERT_KINDS = {Kind.REFERRED, Kind.TAILGATING, Kind.MANUAL, Kind.FAULT, Kind.MATCHED_HELD}
+
+
+@dataclass(frozen=True)
+class DecisionEvent:
+    kind: Kind
+    lane: str
+    state: str  # lane state after the event
+    reason: str = ""
+    track_id: int | None = None  # process-local; logged, never sent to central or the kiosk
+
+    def public(self) -> dict:
+        """The event as the kiosk and counters may see it (no track id)."""
+        return {"kind": self.kind.value, "lane": self.lane, "state": self.state,
+                "reason": self.reason}
+
+
+Sink = Callable[[DecisionEvent], None]
+
+
+class EventBus:
+    def __init__(self, sinks: list[Sink] | None = None) -> None:
+        self._sinks: list[Sink] = list(sinks or [])
+
+    def subscribe(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def emit(self, event: DecisionEvent) -> None:
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception:
+                log.exception("event_sink_failed", kind=event.kind.value, lane=event.lane)
+
+
+def log_sink(event: DecisionEvent) -> None:
+    log.info("lane_decision", kind=event.kind.value, lane=event.lane, state=event.state,
+             reason=event.reason, track=event.track_id)
+
+
+def counters_sink(add: Callable[[str, int], None]) -> Sink:
+    """Sink that adds each event's counter fields through `add(field, n)`."""
+
+    def sink(event: DecisionEvent) -> None:
+        for name in COUNTER_FIELDS.get(event.kind, ()):
+            add(name, 1)
+
+    return sink

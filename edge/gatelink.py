@@ -1,0 +1,77 @@
+"""The daemon's link to the gate controller: heartbeats and events on one thread.
+
+Every `interval_s` a heartbeat goes to the controller; a missing ack makes the link `down`
+(the lanes go manual and send no grants) until a heartbeat is acknowledged again. Events
+(passage, tailgating, state, fault) are read from the controller's PUB socket. Everything is
+handed to the inference thread through a queue, so lane machines stay single-threaded.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("edge.gatelink")
+
+
+class GateLink:
+    def __init__(self, client_factory: Callable[[], Any], interval_s: float,
+                 out: queue.Queue) -> None:
+        self._factory = client_factory
+        self._interval = interval_s
+        self._out = out
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.up = False
+
+    def start(self) -> GateLink:
+        self._thread = threading.Thread(target=self._run, name="gate-link", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        import time
+
+        client = self._factory()
+        next_beat = 0.0
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if now >= next_beat:
+                    next_beat = now + self._interval
+                    self._beat(client)
+                wait_ms = max(1, int((next_beat - time.monotonic()) * 1000))
+                try:
+                    event = client.next_event(min(wait_ms, 100))
+                except Exception as exc:  # a garbled event never stops the link
+                    log.warning("gate_event_failed", error=str(exc)[:200])
+                    continue
+                if event is not None:
+                    self._out.put(("event", event))
+        finally:
+            client.close()
+
+    def _beat(self, client: Any) -> None:
+        try:
+            ack = client.heartbeat()
+            ok = bool(getattr(ack, "ok", True))
+            reason = str(getattr(ack, "error", "") or "heartbeat refused")
+        except Exception as exc:
+            ok, reason = False, str(exc)[:200]
+        if ok and not self.up:
+            self.up = True
+            log.info("gate_link_up")
+            self._out.put(("up", None))
+        elif not ok and self.up:
+            self.up = False
+            log.warning("gate_link_down", error=reason)
+            self._out.put(("down", "gate controller not answering"))

@@ -1,0 +1,1 @@
+"""Staff kiosk: FastAPI app (enrolment with consent, withdrawal, lane board), staff auth."""

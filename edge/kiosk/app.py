@@ -1,0 +1,95 @@
+"""The kiosk's composition root: `create_app(services)` builds the FastAPI app.
+
+Wires the routers (one per resource), the typed context the dependencies read, the body-size
+limit, static files, error handlers that answer `{"error", "message"}` without echoing input,
+and a lifespan. The daemon serves the result with uvicorn (TLS when configured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from edge.kiosk import auth
+from edge.kiosk.deps import KioskContext
+from edge.kiosk.errors import KioskError
+from edge.kiosk.limits import BodyLimitMiddleware
+from edge.kiosk.photo import b64_limit
+from edge.kiosk.routers import board, consents, enrolments, lanes, pages, session, withdrawals
+from edge.kiosk.services import KioskServices
+
+log = structlog.get_logger("edge.kiosk")
+
+UPLOAD_PATHS = ("/api/enrolments", "/api/enrolments/check")
+
+
+def _error(status: int, code: str, message: str,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status,
+                        headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+async def _kiosk_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KioskError)
+    return _error(exc.status, exc.code, str(exc), exc.headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "upload_too_large"}
+    message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    if exc.status_code == 404:
+        message = "no such page or API route"
+    return _error(exc.status_code, codes.get(exc.status_code, "http_error"), message,
+                  dict(exc.headers or {}))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """422 naming the fields and the problem, never the submitted values (passwords, photos)."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for item in exc.errors()[:10]:
+        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "request"
+        problems.append({"field": where, "problem": str(item.get("msg", "invalid"))[:200]})
+    fields = ", ".join(p["field"] for p in problems)
+    return JSONResponse({"error": "invalid_request",
+                         "message": f"check these fields and send again: {fields}",
+                         "problems": problems}, status_code=422)
+
+
+def create_app(services: KioskServices, *, stream_life_s: float = 30.0) -> FastAPI:
+    """The kiosk web app over `services` (sessions and lock-outs live in this app instance)."""
+    k = services.settings.kiosk
+    ctx = KioskContext(
+        services=services,
+        sessions=auth.SessionTable(services.clock, k.session_ttl_s),
+        throttle=auth.LoginThrottle(services.clock, k.max_login_failures, k.lockout_s),
+        tls=bool(k.tls_cert_file and k.tls_key_file),
+        stream_life_s=stream_life_s)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info("kiosk.started", lanes=len(services.board.lanes), tls=ctx.tls,
+                 camera=services.camera is not None, gate=services.gate is not None)
+        yield
+        log.info("kiosk.stopped", sessions=len(ctx.sessions))
+
+    app = FastAPI(title="consentgate staff kiosk", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.kiosk = ctx
+    for module in (session, enrolments, withdrawals, consents, board, lanes, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.static_dir()), name="static")
+    app.add_exception_handler(KioskError, _kiosk_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodyLimitMiddleware, upload_paths=UPLOAD_PATHS,
+                       upload_limit=b64_limit(k.max_upload_bytes) + 4096)
+    return app

@@ -1,0 +1,267 @@
+"""The lane board hub: live lane states, alerts and today's counts, published by the daemon.
+
+The daemon's worker threads call `publish_state`, `publish_alert` and `record_count`; the kiosk
+streams the resulting events to browsers (server-sent events). Everything is guarded by one lock;
+subscribers created inside an asyncio loop receive events through `call_soon_threadsafe`, others
+through a thread-safe queue. A subscriber that falls behind is not allowed to grow without bound:
+its queue is cleared and it receives one fresh snapshot instead.
+
+Nothing here carries identity: states, alert kinds and counts only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import queue
+import re
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from edge.clock import Clock
+from edge.errors import ConsentGateError
+
+STATES = ("idle", "presenting", "granted", "staffed_lane", "refer", "manual", "emergency")
+# Count fields the chart knows about (any identifier-like field is accepted and shown too).
+DEFAULT_COUNT_FIELDS = ("enrolled", "refused", "withdrawn", "granted", "staffed_lane", "refer",
+                        "tailgating", "override")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_TEXT = 200
+MAX_ALERTS = 50
+SUBSCRIBER_QUEUE = 256
+
+
+class BoardError(ConsentGateError, ValueError):
+    """A publish call with an unknown lane, state or a malformed field."""
+
+
+def _check_text(value: str | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BoardError(f"{what} must be text")
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise BoardError(f"{what} is longer than {MAX_TEXT} characters: shorten it")
+    return value or None
+
+
+class Subscription:
+    """One listener's event stream; iterate with `async for` (inside a loop) or call `get()`."""
+
+    def __init__(self, board: LaneBoard, loop: asyncio.AbstractEventLoop | None,
+                 maxsize: int) -> None:
+        self._board = board
+        self._loop = loop
+        self._maxsize = maxsize
+        self._aqueue: asyncio.Queue[dict[str, Any]] | None = (
+            asyncio.Queue(maxsize) if loop is not None else None)
+        self._squeue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize)
+        self.closed = False
+
+    # -- producer side (any thread, called by the board under its lock) --
+    def _deliver(self, event: dict[str, Any]) -> bool:
+        """Queue `event`; False when this subscription is dead and should be dropped."""
+        if self.closed:
+            return False
+        if self._loop is None:
+            self._put_sync(event)
+            return True
+        try:
+            self._loop.call_soon_threadsafe(self._put_async, event)
+        except RuntimeError:  # the loop is closed: the listener has gone
+            self.closed = True
+            return False
+        return True
+
+    def _put_sync(self, event: dict[str, Any]) -> None:
+        try:
+            self._squeue.put_nowait(event)
+        except queue.Full:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._squeue.get_nowait()
+            self._squeue.put_nowait(self._board.snapshot_event())
+
+    def _put_async(self, event: dict[str, Any]) -> None:
+        assert self._aqueue is not None
+        if self._aqueue.full():
+            while not self._aqueue.empty():
+                self._aqueue.get_nowait()
+            event = self._board.snapshot_event()
+        self._aqueue.put_nowait(event)
+
+    # -- consumer side --
+    def get(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Next event for a thread consumer; None after `timeout` seconds without one."""
+        if self._loop is not None:
+            raise RuntimeError("this subscription belongs to an event loop: use `async for`")
+        try:
+            return self._squeue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    async def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Next event inside the loop; None after `timeout` seconds without one."""
+        if self._aqueue is None:
+            raise RuntimeError("this subscription was made outside an event loop: use get()")
+        try:
+            return await asyncio.wait_for(self._aqueue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        if self.closed:
+            raise StopAsyncIteration
+        event = await self.next()
+        assert event is not None
+        return event
+
+    def close(self) -> None:
+        self.closed = True
+        self._board._unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LaneBoard:
+    """Thread-safe hub of lane states, recent alerts and today's counts."""
+
+    def __init__(self, lanes: Iterable[str], clock: Clock) -> None:
+        lanes = list(lanes)
+        if not lanes:
+            raise BoardError("the board needs at least one lane: check [lanes] in the settings")
+        if len(set(lanes)) != len(lanes):
+            raise BoardError("lane names must be unique: check [lanes] in the settings")
+        self._clock = clock
+        self._lock = threading.RLock()  # re-entered when a full queue resyncs
+        now = clock.now()
+        self._lanes: dict[str, dict[str, Any]] = {
+            lane: {"lane": lane, "state": "idle", "detail": None, "since": now}
+            for lane in lanes}
+        self._alerts: deque[dict[str, Any]] = deque(maxlen=MAX_ALERTS)
+        self._day = self._today(now)
+        self._counts: dict[str, int] = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
+        self._seq = 0
+        self._subscribers: list[Subscription] = []
+
+    # ---- publishing (daemon threads) ----
+    @property
+    def lanes(self) -> list[str]:
+        return list(self._lanes)
+
+    def publish_state(self, lane: str, state: str, detail: str | None = None) -> None:
+        """Set a lane's state (one of STATES); detail is short plain text without identity."""
+        if state not in STATES:
+            raise BoardError(f"unknown lane state {state!r}: use one of {', '.join(STATES)}")
+        detail = _check_text(detail, "detail")
+        with self._lock:
+            entry = self._lane(lane)
+            now = self._clock.now()
+            if entry["state"] != state:
+                entry["since"] = now
+            entry["state"] = state
+            entry["detail"] = detail
+            self._emit({"type": "state", **entry})
+
+    def publish_alert(self, lane: str, kind: str, message: str) -> None:
+        """Raise an alert on a lane (e.g. kind 'refer', 'tailgating'); never carries identity."""
+        if not isinstance(kind, str) or not _NAME.match(kind):
+            raise BoardError(f"alert kind {kind!r} must be a short lower-case identifier")
+        text = _check_text(message, "alert message")
+        if not text:
+            raise BoardError("an alert needs a message saying what staff should do")
+        with self._lock:
+            self._lane(lane)
+            self._seq += 1
+            alert = {"id": self._seq, "lane": lane, "kind": kind, "message": text,
+                     "at": self._clock.now()}
+            self._alerts.append(alert)
+            self._emit({"type": "alert", **alert}, seq=self._seq)
+
+    def record_count(self, field: str, n: int = 1) -> None:
+        """Add `n` to today's count `field` (counts reset when the local date changes)."""
+        if not isinstance(field, str) or not _NAME.match(field):
+            raise BoardError(f"count field {field!r} must be a short lower-case identifier")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise BoardError("a count increment must be a whole number of 0 or more")
+        with self._lock:
+            self._roll_day()
+            self._counts[field] = self._counts.get(field, 0) + n
+            self._emit({"type": "counts", "day": self._day, "counts": dict(self._counts)})
+
+    # ---- reading ----
+    def snapshot(self) -> dict[str, Any]:
+        """Lanes, recent alerts (newest last) and today's counts, as plain JSON-able data."""
+        with self._lock:
+            self._roll_day()
+            return self._snapshot_locked()
+
+    def snapshot_event(self) -> dict[str, Any]:
+        with self._lock:
+            return {"type": "snapshot", **self._snapshot_locked()}
+
+    def subscribe(self, maxsize: int = SUBSCRIBER_QUEUE) -> Subscription:
+        """A new listener. Inside a running event loop it is async-iterable; else use get()."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        sub = Subscription(self, loop, maxsize)
+        with self._lock:
+            self._subscribers.append(sub)
+        return sub
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    # ---- internals (lock held) ----
+    def _lane(self, lane: str) -> dict[str, Any]:
+        try:
+            return self._lanes[lane]
+        except (KeyError, TypeError):
+            raise BoardError(f"unknown lane {lane!r}: the board has "
+                             f"{', '.join(self._lanes)}") from None
+
+    def _today(self, now: float) -> str:
+        return dt.datetime.fromtimestamp(now).date().isoformat()
+
+    def _roll_day(self) -> None:
+        today = self._today(self._clock.now())
+        if today != self._day:
+            self._day = today
+            self._counts = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
+
+    def _snapshot_locked(self) -> dict[str, Any]:
+        return {"seq": self._seq,
+                "lanes": [dict(v) for v in self._lanes.values()],
+                "alerts": [dict(a) for a in self._alerts],
+                "day": self._day,
+                "counts": dict(self._counts)}
+
+    def _emit(self, event: dict[str, Any], seq: int | None = None) -> None:
+        if seq is None:
+            self._seq += 1
+            seq = self._seq
+        event["seq"] = seq
+        alive = []
+        for sub in self._subscribers:
+            if sub._deliver(dict(event)):
+                alive.append(sub)
+        self._subscribers = alive
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subscribers = [s for s in self._subscribers if s is not sub]

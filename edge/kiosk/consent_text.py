@@ -1,0 +1,39 @@
+"""The consent text the traveller reads before opting in, with its version.
+
+The text is plain words and names: the purpose, what is stored, how long, how to withdraw, and
+the staffed lane as the equal alternative. The version is a hash of the text, so an enrolment
+records exactly which words the traveller accepted, and a page showing an older text is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+
+def consent_text(max_retention_s: int, consent_ttl_s: int, delete_on_boarding: bool) -> dict:
+    """The consent text as sections; hours are rounded up for the traveller."""
+    hours = max(1, math.ceil(min(max_retention_s, consent_ttl_s) / 3600))
+    boarding = (" It is deleted as soon as you have boarded, or earlier." if delete_on_boarding
+                else "")
+    sections = [
+        {"id": "purpose", "title": "Why",
+         "body": "To let you through this boarding gate by face instead of showing your boarding "
+                 "pass. It is used for this flight at this gate only."},
+        {"id": "stored", "title": "What we keep",
+         "body": "A face template (a list of numbers made from your photo) and a coded version of "
+                 "your booking reference. Your photo itself is not kept. Nothing is sent off "
+                 "this device except anonymous counts."},
+        {"id": "retention", "title": "How long",
+         "body": f"At most {hours} hours.{boarding}"},
+        {"id": "withdraw", "title": "Changing your mind",
+         "body": "You can withdraw at any time at this kiosk with your booking reference or the "
+                 "withdrawal code on your receipt. Your template is deleted at once."},
+        {"id": "alternative", "title": "If you say no",
+         "body": "Use the staffed lane: an agent checks your boarding pass as usual. Saying no "
+                 "changes nothing else for your journey."},
+    ]
+    canonical = "\n".join(f"{s['id']}:{s['body']}" for s in sections)
+    version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    return {"version": version, "title": "Boarding by face: your choice", "sections": sections,
+            "retention_hours": hours}

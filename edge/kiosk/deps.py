@@ -1,0 +1,148 @@
+"""FastAPI dependencies of the kiosk as `Annotated` aliases (one place; tests override these).
+
+`get_context` reads the one typed `KioskContext` that `create_app` attached; everything else is
+derived from it. Role dependencies check the session, its expiry, the role, and for every
+mutating method the CSRF header and a same-origin `Origin`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+
+from edge.clock import Clock
+from edge.kiosk import auth
+from edge.kiosk.board import LaneBoard
+from edge.kiosk.errors import (
+    CsrfError,
+    NotLoggedInError,
+    ServiceUnavailableError,
+    SessionExpiredError,
+    WrongRoleError,
+)
+from edge.kiosk.services import CameraLike, EngineLike, GateLike, KioskServices, StoreLike
+from edge.settings import KioskSettings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class KioskContext:
+    """Services plus the kiosk's own in-memory state (sessions, login throttle)."""
+
+    services: KioskServices
+    sessions: auth.SessionTable
+    throttle: auth.LoginThrottle
+    tls: bool = False
+    stream_life_s: float = 30.0
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def get_context(request: Request) -> KioskContext:
+    ctx = getattr(request.app.state, "kiosk", None)
+    if not isinstance(ctx, KioskContext):
+        raise ServiceUnavailableError("the kiosk is not wired to its services: restart the "
+                                      "daemon (create_app was not used)")
+    return ctx
+
+
+ContextDep = Annotated[KioskContext, Depends(get_context)]
+
+
+def get_services(ctx: ContextDep) -> KioskServices:
+    return ctx.services
+
+
+ServicesDep = Annotated[KioskServices, Depends(get_services)]
+
+
+def get_store(services: ServicesDep) -> StoreLike:
+    return services.store
+
+
+def get_engine(services: ServicesDep) -> EngineLike:
+    return services.engine
+
+
+def get_board(services: ServicesDep) -> LaneBoard:
+    return services.board
+
+
+def get_gate(services: ServicesDep) -> GateLike | None:
+    return services.gate
+
+
+def get_camera(services: ServicesDep) -> CameraLike | None:
+    return services.camera
+
+
+def get_clock(services: ServicesDep) -> Clock:
+    return services.clock
+
+
+def get_kiosk_settings(services: ServicesDep) -> KioskSettings:
+    return services.settings.kiosk
+
+
+StoreDep = Annotated[StoreLike, Depends(get_store)]
+EngineDep = Annotated[EngineLike, Depends(get_engine)]
+BoardDep = Annotated[LaneBoard, Depends(get_board)]
+GateDep = Annotated[GateLike | None, Depends(get_gate)]
+CameraDep = Annotated[CameraLike | None, Depends(get_camera)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+KioskSettingsDep = Annotated[KioskSettings, Depends(get_kiosk_settings)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def get_session(request: Request, ctx: ContextDep) -> auth.StaffSession:
+    """The caller's live staff session, or 401 (not logged in / expired)."""
+    session, expired = ctx.sessions.lookup(request.cookies.get(auth.SESSION_COOKIE))
+    if session is None:
+        if expired:
+            raise SessionExpiredError("your session has ended: log in again")
+        raise NotLoggedInError("log in first")
+    if request.method not in SAFE_METHODS:
+        if not _same_origin(request):
+            raise CsrfError("this request came from another site: use the kiosk page")
+        if not auth.csrf_ok(session, request.headers.get(auth.CSRF_HEADER)):
+            raise CsrfError("the page is out of date: reload it and try again")
+    return session
+
+
+SessionDep = Annotated[auth.StaffSession, Depends(get_session)]
+
+
+def require(roles: frozenset[str], what: str) -> Callable[[auth.StaffSession], auth.StaffSession]:
+    """A dependency admitting only sessions whose role is in `roles`."""
+
+    def check(session: SessionDep) -> auth.StaffSession:
+        if not session.may(roles):
+            raise WrongRoleError(f"your role ({session.role}) may not {what}: ask a "
+                                 f"{' or '.join(sorted(roles - {'admin'}) or roles)}")
+        return session
+
+    return check
+
+
+ViewerDep = Annotated[auth.StaffSession, Depends(require(auth.VIEW_ROLES, "use the kiosk"))]
+AgentDep = Annotated[auth.StaffSession,
+                     Depends(require(auth.ENROL_ROLES, "enrol or withdraw travellers"))]
+WithdrawDep = Annotated[auth.StaffSession,
+                        Depends(require(auth.WITHDRAW_ROLES, "withdraw consent"))]
+SupervisorDep = Annotated[auth.StaffSession,
+                          Depends(require(auth.OVERRIDE_ROLES, "override or reset a lane"))]

@@ -1,0 +1,108 @@
+"""Photo intake for enrolment: base64 upload or kiosk camera -> one good face -> embedding.
+
+Sizes are checked before any decoding (base64 length, then decoded bytes) so an oversize upload
+never reaches the image decoder. Decoded pixels and embeddings stay in memory for this one
+request; nothing here writes, logs or returns an image.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.kiosk.errors import (
+    BadImageError,
+    MultipleFacesError,
+    NoCameraError,
+    NoFaceError,
+    PoorQualityError,
+    UploadTooLargeError,
+)
+from edge.kiosk.services import CameraLike, EngineLike
+from edge.vision.errors import ImageDecodeError
+from edge.vision.imageio import decode_image
+from edge.vision.types import Face, Quality
+
+_DATA_URL = "base64,"
+
+
+def b64_limit(max_bytes: int) -> int:
+    """Longest base64 text (with a data-URL prefix) that can hold `max_bytes`."""
+    return 4 * ((max_bytes + 2) // 3) + 128
+
+
+def photo_bytes(photo_b64: str, max_bytes: int) -> bytes:
+    """Decode a base64 (or data-URL) photo; 413 before decoding when it is too large."""
+    text = photo_b64
+    head = text[:128]
+    if head.startswith("data:") and _DATA_URL in head:
+        text = text[head.index(_DATA_URL) + len(_DATA_URL):]
+    if len(text) > b64_limit(max_bytes):
+        raise UploadTooLargeError(f"the photo is larger than {max_bytes // (1024 * 1024) or 1} "
+                                  "MB: take a smaller photo")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadImageError("the photo did not arrive intact: choose the photo again") from None
+    if len(data) > max_bytes:
+        raise UploadTooLargeError(f"the photo is larger than {max_bytes // (1024 * 1024) or 1} "
+                                  "MB: take a smaller photo")
+    if not data:
+        raise BadImageError("the photo is empty: choose a JPEG or PNG photo")
+    return data
+
+
+def decode_photo(data: bytes) -> np.ndarray:
+    try:
+        return decode_image(data, name="photo")
+    except ImageDecodeError:
+        raise BadImageError("that file is not a photo the kiosk can read: use a JPEG or PNG "
+                            "photo") from None
+
+
+def camera_frame(camera: CameraLike | None) -> np.ndarray:
+    if camera is None:
+        raise NoCameraError("this kiosk has no camera configured: upload a photo instead")
+    frame = camera.latest()
+    if frame is None or not isinstance(frame, np.ndarray) or frame.size == 0:
+        raise NoCameraError("the kiosk camera has no picture yet: check it is connected, "
+                            "or upload a photo instead")
+    return frame
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The outcome of looking at a photo: the chosen face and its quality (no pixels)."""
+
+    faces: int
+    face: Face | None
+    quality: Quality
+
+    def feedback(self) -> dict:
+        return {"faces": self.faces, "ok": self.quality.ok, "advice": list(self.quality.reasons)}
+
+
+def assess(engine: EngineLike, image: np.ndarray, min_face_px: int) -> Assessment:
+    """Find the traveller's face and judge it; raises when there is no usable single face."""
+    faces = engine.detect(image)
+    if not faces:
+        raise NoFaceError("no face found in the photo: the traveller should face the camera, "
+                          "close enough to fill the frame")
+    big = [f for f in faces if min(f.box[2], f.box[3]) >= min_face_px]
+    if len(big) > 1:
+        raise MultipleFacesError("more than one face in the photo: photograph the traveller "
+                                 "alone")
+    face = max(faces, key=lambda f: f.box[2] * f.box[3])
+    return Assessment(faces=len(faces), face=face, quality=engine.quality(image, face))
+
+
+def enrolment_embedding(engine: EngineLike, image: np.ndarray, min_face_px: int) -> np.ndarray:
+    """(512,) embedding of the one good face; PoorQualityError with advice otherwise."""
+    result = assess(engine, image, min_face_px)
+    if not result.quality.ok or result.face is None:
+        raise PoorQualityError(result.quality.reasons or ("face the camera",))
+    vectors = engine.embed(image, [result.face])
+    return np.asarray(vectors, dtype=np.float32)[0]

@@ -1,0 +1,73 @@
+"""What the kiosk app is built from: `KioskServices`, filled in by the composition root.
+
+The daemon (or a test) builds one of these and passes it to `create_app`. The store, engine,
+gate client and camera are the real objects of their rooms; the Protocols below name only the
+parts the kiosk calls, so the kiosk never imports a concrete implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.clock import Clock
+from edge.kiosk.board import LaneBoard
+from edge.settings import Settings
+from edge.vision.types import Face, Quality
+
+
+class StoreLike(Protocol):
+    """The parts of edge.consent.store.ConsentStore the kiosk uses."""
+
+    def get_staff(self, name: str) -> Any: ...
+    def grant_consent(self, reference: str, purpose: str, scope: str, expires_at: float,
+                      actor: str) -> Any: ...
+    def enrol(self, consent_id: str, embeddings: Sequence[np.ndarray], model_name: str,
+              actor: str) -> Any: ...
+    def withdraw(self, *, reference: str | None = None, withdrawal_code: str | None = None,
+                 consent_id: str | None = None, actor: str, reason: str = "withdrawn") -> bool: ...
+    def consent_summary(self) -> list[dict[str, Any]]: ...
+    def stats(self) -> dict[str, int]: ...
+    def audit(self, event: str, actor: str, subject: str | None = None,
+              reason: str | None = None) -> None: ...
+
+
+class EngineLike(Protocol):
+    """The parts of edge.vision.engine.FaceEngine the kiosk uses."""
+
+    @property
+    def embedder_name(self) -> str: ...
+    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
+    def embed(self, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray: ...
+    def quality(self, image_bgr: np.ndarray, face: Face) -> Quality: ...
+
+
+class GateLike(Protocol):
+    """The parts of gate_controller.client.GateClient the kiosk uses."""
+
+    def override(self, lane: str, action: str, reason: str, actor: str) -> Any: ...
+    def reset(self, lane: str, reason: str, actor: str) -> Any: ...
+
+
+class CameraLike(Protocol):
+    """A kiosk camera: the latest BGR frame, or None when none has arrived yet."""
+
+    def latest(self) -> np.ndarray | None: ...
+
+
+@dataclass
+class KioskServices:
+    settings: Settings
+    clock: Clock
+    store: StoreLike
+    engine: EngineLike
+    board: LaneBoard
+    gate: GateLike | None = None
+    camera: CameraLike | None = None
+
+    @property
+    def lanes(self) -> Sequence[str]:
+        return self.board.lanes

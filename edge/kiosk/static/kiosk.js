@@ -1,0 +1,389 @@
+/* Staff kiosk page: log in, enrol with consent, withdraw, live lane board.
+   Plain JavaScript, no build step. The page never shows a photo: a chosen file is read,
+   sent once as base64 and dropped. Every change sends the session's CSRF token. */
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { csrf: null, session: null, consentVersion: null, reference: null,
+                photo: null, source: null, events: null, counts: {} };
+
+const STATE_WORDS = {
+  idle: "Free", presenting: "Traveller at the gate", granted: "Boarding: gate open",
+  staffed_lane: "Send to staffed lane", refer: "Refer for secondary screening",
+  manual: "Manual control", emergency: "EMERGENCY: gates open",
+};
+const COUNT_WORDS = {
+  enrolled: "Enrolled", refused: "Said no", withdrawn: "Withdrawn", granted: "Boarded by face",
+  staffed_lane: "Staffed lane", refer: "Referred", tailgating: "Tailgating", override: "Overrides",
+};
+
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, credentials: "same-origin",
+                               body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw { status: 0, error: "offline", message: "The kiosk cannot reach the gate box. Check the cable and try again." };
+  }
+  let data = null;
+  if (resp.status !== 204) {
+    try { data = await resp.json(); } catch (e) { data = null; }
+  }
+  if (!resp.ok) {
+    const err = { status: resp.status, error: (data && data.error) || "error",
+                  message: (data && data.message) || ("Something went wrong (" + resp.status + ")."), data };
+    if (resp.status === 401 && path !== "/api/session/login" && path !== "/api/session") {
+      loggedOut(err.message);
+    }
+    throw err;
+  }
+  return data;
+}
+
+function show(el, visible) { el.hidden = !visible; }
+function say(text, kind) {
+  const m = $("message");
+  m.textContent = text || "";
+  m.dataset.kind = kind || "info";
+  show(m, !!text);
+}
+function showError(id, err) {
+  const el = $(id);
+  el.textContent = err ? (err.message || String(err)) : "";
+  show(el, !!err);
+}
+
+/* ---------- session ---------- */
+function loggedIn(info) {
+  state.session = info;
+  state.csrf = info.csrf_token;
+  $("who-name").textContent = info.staff_id;
+  $("who-role").textContent = info.role;
+  show($("who"), true);
+  show($("login-view"), false);
+  show($("tabs"), true);
+  show($("tab-enrol"), info.can_enrol);
+  show($("tab-withdraw"), info.can_enrol);
+  show($("photo-camera"), info.camera);
+  document.body.dataset.role = info.role;
+  say("");
+  openView(info.can_enrol ? "enrol-view" : "board-view");
+}
+
+function loggedOut(message) {
+  state.session = null; state.csrf = null;
+  if (state.events) { state.events.close(); state.events = null; }
+  delete document.body.dataset.role;
+  show($("who"), false);
+  show($("tabs"), false);
+  for (const v of document.querySelectorAll(".view")) show(v, false);
+  show($("login-view"), true);
+  $("login-password").value = "";
+  say(message || "", message ? "warn" : "info");
+  $("login-staff").focus();
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  showError("login-error", null);
+  try {
+    const info = await api("POST", "/api/session/login",
+      { staff_id: $("login-staff").value.trim(), password: $("login-password").value });
+    $("login-password").value = "";
+    loggedIn(info);
+  } catch (err) {
+    $("login-password").value = "";
+    showError("login-error", err);
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  try { await api("POST", "/api/session/logout"); } catch (e) { /* already gone */ }
+  loggedOut("You are logged out.");
+});
+
+/* ---------- tabs ---------- */
+function openView(id) {
+  for (const v of document.querySelectorAll(".view")) show(v, v.id === id);
+  for (const t of document.querySelectorAll("#tabs button")) {
+    t.setAttribute("aria-current", t.dataset.view === id ? "page" : "false");
+  }
+  if (id === "board-view") startBoard(); else stopBoard();
+  if (id === "enrol-view") resetEnrol();
+  if (id === "withdraw-view") { $("withdraw-result").textContent = ""; $("withdraw-value").focus(); }
+}
+for (const t of document.querySelectorAll("#tabs button")) {
+  t.addEventListener("click", () => openView(t.dataset.view));
+}
+
+/* ---------- enrolment ---------- */
+function step(name) {
+  for (const s of document.querySelectorAll("#enrol-view .step")) show(s, s.dataset.step === name);
+  $("enrol-view").dataset.step = name;
+}
+
+function resetEnrol() {
+  state.reference = null; state.photo = null; state.source = null;
+  $("enrol-reference").value = "";
+  $("photo-file").value = "";
+  setFeedback(null);
+  showError("reference-error", null);
+  showError("enrol-error", null);
+  step("reference");
+  $("enrol-reference").focus();
+}
+
+$("reference-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  showError("reference-error", null);
+  const value = $("enrol-reference").value.trim();
+  if (!value) { showError("reference-error", { message: "Type the booking reference or scan the boarding pass." }); return; }
+  try {
+    const text = await api("GET", "/api/consent-text");
+    state.reference = value;
+    state.consentVersion = text.version;
+    renderConsent(text);
+    step("consent");
+    $("consent-text").focus();
+  } catch (err) { showError("reference-error", err); }
+});
+
+function renderConsent(text) {
+  const box = $("consent-text");
+  box.replaceChildren();
+  box.dataset.version = text.version;
+  const h = document.createElement("h3"); h.textContent = text.title; box.append(h);
+  for (const s of text.sections) {
+    const sec = document.createElement("section");
+    sec.dataset.section = s.id;
+    const t = document.createElement("h4"); t.textContent = s.title;
+    const p = document.createElement("p"); p.textContent = s.body;
+    sec.append(t, p); box.append(sec);
+  }
+}
+
+$("consent-accept").addEventListener("click", () => { step("photo"); $("photo-file").focus(); });
+
+$("consent-refuse").addEventListener("click", async () => {
+  state.reference = null;
+  try {
+    const r = await api("POST", "/api/enrolments/refusal");
+    $("refused-message").textContent = r.message;
+  } catch (err) { $("refused-message").textContent = "Nothing was stored. Please use the staffed lane."; }
+  step("refused");
+  $("refused-done").focus();
+});
+
+function setFeedback(result, err) {
+  const fb = $("photo-feedback");
+  fb.replaceChildren();
+  fb.dataset.ok = "false";
+  $("enrol-submit").disabled = true;
+  if (err) { fb.textContent = err.message; fb.dataset.kind = "bad"; return; }
+  if (!result) { fb.textContent = ""; delete fb.dataset.kind; return; }
+  if (result.ok) {
+    fb.textContent = "Good photo. Tap Enrol.";
+    fb.dataset.ok = "true"; fb.dataset.kind = "good";
+    $("enrol-submit").disabled = false;
+  } else {
+    fb.textContent = "Not yet: " + result.advice.join(", ") + ". Take the photo again.";
+    fb.dataset.kind = "bad";
+  }
+}
+
+function readFile(file) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result));
+    r.onerror = () => reject({ message: "The photo could not be read. Choose it again." });
+    r.readAsDataURL(file);
+  });
+}
+
+async function checkPhoto(body) {
+  setFeedback(null);
+  $("photo-feedback").textContent = "Checking the photo...";
+  try {
+    const result = await api("POST", "/api/enrolments/check", body);
+    setFeedback(result);
+  } catch (err) { setFeedback(null, err); }
+}
+
+$("photo-file").addEventListener("change", async () => {
+  const file = $("photo-file").files[0];
+  state.photo = null;
+  if (!file) { setFeedback(null); return; }
+  try {
+    state.photo = await readFile(file);
+    state.source = "upload";
+    await checkPhoto({ source: "upload", photo: state.photo });
+  } catch (err) { setFeedback(null, err); }
+});
+
+$("photo-camera").addEventListener("click", async () => {
+  state.photo = null; state.source = "camera";
+  await checkPhoto({ source: "camera" });
+});
+
+$("enrol-submit").addEventListener("click", async () => {
+  showError("enrol-error", null);
+  $("enrol-submit").disabled = true;
+  const body = { reference: state.reference, consent_accepted: true,
+                 consent_version: state.consentVersion, source: state.source || "upload" };
+  if (body.source === "upload") body.photo = state.photo;
+  try {
+    const r = await api("POST", "/api/enrolments", body);
+    state.photo = null; state.reference = null; $("photo-file").value = "";
+    $("receipt-message").textContent = r.message;
+    $("receipt-expiry").textContent = new Date(r.expires_at * 1000).toLocaleString();
+    $("receipt-code").textContent = r.withdrawal_code;
+    step("receipt");
+    $("enrol-done").focus();
+  } catch (err) {
+    showError("enrol-error", err);
+    if (err.error === "consent_text_changed") { step("reference"); }
+    else $("enrol-submit").disabled = false;
+  }
+});
+
+$("enrol-cancel").addEventListener("click", resetEnrol);
+$("enrol-done").addEventListener("click", resetEnrol);
+$("refused-done").addEventListener("click", resetEnrol);
+
+/* ---------- withdrawal ---------- */
+$("withdraw-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const out = $("withdraw-result");
+  const value = $("withdraw-value").value.trim();
+  const kind = document.querySelector("input[name=withdraw-kind]:checked").value;
+  const body = kind === "code" ? { code: value } : { reference: value };
+  try {
+    const r = await api("POST", "/api/withdrawals", body);
+    out.textContent = r.message; out.dataset.result = "withdrawn";
+    $("withdraw-value").value = "";
+  } catch (err) {
+    out.textContent = err.message; out.dataset.result = err.error;
+  }
+});
+
+/* ---------- lane board ---------- */
+function laneCard(lane) {
+  let card = $("lane-" + lane);
+  if (card) return card;
+  card = document.createElement("article");
+  card.id = "lane-" + lane;
+  card.className = "lane";
+  card.dataset.lane = lane;
+  card.setAttribute("aria-label", "Lane " + lane);
+  const title = document.createElement("h3"); title.textContent = "Lane " + lane;
+  const st = document.createElement("p"); st.className = "lane-state"; st.id = "lane-" + lane + "-state";
+  const detail = document.createElement("p"); detail.className = "lane-detail"; detail.id = "lane-" + lane + "-detail";
+  card.append(title, st, detail);
+  if (state.session && state.session.can_override) {
+    const ctl = document.createElement("div"); ctl.className = "lane-controls";
+    const label = document.createElement("label");
+    label.htmlFor = "reason-" + lane; label.textContent = "Reason";
+    const reason = document.createElement("input"); reason.id = "reason-" + lane;
+    reason.placeholder = "why (required)";
+    ctl.append(label, reason);
+    for (const [action, words] of [["open", "Open once"], ["close", "Close"], ["reset", "Reset"]]) {
+      const b = document.createElement("button"); b.type = "button";
+      b.id = "lane-" + lane + "-" + action; b.dataset.action = action; b.dataset.lane = lane;
+      b.textContent = words; b.className = action === "open" ? "yes" : "secondary";
+      b.addEventListener("click", () => laneAction(lane, action));
+      ctl.append(b);
+    }
+    card.append(ctl);
+  }
+  $("lanes").append(card);
+  return card;
+}
+
+function setLane(l) {
+  const card = laneCard(l.lane);
+  card.dataset.state = l.state;
+  $("lane-" + l.lane + "-state").textContent = STATE_WORDS[l.state] || l.state;
+  $("lane-" + l.lane + "-detail").textContent = l.detail || "";
+}
+
+function addAlert(a) {
+  const li = document.createElement("li");
+  li.dataset.kind = a.kind; li.dataset.lane = a.lane; li.dataset.alertId = a.id;
+  const t = new Date(a.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  li.textContent = t + "  Lane " + a.lane + ": " + a.message;
+  $("alerts").prepend(li);
+  while ($("alerts").children.length > 20) $("alerts").lastChild.remove();
+}
+
+function renderCounts(counts) {
+  state.counts = counts;
+  const box = $("counts");
+  box.replaceChildren();
+  const max = Math.max(1, ...Object.values(counts));
+  for (const [field, n] of Object.entries(counts)) {
+    const row = document.createElement("div"); row.className = "bar-row";
+    row.dataset.field = field; row.dataset.count = String(n); row.id = "count-" + field;
+    const name = document.createElement("span"); name.className = "bar-name";
+    name.textContent = COUNT_WORDS[field] || field.replace(/_/g, " ");
+    const bar = document.createElement("span"); bar.className = "bar";
+    bar.style.width = Math.round(100 * n / max) + "%";
+    const num = document.createElement("span"); num.className = "bar-num"; num.textContent = String(n);
+    row.append(name, bar, num); box.append(row);
+  }
+}
+
+function applySnapshot(s) {
+  for (const l of s.lanes) setLane(l);
+  $("alerts").replaceChildren();
+  for (const a of s.alerts) addAlert(a);
+  renderCounts(s.counts);
+}
+
+function startBoard() {
+  if (state.events) return;
+  refreshConsents();
+  const es = new EventSource("/api/board/events");
+  state.events = es;
+  const status = $("board-status");
+  es.onopen = () => { status.textContent = "live"; status.dataset.connected = "true"; };
+  es.onerror = () => { status.textContent = "reconnecting"; status.dataset.connected = "false"; };
+  es.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
+  es.addEventListener("state", (e) => setLane(JSON.parse(e.data)));
+  es.addEventListener("alert", (e) => addAlert(JSON.parse(e.data)));
+  es.addEventListener("counts", (e) => renderCounts(JSON.parse(e.data).counts));
+  es.addEventListener("session_expired", () => { stopBoard(); loggedOut("Your session has ended: log in again."); });
+}
+
+function stopBoard() {
+  if (state.events) { state.events.close(); state.events = null; }
+  $("board-status").dataset.connected = "false";
+}
+
+async function refreshConsents() {
+  try {
+    const c = await api("GET", "/api/consents/summary");
+    $("active-consents").textContent = String(c.active);
+    $("next-expiry").textContent = c.next_expiry_at ? new Date(c.next_expiry_at * 1000).toLocaleTimeString() : "-";
+  } catch (e) { /* shown elsewhere */ }
+}
+
+async function laneAction(lane, action) {
+  const reason = $("reason-" + lane).value.trim();
+  if (reason.length < 3) { say("Type a reason (a few words) before you " + action + " lane " + lane + ".", "warn"); $("reason-" + lane).focus(); return; }
+  const path = "/api/lanes/" + encodeURIComponent(lane) + (action === "reset" ? "/reset" : "/override");
+  const body = action === "reset" ? { reason } : { action, reason };
+  try {
+    const r = await api("POST", path, body);
+    say(r.message, "info");
+    $("reason-" + lane).value = "";
+  } catch (err) { say(err.message, "warn"); }
+}
+
+/* ---------- start ---------- */
+(async () => {
+  try { loggedIn(await api("GET", "/api/session")); }
+  catch (e) { loggedOut(); }
+})();

@@ -1,0 +1,104 @@
+"""The kiosk's calls into the consent store, in one place, with store errors made HTTP-friendly.
+
+Every staff action that changes something is audited by the store with the staff id as actor
+(consent, enrolment, withdrawal) or here through `audit` (log-in, log-out, override, reset).
+Store errors that mean "the store is unusable" become 503 with the store's own advice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import structlog
+
+from edge.consent.errors import (
+    ConsentRequiredError,
+    ConsentStoreError,
+    InvalidConsentError,
+    InvalidEmbeddingError,
+)
+from edge.kiosk.errors import (
+    BadReferenceError,
+    KioskError,
+    PoorQualityError,
+    ServiceUnavailableError,
+)
+from edge.kiosk.services import StoreLike
+
+log = structlog.get_logger("edge.kiosk.store")
+
+
+class EnrolmentConflictError(KioskError):
+    status, code = 409, "enrolment_failed"
+
+
+def _unavailable(exc: ConsentStoreError) -> ServiceUnavailableError:
+    log.error("kiosk.store_error", error=type(exc).__name__)
+    return ServiceUnavailableError(f"the consent store is unavailable ({exc}); call an engineer")
+
+
+def find_staff(store: StoreLike, name: str) -> Any:
+    try:
+        return store.get_staff(name)
+    except ConsentStoreError as exc:
+        raise _unavailable(exc) from None
+
+
+def audit(store: StoreLike, event: str, actor: str, subject: str | None = None,
+          reason: str | None = None) -> None:
+    try:
+        store.audit(event, actor, subject, reason)
+    except ConsentStoreError as exc:
+        raise _unavailable(exc) from None
+
+
+def grant_and_enrol(store: StoreLike, *, reference: str, purpose: str, scope: str,
+                    expires_at: float, embedding: np.ndarray, model_name: str,
+                    actor: str) -> tuple[Any, Any]:
+    """Record the consent and its template; if enrolment fails, withdraw the fresh consent so
+    nothing is left behind. Returns (Consent, Enrolment)."""
+    try:
+        consent = store.grant_consent(reference, purpose, scope, expires_at, actor)
+    except InvalidConsentError:
+        raise BadReferenceError("the boarding reference was not accepted: scan the boarding "
+                                "pass again or type the booking reference") from None
+    except ConsentStoreError as exc:
+        raise _unavailable(exc) from None
+    try:
+        enrolment = store.enrol(consent.consent_id, [embedding], model_name, actor)
+    except (InvalidEmbeddingError, ConsentRequiredError, ConsentStoreError) as exc:
+        _undo(store, consent.consent_id, actor)
+        if isinstance(exc, InvalidEmbeddingError):
+            raise PoorQualityError(("take the photo again",)) from None
+        if isinstance(exc, ConsentRequiredError):
+            raise EnrolmentConflictError("the consent could not be used: start again") from None
+        raise _unavailable(exc) from None
+    return consent, enrolment
+
+
+def _undo(store: StoreLike, consent_id: str, actor: str) -> None:
+    try:
+        store.withdraw(consent_id=consent_id, actor=actor, reason="enrolment_failed")
+    except ConsentStoreError:
+        log.error("kiosk.enrol_undo_failed", consent_id=consent_id)
+
+
+def withdraw(store: StoreLike, *, reference: str | None, code: str | None, actor: str,
+             reason: str) -> bool:
+    try:
+        if reference is not None:
+            return bool(store.withdraw(reference=reference, actor=actor, reason=reason))
+        return bool(store.withdraw(withdrawal_code=code, actor=actor, reason=reason))
+    except InvalidConsentError:
+        raise BadReferenceError("that booking reference or withdrawal code is not valid: check "
+                                "it and try again") from None
+    except ConsentStoreError as exc:
+        raise _unavailable(exc) from None
+
+
+def summary(store: StoreLike) -> list[dict[str, Any]]:
+    try:
+        return list(store.consent_summary())
+    except ConsentStoreError as exc:
+        raise _unavailable(exc) from None

@@ -1,0 +1,230 @@
+"""The lane decision state machine: pure, driven by an injected Clock, one per lane.
+
+    idle -> presenting -> granted | not_matched | refer -> (passage | timeout) -> idle
+    any  -> manual (gate controller unavailable: no grants at all) -> idle when it is back
+
+Inputs are calls (`present`, `match`, `thermal`, `passage`, `tailgating`, `gate_down`,
+`gate_up`, `track_lost`, `tick`); each returns the actions for the daemon to carry out
+(`OpenGate`, `DenyGate`, `MarkBoarded`) and the `DecisionEvent`s to publish. One decision per
+track. A thermal `refer` raises an alert without identity and blocks boarding only when the
+rules say so. The machine does no I/O, so every path is unit-tested with a FakeClock.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from edge.clock import Clock
+from edge.events import DecisionEvent, Kind
+
+
+class LaneState(StrEnum):
+    IDLE = "idle"
+    PRESENTING = "presenting"
+    GRANTED = "granted"
+    NOT_MATCHED = "not_matched"
+    REFER = "refer"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class LaneRules:
+    presenting_timeout_s: float = 5.0
+    grant_ttl_ms: int = 8000
+    hold_s: float = 3.0  # how long a not_matched / refer result stays shown
+    thermal_enabled: bool = False
+    refer_blocks_boarding: bool = False
+
+
+@dataclass(frozen=True)
+class OpenGate:
+    lane: str
+    grant_id: str
+    ttl_ms: int
+
+
+@dataclass(frozen=True)
+class DenyGate:
+    lane: str
+
+
+@dataclass(frozen=True)
+class MarkBoarded:
+    consent_id: str
+
+
+Action = OpenGate | DenyGate | MarkBoarded | DecisionEvent
+
+_THERMAL_KIND = {"pass": Kind.THERMAL_PASS, "refer": Kind.REFERRED,
+                 "unreliable": Kind.UNRELIABLE}
+_MAX_REMEMBERED = 1024
+
+
+class LaneMachine:
+    def __init__(self, lane: str, rules: LaneRules, clock: Clock,
+                 new_grant_id: Callable[[], str] = lambda: secrets.token_hex(8)) -> None:
+        self.lane = lane
+        self.rules = rules
+        self._clock = clock
+        self._new_grant_id = new_grant_id
+        self.state = LaneState.IDLE
+        self._since = clock.monotonic()
+        self.track_id: int | None = None
+        self._match: tuple[str | None, str] | None = None  # (consent_id, reason)
+        self._thermal: str | None = None
+        self._grant_id: str | None = None
+        self._decided: OrderedDict[int, None] = OrderedDict()
+        self._screened: OrderedDict[int, None] = OrderedDict()
+        self._grants: OrderedDict[str, tuple[str, float]] = OrderedDict()  # grant -> consent
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _event(self, kind: Kind, reason: str = "", track: int | None = None) -> DecisionEvent:
+        return DecisionEvent(kind, self.lane, self.state.value, reason, track)
+
+    def _enter(self, state: LaneState) -> None:
+        self.state = state
+        self._since = self._clock.monotonic()
+
+    def _reset(self) -> None:
+        self._enter(LaneState.IDLE)
+        self.track_id = None
+        self._match = None
+        self._thermal = None
+        self._grant_id = None
+
+    @staticmethod
+    def _remember(store: OrderedDict, key: object, value: object = None) -> None:
+        store[key] = value
+        while len(store) > _MAX_REMEMBERED:
+            store.popitem(last=False)
+
+    def decided(self, track_id: int) -> bool:
+        return track_id in self._decided
+
+    @property
+    def wants_match(self) -> bool:
+        """True while the presenting track still needs a gallery match."""
+        return self.state is LaneState.PRESENTING and self._match is None
+
+    # -- inputs ------------------------------------------------------------------------------
+    def present(self, track_id: int) -> list[Action]:
+        if self.state is not LaneState.IDLE or track_id in self._decided:
+            return []
+        self._enter(LaneState.PRESENTING)
+        self.track_id = track_id
+        return [self._event(Kind.PRESENTED, track=track_id)]
+
+    def match(self, track_id: int, consent_id: str | None, reason: str = "") -> list[Action]:
+        if (self.state is not LaneState.PRESENTING or track_id != self.track_id
+                or self._match is not None):
+            return []
+        self._match = (consent_id, reason)
+        return self._try_decide()
+
+    def thermal(self, track_id: int, status: str, reason: str = "") -> list[Action]:
+        """A fused thermal decision for a track: counted once; alerts carry no identity."""
+        if status not in _THERMAL_KIND:
+            raise ValueError(f"unknown thermal status {status!r}")
+        if track_id in self._screened:
+            return []
+        self._remember(self._screened, track_id)
+        out: list[Action] = [self._event(_THERMAL_KIND[status], reason)]
+        if self.state is LaneState.PRESENTING and track_id == self.track_id:
+            self._thermal = status
+            out += self._try_decide()
+        return out
+
+    def passage(self, grant_id: str | None) -> list[Action]:
+        out: list[Action] = []
+        entry = self._grants.pop(grant_id, None) if grant_id else None
+        if entry is not None:
+            out.append(MarkBoarded(entry[0]))
+        if self.state is LaneState.GRANTED and grant_id == self._grant_id:
+            self._reset()
+        out.append(self._event(Kind.PASSAGE))
+        return out
+
+    def tailgating(self) -> list[Action]:
+        return [self._event(Kind.TAILGATING, "second passage on one grant")]
+
+    def gate_down(self, reason: str) -> list[Action]:
+        if self.state is LaneState.MANUAL:
+            return []
+        if self.track_id is not None and self.state is LaneState.PRESENTING:
+            self._remember(self._decided, self.track_id)
+        self._reset()
+        self._grants.clear()
+        self._enter(LaneState.MANUAL)
+        return [self._event(Kind.MANUAL, reason)]
+
+    def gate_up(self) -> list[Action]:
+        if self.state is not LaneState.MANUAL:
+            return []
+        self._reset()
+        return [self._event(Kind.RESTORED)]
+
+    def gate_fault(self, reason: str) -> list[Action]:
+        """A command to the gate failed: the grant is void, the lane goes manual."""
+        return self.gate_down(reason)
+
+    def track_lost(self, track_id: int) -> list[Action]:
+        if self.state is LaneState.PRESENTING and track_id == self.track_id:
+            self._remember(self._decided, track_id)
+            self._reset()
+            return [self._event(Kind.TIMEOUT, "left the gate zone before a decision")]
+        return []
+
+    def tick(self) -> list[Action]:
+        now = self._clock.monotonic()
+        elapsed = now - self._since
+        out: list[Action] = []
+        for grant, (_, expires) in list(self._grants.items()):
+            if now > expires:
+                del self._grants[grant]
+        if self.state is LaneState.PRESENTING and elapsed > self.rules.presenting_timeout_s:
+            track = self.track_id
+            if self._match is not None and self._match[0] is not None:
+                # matched but still waiting for a blocking thermal decision: staffed lane
+                self._thermal = "unreliable"
+                return self._try_decide()
+            if track is not None:
+                self._remember(self._decided, track)
+            self._reset()
+            out.append(self._event(Kind.TIMEOUT, "no decision in time", track))
+        elif (self.state is LaneState.GRANTED
+              and elapsed > self.rules.grant_ttl_ms / 1000.0):
+            self._reset()
+            out.append(self._event(Kind.TIMEOUT, "grant not used"))
+        elif (self.state in (LaneState.NOT_MATCHED, LaneState.REFER)
+              and elapsed > self.rules.hold_s):
+            self._reset()
+        return out
+
+    # -- decision ----------------------------------------------------------------------------
+    def _try_decide(self) -> list[Action]:
+        if self._match is None or self.track_id is None:
+            return []
+        consent_id, reason = self._match
+        track = self.track_id
+        blocking = self.rules.thermal_enabled and self.rules.refer_blocks_boarding
+        if consent_id is not None and blocking and self._thermal is None:
+            return []  # wait for the thermal decision (tick() bounds the wait)
+        self._remember(self._decided, track)
+        if consent_id is None:
+            self._enter(LaneState.NOT_MATCHED)
+            return [DenyGate(self.lane), self._event(Kind.NOT_MATCHED, reason, track)]
+        if blocking and self._thermal != "pass":
+            self._enter(LaneState.REFER)
+            why = "thermal refer" if self._thermal == "refer" else "thermal reading unusable"
+            return [DenyGate(self.lane), self._event(Kind.MATCHED_HELD, why, track)]
+        grant = self._new_grant_id()
+        self._grant_id = grant
+        ttl = self.rules.grant_ttl_ms
+        self._remember(self._grants, grant,
+                       (consent_id, self._clock.monotonic() + 2 * ttl / 1000.0))
+        self._enter(LaneState.GRANTED)
+        return [OpenGate(self.lane, grant, ttl), self._event(Kind.GRANTED, "", track)]

@@ -1,0 +1,315 @@
+"""The inference loop's work per frame: detect, track, zone, screen, embed once, match, decide.
+
+`Pipeline.process(frame)` runs on the daemon's inference thread. Per lane the largest face in
+the gate zone presents; once it passes the quality gate it is embedded (once per track, all
+lanes batched into one embedder run), matched against the gallery, and the embedding is wiped
+at once. Thermal readings are fused per track. Decisions come from each lane's `LaneMachine`;
+their actions are carried out here (gate commands, boarding) and their events go to the bus.
+Frames, crops and embeddings exist only in this call's locals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import structlog
+
+from edge.capture.source import Frame
+from edge.clock import Clock
+from edge.events import DecisionEvent, EventBus, Kind
+from edge.lanes import Action, DenyGate, LaneMachine, LaneState, MarkBoarded, OpenGate
+from edge.metrics import DaemonMetrics
+from edge.vision.tracker import IoUTracker, Track
+from edge.vision.types import Face, Quality
+
+log = structlog.get_logger("edge.pipeline")
+
+
+class EngineLike(Protocol):
+    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
+    def embed(self, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray: ...
+    def quality(self, image_bgr: np.ndarray, face: Face) -> Quality: ...
+
+
+class MatcherLike(Protocol):
+    def match(self, probe: np.ndarray) -> Any: ...  # -> .consent_id (str | None), .reason
+
+
+class GateLike(Protocol):
+    def open(self, lane: str, grant_id: str, ttl_ms: int) -> Any: ...
+    def deny(self, lane: str) -> Any: ...
+
+
+class BoardingLike(Protocol):
+    def mark_boarded(self, consent_id: str) -> Any: ...
+
+
+class CountersLike(Protocol):
+    def add(self, field: str, n: int = 1) -> None: ...
+    def observe_peak(self, people_in_view: int) -> None: ...
+
+
+@dataclass
+class Lane:
+    machine: LaneMachine
+    zone: np.ndarray  # (k, 2) float32 polygon in visible pixels
+
+    def contains(self, point: tuple[float, float]) -> bool:
+        return cv2.pointPolygonTest(self.zone, (float(point[0]), float(point[1])), False) >= 0
+
+
+@dataclass
+class _TrackInfo:
+    lane: str | None = None
+    qualifying_since: float | None = None  # capture time of the first good-quality frame
+    fusion: Any = None
+    thermal_reads: int = 0
+    thermal_done: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, *, engine: EngineLike, lanes: list[Lane], matcher: MatcherLike,
+                 gate: GateLike | None, boarding: BoardingLike | None, bus: EventBus,
+                 clock: Clock, metrics: DaemonMetrics | None = None,
+                 tracker: IoUTracker | None = None, screener: Any = None,
+                 close_quarters: Any = None, counters: CountersLike | None = None,
+                 on_state: Callable[[str, str, str], None] | None = None) -> None:
+        self.engine = engine
+        self.lanes = {lane.machine.lane: lane for lane in lanes}
+        self.matcher = matcher
+        self.gate = gate
+        self.boarding = boarding
+        self.bus = bus
+        self.clock = clock
+        self.metrics = metrics or DaemonMetrics()
+        self.tracker = tracker or IoUTracker()
+        self.screener = screener
+        self.close_quarters = close_quarters
+        self.counters = counters
+        self.on_state = on_state
+        self._info: dict[int, _TrackInfo] = {}
+        self._published: dict[str, str] = {}
+        self.latencies: list[float] = []  # decision latencies (s), for the bench and metrics
+        self.sync_states()
+
+    # -- per frame ---------------------------------------------------------------------------
+    def process(self, frame: Frame) -> None:
+        t0 = time.perf_counter()
+        image = frame.image
+        faces = self.engine.detect(image)
+        update = self.tracker.update(faces, frame.captured_mono)
+        for track in update.lost:
+            self._info.pop(track.track_id, None)
+            for lane in self.lanes.values():
+                self._run(lane.machine.track_lost(track.track_id))
+        if self.counters is not None:
+            if update.new:
+                self.counters.add("people_detected", len(update.new))
+            self.counters.observe_peak(len(update.seen))
+        if update.new:
+            self.metrics.people.inc(len(update.new))
+        self.metrics.tracks.set(len(update.seen))
+        if self.close_quarters is not None and faces:
+            self._close_quarters(faces)
+
+        in_zone = self._assign_lanes(update.seen)
+        for name, tracks in in_zone.items():
+            machine = self.lanes[name].machine
+            if machine.state is LaneState.IDLE:
+                for track in tracks:
+                    if not machine.decided(track.track_id):
+                        self._run(machine.present(track.track_id))
+                        break
+        if frame.thermal is not None and self.screener is not None:
+            self._screen(in_zone, frame.thermal)
+        self._match(in_zone, image, frame.captured_mono)
+        self.tick()
+        self.metrics.frames.inc()
+        self.metrics.loop_seconds.observe(time.perf_counter() - t0)
+
+    def tick(self) -> None:
+        for lane in self.lanes.values():
+            self._run(lane.machine.tick())
+        self.sync_states()
+
+    # -- gate link ---------------------------------------------------------------------------
+    def gate_down(self, reason: str, lane: str | None = None) -> None:
+        for name in [lane] if lane else list(self.lanes):
+            if name in self.lanes:
+                self._run(self.lanes[name].machine.gate_down(reason))
+        self.metrics.gate_available.set(0)
+        self.sync_states()
+
+    def gate_up(self, lane: str | None = None) -> None:
+        for name in [lane] if lane else list(self.lanes):
+            if name in self.lanes:
+                self._run(self.lanes[name].machine.gate_up())
+        self.metrics.gate_available.set(1)
+        self.sync_states()
+
+    def on_gate_event(self, event: Any) -> None:
+        """A gate_controller protocol event (passage, tailgating, state, fault)."""
+        kind = getattr(event, "event", None)
+        lane = self.lanes.get(getattr(event, "lane", None) or "")
+        if kind == "passage" and lane is not None:
+            self._run(lane.machine.passage(getattr(event, "grant_id", None)))
+        elif kind == "tailgating" and lane is not None:
+            self._run(lane.machine.tailgating())
+        elif kind == "state" and lane is not None:
+            state = str(getattr(event.state, "value", event.state))
+            if state in ("manual", "fault", "emergency_open"):
+                self._run(lane.machine.gate_down(f"gate {state}: {event.reason}"[:200]))
+                if state == "emergency_open" and self.on_state is not None:
+                    self.on_state(lane.machine.lane, "emergency", "fire alarm: lane open")
+                    self._published[lane.machine.lane] = "emergency"
+                    return
+            elif state == "closed":
+                self._run(lane.machine.gate_up())
+        elif kind == "fault":
+            self.bus.emit(DecisionEvent(Kind.FAULT, getattr(event, "lane", None) or "-",
+                                        "manual", str(getattr(event, "reason", ""))[:200]))
+        self.sync_states()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _assign_lanes(self, tracks: list[Track]) -> dict[str, list[Track]]:
+        out: dict[str, list[Track]] = {name: [] for name in self.lanes}
+        for track in tracks:
+            info = self._info.setdefault(track.track_id, _TrackInfo())
+            info.lane = None
+            for name, lane in self.lanes.items():
+                if lane.contains(track.centre):
+                    info.lane = name
+                    out[name].append(track)
+                    break
+        for tracks_in in out.values():
+            tracks_in.sort(key=lambda t: -t.face.box[2])  # nearest (largest face) first
+        return out
+
+    def _screen(self, in_zone: dict[str, list[Track]], thermal: np.ndarray) -> None:
+        todo = [(name, t) for name, ts in in_zone.items() for t in ts
+                if not self._info[t.track_id].thermal_done]
+        if not todo:
+            return
+        try:
+            readings = self.screener.measure([t.face for _, t in todo], thermal)
+        except Exception as exc:  # a bad thermal frame is dropped, never fatal
+            log.warning("thermal_frame_dropped", error=str(exc)[:200])
+            return
+        need = self.screener.settings.fuse_frames
+        for (name, track), reading in zip(todo, readings, strict=True):
+            info = self._info[track.track_id]
+            if info.fusion is None:
+                info.fusion = self.screener.new_track()
+            info.fusion.add(reading)
+            info.thermal_reads += 1
+            if info.thermal_reads >= need:
+                decision = info.fusion.decide()
+                info.thermal_done = True
+                info.fusion = None
+                self._run(self.lanes[name].machine.thermal(track.track_id, decision.status,
+                                                           decision.reason or ""))
+
+    def _match(self, in_zone: dict[str, list[Track]], image: np.ndarray,
+               captured: float) -> None:
+        batch: list[tuple[Lane, Track]] = []
+        for name, tracks in in_zone.items():
+            lane = self.lanes[name]
+            if not lane.machine.wants_match:
+                continue
+            track = next((t for t in tracks if t.track_id == lane.machine.track_id), None)
+            if track is None:
+                continue
+            quality = self.engine.quality(image, track.face)
+            if not quality.ok:
+                continue
+            info = self._info[track.track_id]
+            if info.qualifying_since is None:
+                info.qualifying_since = captured
+            batch.append((lane, track))
+        if not batch:
+            return
+        probes = self.engine.embed(image, [t.face for _, t in batch])
+        self.metrics.embeddings.inc(len(batch))
+        try:
+            for i, (lane, track) in enumerate(batch):
+                result = self.matcher.match(probes[i])
+                consent_id = getattr(result, "consent_id", None)
+                reason = str(getattr(result, "reason", "") or "")
+                self._run(lane.machine.match(track.track_id, consent_id, reason),
+                          since=self._info[track.track_id].qualifying_since)
+        finally:
+            probes.fill(0.0)  # the probe embeddings are dropped and wiped right here
+            del probes
+
+    def _close_quarters(self, faces: list[Face]) -> None:
+        try:
+            result = self.close_quarters.observe(faces)
+        except Exception as exc:
+            log.warning("close_quarters_failed", error=str(exc)[:200])
+            return
+        contacts = getattr(result, "close_contacts", None)
+        if contacts is None and isinstance(result, int | list | tuple):
+            contacts = result if isinstance(result, int) else len(result)
+        if contacts and self.counters is not None:
+            self.counters.add("close_contacts", int(contacts))
+
+    def _run(self, actions: list[Action], since: float | None = None) -> None:
+        for action in actions:
+            if isinstance(action, DecisionEvent):
+                self.metrics.decisions.inc(kind=action.kind.value)
+                self.bus.emit(action)
+            elif isinstance(action, OpenGate | DenyGate):
+                self._command(action, since)
+            elif isinstance(action, MarkBoarded):
+                self._board(action.consent_id)
+
+    def _command(self, action: OpenGate | DenyGate, since: float | None) -> None:
+        machine = self.lanes[action.lane].machine
+        if self.gate is None:
+            self._run(machine.gate_fault("no gate controller configured"))
+            return
+        name = "open" if isinstance(action, OpenGate) else "deny"
+        try:
+            if isinstance(action, OpenGate):
+                self.gate.open(action.lane, action.grant_id, action.ttl_ms)
+            else:
+                self.gate.deny(action.lane)
+        except Exception as exc:
+            self.metrics.gate_errors.inc(cmd=name)
+            log.warning("gate_command_failed", cmd=name, lane=action.lane, error=str(exc)[:200])
+            if isinstance(action, OpenGate):
+                self._run(machine.gate_fault("gate controller did not take the grant"))
+            return
+        self.metrics.gate_commands.inc(cmd=name)
+        if since is not None:
+            latency = self.clock.monotonic() - since
+            self.latencies.append(latency)
+            if len(self.latencies) > 10000:
+                del self.latencies[:5000]
+            self.metrics.decision_latency.observe(latency)
+
+    def _board(self, consent_id: str) -> None:
+        if self.boarding is None:
+            return
+        try:
+            self.boarding.mark_boarded(consent_id)
+        except Exception as exc:
+            log.error("mark_boarded_failed", consent=consent_id, error=type(exc).__name__)
+
+    def sync_states(self) -> None:
+        for name, lane in self.lanes.items():
+            state = lane.machine.state.value
+            old = self._published.get(name)
+            if old != state:
+                if old is not None:
+                    self.metrics.lane_state.set(0, lane=name, state=old)
+                self._published[name] = state
+                self.metrics.lane_state.set(1, lane=name, state=state)
+                if self.on_state is not None:
+                    self.on_state(name, state, "")

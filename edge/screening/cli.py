@@ -1,0 +1,119 @@
+"""`python -m edge thermal measure|synth|eval`: measure one visible + thermal pair, write a
+synthetic set, score the screener on a set. Faces come from the vision room's FaceEngine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from edge.capture.thermal import read_thermal_file
+from edge.screening.calibration import load_calibration
+from edge.screening.evaluate import Detect, evaluate_set, format_result, write_synth_set
+from edge.screening.synth import default_face_photos, load_face_photos
+from edge.screening.thermal import REASONS, ThermalScreener
+from edge.settings import Settings, load_settings
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use WIDTHxHEIGHT, e.g. 160x120") from None
+    if not (16 <= w <= 4096 and 16 <= h <= 4096):
+        raise argparse.ArgumentTypeError(f"{text!r}: each side must be 16..4096")
+    return w, h
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="thermal_command", metavar="SUBCOMMAND", required=True)
+    m = sub.add_parser("measure", help="canthus temperature of each face in one image pair")
+    m.add_argument("--visible", required=True, type=Path, help="visible image (BGR photo)")
+    m.add_argument("--thermal", required=True, type=Path, help="16-bit centikelvin PNG/TIFF")
+    m.add_argument("--calibration", required=True, type=Path, help="thermal-calibration/1 JSON")
+    m.add_argument("--config", type=Path, help="settings TOML (default: embedded defaults)")
+    m.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("synth", help="write a synthetic visible + thermal set with ground truth")
+    s.add_argument("--out", required=True, type=Path, help="output folder")
+    s.add_argument("--count", type=int, default=100, help="frames (one traveller each)")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.add_argument("--thermal-size", type=_size, default=(160, 120), help="e.g. 160x120")
+    s.add_argument("--visible-size", type=_size, default=(640, 480), help="e.g. 640x480")
+    s.add_argument("--faces", type=Path,
+                   help="folder of face photos (eyes found by the face engine); default: "
+                        "scikit-image's astronaut photo")
+    s.add_argument("--config", type=Path, help="settings TOML (vision section for --faces)")
+
+    e = sub.add_parser("eval", help="score the screener on a synthetic set")
+    e.add_argument("dir", type=Path, help="folder written by `thermal synth`")
+    e.add_argument("--truth-landmarks", action="store_true",
+                   help="use the true eye positions instead of the face engine's")
+    e.add_argument("--config", type=Path, help="settings TOML (thermal and vision sections)")
+    e.add_argument("--json", action="store_true", help="also print one JSON line at the end")
+
+
+def _detector(settings: Settings) -> Detect:
+    from edge.vision.engine import FaceEngine  # loads onnxruntime only when faces are needed
+
+    return FaceEngine.from_settings(settings.vision).detect
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.thermal_command == "measure":
+        return _measure(args, settings)
+    if args.thermal_command == "synth":
+        return _synth(args, settings)
+    return _eval(args, settings)
+
+
+def _measure(args: argparse.Namespace, settings: Settings) -> int:
+    from edge.vision.imageio import load_image
+
+    calibration = load_calibration(args.calibration)
+    thermal = read_thermal_file(args.thermal)
+    visible = load_image(args.visible)
+    faces = _detector(settings)(visible)
+    readings = ThermalScreener(calibration, settings.thermal).measure(faces, thermal)
+    out = {"faces": [{"box": face.to_json()["box"], "canthus_c": r.canthus_c,
+                      "status": r.status, "reason": r.reason}
+                     for face, r in zip(faces, readings, strict=True)]}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    if not faces:
+        print("no face found in the visible image")
+    for i, item in enumerate(out["faces"]):
+        if item["status"] == "ok":
+            print(f"face {i}: box {item['box']}  canthus {item['canthus_c']:.2f} C")
+        else:
+            print(f"face {i}: box {item['box']}  unreliable: {REASONS.get(item['reason'], '')}")
+    return 0
+
+
+def _synth(args: argparse.Namespace, settings: Settings) -> int:
+    if args.count < 1 or args.count > 100_000:
+        print("error: --count must be 1..100000", file=sys.stderr)
+        return 2
+    photos = (load_face_photos(args.faces, _detector(settings)) if args.faces
+              else default_face_photos())
+    t0 = time.perf_counter()
+    write_synth_set(args.out, args.count, args.seed, photos, visible_size=args.visible_size,
+                    thermal_size=args.thermal_size)
+    print(f"wrote {args.count} frames from {len(photos)} face photo(s) to {args.out} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    detect = None if args.truth_landmarks else _detector(settings)
+    result = evaluate_set(args.dir, settings.thermal, detect)
+    source = "true landmarks" if detect is None else "face engine landmarks"
+    print(format_result(result, f"thermal eval of {args.dir} ({source}, threshold "
+                                f"{settings.thermal.threshold_c} C)"))
+    if args.json:
+        print(json.dumps(result.to_json()))
+    return 0

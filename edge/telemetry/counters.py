@@ -1,0 +1,128 @@
+"""Thread-safe fixed-field counters per time window (raw counts, before disclosure control).
+
+Windows are aligned to multiples of `window_s` on the wall clock (`Clock.now()`), so a window is
+named only by its start; nothing finer than the window is kept. Every elapsed window is closed,
+including empty ones, so central can tell a quiet gate from a silent one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import structlog
+
+from edge.clock import Clock
+from edge.telemetry.errors import UnknownCountField
+
+log = structlog.get_logger("edge.telemetry.counters")
+
+COUNT_FIELDS: tuple[str, ...] = (
+    "people_detected",
+    "presented",
+    "matched",
+    "not_matched",
+    "gates_opened",
+    "passages",
+    "tailgating_alarms",
+    "temperature_screened",
+    "referred",
+    "unreliable",
+    "close_contacts",
+    "peak_in_view",
+    "faults",
+)
+_FIELD_SET = frozenset(COUNT_FIELDS)
+PEAK_FIELD = "peak_in_view"
+
+# After a long clock jump (or a long pause) at most this many empty windows are emitted.
+MAX_EMPTY_CATCHUP = 2016
+
+
+@dataclass(frozen=True)
+class Window:
+    """One closed window: its aligned start (epoch s), its length, and raw counts per field."""
+
+    start: int
+    length_s: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length_s
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(COUNT_FIELDS, 0)
+
+
+class WindowCounters:
+    """Counts events into the current window; `close_due()` hands out windows that have ended."""
+
+    def __init__(self, clock: Clock, window_s: int) -> None:
+        if int(window_s) != window_s or window_s < 1:
+            raise ValueError("window_s must be a whole number of seconds >= 1")
+        self._clock = clock
+        self._len = int(window_s)
+        self._lock = threading.Lock()
+        self._start = self._align(clock.now())
+        self._counts = _zero()
+        self._closed: list[Window] = []
+
+    @property
+    def window_s(self) -> int:
+        return self._len
+
+    def _align(self, t: float) -> int:
+        return int(t // self._len) * self._len
+
+    def _roll(self) -> None:
+        """Close the open window (and any empty ones) if the clock has passed its end."""
+        now_start = self._align(self._clock.now())
+        if now_start <= self._start:  # same window, or the wall clock stepped back
+            return
+        self._closed.append(Window(self._start, self._len, self._counts))
+        empties = (now_start - self._start) // self._len - 1
+        if empties > MAX_EMPTY_CATCHUP:
+            log.warning("telemetry_windows_skipped", skipped=empties - MAX_EMPTY_CATCHUP)
+        first = max(self._start + self._len, now_start - MAX_EMPTY_CATCHUP * self._len)
+        for start in range(first, now_start, self._len):
+            self._closed.append(Window(start, self._len, _zero()))
+        self._start = now_start
+        self._counts = _zero()
+
+    def add(self, field: str, n: int = 1) -> None:
+        """Add `n` (>= 0) events to `field` in the current window."""
+        if field not in _FIELD_SET:
+            raise UnknownCountField(f"unknown count field {field!r}: use one of "
+                                    f"{', '.join(COUNT_FIELDS)}")
+        if field == PEAK_FIELD:
+            raise UnknownCountField("peak_in_view is a maximum: call observe_peak(n) instead")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"count increment must be a whole number >= 0, got {n!r}")
+        with self._lock:
+            self._roll()
+            self._counts[field] += n
+
+    def observe_peak(self, people_in_view: int) -> None:
+        """Raise the window's peak of people in view to `people_in_view` if it is higher."""
+        if (not isinstance(people_in_view, int) or isinstance(people_in_view, bool)
+                or people_in_view < 0):
+            raise ValueError(f"people in view must be a whole number >= 0, got {people_in_view!r}")
+        with self._lock:
+            self._roll()
+            if people_in_view > self._counts[PEAK_FIELD]:
+                self._counts[PEAK_FIELD] = people_in_view
+
+    def close_due(self) -> list[Window]:
+        """Windows whose end has passed, oldest first (each is handed out once)."""
+        with self._lock:
+            self._roll()
+            out, self._closed = self._closed, []
+            return out
+
+    def snapshot(self) -> Window:
+        """The open window so far (for a status page; not closed)."""
+        with self._lock:
+            self._roll()
+            return Window(self._start, self._len, dict(self._counts))

@@ -1,0 +1,77 @@
+"""Statistical disclosure control applied to a window before it leaves the box.
+
+1. Optional Laplace noise (scale 1/epsilon per field, sensitivity 1), rounded and clamped at 0.
+2. Primary suppression: any count in 1..k-1 is published as suppressed (None); 0 and >= k are
+   published as they are.
+3. Secondary suppression: for each additive relation `total = part + part + ...` that holds
+   between published fields, a relation with exactly one suppressed cell would let a reader
+   recover it by subtraction, so one more cell of that relation is suppressed (the smallest
+   non-zero unsuppressed one, else a zero one), repeated until no relation has exactly one.
+
+Noise is applied before suppression, so suppression only post-processes noisy values.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping
+
+from edge.telemetry.counters import COUNT_FIELDS
+
+# Exact additive relations between count fields: every traveller presented at the gate gets one
+# decision, matched (opted in) or not matched (sent to the staffed lane).
+RELATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("presented", ("matched", "not_matched")),
+)
+
+
+def laplace_noise(counts: Mapping[str, int], epsilon: float,
+                  rng: random.Random) -> dict[str, int]:
+    """Each count plus Laplace(0, 1/epsilon) noise, rounded to a whole number >= 0."""
+    if epsilon <= 0:
+        raise ValueError("epsilon must be > 0")
+    scale = 1.0 / epsilon
+    out = {}
+    for name, value in counts.items():
+        u = rng.random() - 0.5
+        while abs(u) >= 0.5:  # log(0) guard: random() can return exactly 0.0
+            u = rng.random() - 0.5
+        noise = -scale * math.copysign(1.0, u) * math.log(1.0 - 2.0 * abs(u))
+        out[name] = max(0, round(value + noise))
+    return out
+
+
+def suppress(counts: Mapping[str, int], k: int,
+             relations: tuple[tuple[str, tuple[str, ...]], ...] = RELATIONS
+             ) -> dict[str, int | None]:
+    """Primary and secondary suppression; suppressed cells become None."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    out: dict[str, int | None] = {
+        name: (None if 0 < value < k else int(value)) for name, value in counts.items()}
+    changed = True
+    while changed:
+        changed = False
+        for total, parts in relations:
+            cells = (total, *parts)
+            if any(c not in out for c in cells):
+                continue
+            hidden = [c for c in cells if out[c] is None]
+            if len(hidden) != 1:
+                continue
+            shown = [c for c in cells if out[c] is not None]
+            nonzero = sorted((c for c in shown if out[c]), key=lambda c: (out[c], c))
+            victim = nonzero[0] if nonzero else shown[0]
+            out[victim] = None
+            changed = True
+    return out
+
+
+def apply_disclosure_control(counts: Mapping[str, int], k: int, epsilon: float | None,
+                             rng: random.Random | None = None) -> dict[str, int | None]:
+    """What may be published for one window's raw counts (fields in COUNT_FIELDS order)."""
+    raw = {name: int(counts.get(name, 0)) for name in COUNT_FIELDS}
+    if epsilon is not None:
+        raw = laplace_noise(raw, epsilon, rng or random.SystemRandom())
+    return suppress(raw, k)

@@ -1,0 +1,140 @@
+"""onnxruntime session factory: verified model files, provider fallback, threads, warm-up.
+
+Providers are tried in the configured order (TensorRT, CUDA, CPU); a GPU provider that fails to
+load is dropped by onnxruntime, and `session.get_providers()` tells which really run. Every model
+file is hashed against models/manifest.toml before it is handed to onnxruntime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import structlog
+
+from edge.vision.errors import (
+    REINSTALL,
+    ModelIntegrityError,
+    ModelLoadError,
+    ModelMissingError,
+)
+from edge.vision.manifest import Manifest, ModelSpec, sha256_file
+
+log = structlog.get_logger(__name__)
+
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def verify_model_file(model_dir: Path, spec: ModelSpec) -> Path:
+    """Path of the installed file after checking size and sha256; refuse anything else."""
+    path = Path(model_dir) / spec.file
+    if not path.is_file():
+        raise ModelMissingError(f"model {spec.name} ({spec.file}) is not installed in "
+                                f"{model_dir}: {REINSTALL}")
+    size = path.stat().st_size
+    if size != spec.bytes:
+        raise ModelIntegrityError(f"model {path} has {size} bytes, expected {spec.bytes} "
+                                  f"(truncated or replaced): {REINSTALL}")
+    actual = sha256_file(path)
+    if actual != spec.sha256:
+        raise ModelIntegrityError(f"model {path} sha256 {actual} does not match the pinned "
+                                  f"{spec.sha256} (tampered or corrupt): {REINSTALL}")
+    return path
+
+
+def ort_providers(names: Sequence[str]) -> list[str]:
+    """Configured provider names -> onnxruntime names available in this build, in order."""
+    available = set(ort.get_available_providers())
+    wanted = [PROVIDER_NAMES[n] for n in names]
+    chosen = [p for p in wanted if p in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")  # always the last resort
+    return chosen
+
+
+@contextlib.contextmanager
+def _quiet_native_output() -> Iterator[None]:
+    """Silence onnxruntime's own prints while GPU providers are probed.
+
+    A missing CUDA/TensorRT library makes onnxruntime print banners to stdout/stderr (which
+    would corrupt `--json` output); we report the providers that really run in our own log.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        sink = io.StringIO()  # onnxruntime's Python-level print() goes to sys.stdout
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+@dataclass
+class Session:
+    """A loaded model: its onnxruntime session and the providers that actually run it."""
+
+    name: str
+    session: ort.InferenceSession
+    providers: list[str]
+    input_name: str
+
+    def run(self, feed: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: feed})
+
+
+def create_session(manifest: Manifest, name: str, model_dir: Path,
+                   providers: Sequence[str], intra_op_threads: int,
+                   warmup_shape: tuple[int, ...] | None = None) -> Session:
+    """Verify the model file, open it on the first providers that load, and warm it up."""
+    spec = manifest.get(name)
+    path = verify_model_file(model_dir, spec)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    wanted = ort_providers(providers)
+    attempts = [wanted] if wanted == ["CPUExecutionProvider"] else [wanted,
+                                                                    ["CPUExecutionProvider"]]
+    session, error = None, ""
+    for attempt in attempts:
+        try:
+            if attempt == ["CPUExecutionProvider"]:
+                session = ort.InferenceSession(str(path), sess_options=opts, providers=attempt)
+            else:
+                with _quiet_native_output():
+                    session = ort.InferenceSession(str(path), sess_options=opts,
+                                                   providers=attempt)
+            break
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if session is None:
+        raise ModelLoadError(f"onnxruntime cannot load {path} ({error}): {REINSTALL}")
+    active = list(session.get_providers())
+    skipped = [p for p in wanted if p not in active]
+    if skipped:
+        log.info("vision.providers_unavailable", model=name, skipped=skipped)
+    inp = session.get_inputs()[0]
+    shape = warmup_shape or tuple(d if isinstance(d, int) else 1 for d in inp.shape)
+    session.run(None, {inp.name: np.zeros(shape, np.float32)})
+    log.info("vision.session", model=name, providers=active, threads=intra_op_threads)
+    return Session(name=name, session=session, providers=active, input_name=inp.name)

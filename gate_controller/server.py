@@ -1,0 +1,208 @@
+"""The gate controller's ZeroMQ server: one loop joining the link, the machine and the driver.
+
+A ROUTER socket takes commands (every one answered with an ack, malformed ones with an error
+ack that changes nothing); a PUB socket publishes events. One thread runs `step()` in a loop:
+drain commands, poll the driver (non-blocking), tick the safety machine, apply its effects.
+The loop waits at most `poll_interval_s` (5 ms) between driver polls, so a fire-alarm edge
+reaches the outputs within a few milliseconds and a lost heartbeat is noticed on time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+import structlog
+import zmq
+
+from edge.clock import Clock
+from edge.errors import ConsentGateError
+from gate_controller.gateio import GateInput, GateIO
+from gate_controller.protocol import (
+    MAX_MESSAGE_BYTES,
+    FaultEvent,
+    LaneState,
+    PassageEvent,
+    ProtocolError,
+    StateEvent,
+    TailgatingEvent,
+    decode_command,
+    encode,
+    error_ack,
+    request_id_of,
+)
+from gate_controller.safety import Effect, Emit, GateMachine, SetAlarm, SetOutput
+
+log = structlog.get_logger("gate_controller.server")
+
+
+class GateStartError(ConsentGateError):
+    """The controller could not bind its sockets."""
+
+
+def bind_private(sock: zmq.Socket, endpoint: str) -> None:
+    """Bind `endpoint`; an ipc:// socket file is created owner-only (0600) in a 0700 folder."""
+    try:
+        if endpoint.startswith("ipc://"):
+            path = Path(endpoint[len("ipc://"):])
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True, mode=0o700)
+            old = os.umask(0o077)
+            try:
+                sock.bind(endpoint)
+            finally:
+                os.umask(old)
+            os.chmod(path, 0o600)
+        else:
+            sock.bind(endpoint)
+    except (zmq.ZMQError, OSError) as exc:
+        raise GateStartError(
+            f"cannot bind {endpoint}: {exc}. Is another gate controller running? Stop it or "
+            "change [gate] command_endpoint/event_endpoint in settings.") from None
+
+
+class GateServer:
+    """Serves one `GateMachine` over ZeroMQ and drives one `GateIO` from its effects."""
+
+    def __init__(self, machine: GateMachine, io: GateIO, clock: Clock, *,
+                 command_endpoint: str, event_endpoint: str,
+                 context: zmq.Context | None = None, poll_interval_s: float = 0.005) -> None:
+        self.machine = machine
+        self.io = io
+        self.clock = clock
+        self.poll_interval_ms = max(1, int(poll_interval_s * 1000))
+        self._ctx = context or zmq.Context.instance()
+        self._seq = 0
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._pub = self._ctx.socket(zmq.PUB)
+        for s in (self._router, self._pub):
+            s.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES + 256)
+        try:
+            bind_private(self._router, command_endpoint)
+            bind_private(self._pub, event_endpoint)
+        except GateStartError:
+            self._router.close()
+            self._pub.close()
+            raise
+        self.command_endpoint = command_endpoint
+        self.event_endpoint = event_endpoint
+        self._poller = zmq.Poller()
+        self._poller.register(self._router, zmq.POLLIN)
+        self._closed = False
+        # the machine starts with every output closed; say so to the hardware
+        for lane, open_ in machine.outputs().items():
+            io.set_output(lane, open_)
+            io.set_alarm(lane, False)
+        log.info("gate.start", lanes=list(machine.lanes), command=command_endpoint,
+                 events=event_endpoint)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def serve_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.step()
+
+    def step(self, timeout_ms: int | None = None) -> None:
+        """One iteration: commands, driver inputs, time."""
+        wait = self.poll_interval_ms if timeout_ms is None else timeout_ms
+        if self._poller.poll(wait):
+            for _ in range(64):  # bounded, so the driver is polled even under a flood
+                try:
+                    frames = self._router.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._handle(frames)
+        now = self.clock.monotonic()
+        for item in self.io.poll(now):
+            self._apply(self._input(item, now))
+        self._apply(self.machine.tick(self.clock.monotonic()))
+
+    def _input(self, item: GateInput, now: float) -> list[Effect]:
+        if item.kind == "passage" and item.lane is not None:
+            return self.machine.passage(item.lane, now)
+        if item.kind == "fire_alarm":
+            log.warning("gate.fire_alarm", active=item.active)
+            return self.machine.fire_alarm_input(item.active, now)
+        if item.kind == "fault":
+            return self.machine.io_fault(item.reason or "gate I/O failed", now)
+        if item.kind == "restored":
+            effects = self.machine.io_restored(now)
+            # the hardware may have lost its outputs: re-assert the wanted ones
+            for lane, open_ in self.machine.outputs().items():
+                self.io.set_output(lane, open_)
+            for lane, on in self.machine.alarms().items():
+                self.io.set_alarm(lane, on)
+            return effects
+        return []
+
+    def _handle(self, frames: list[bytes]) -> None:
+        identity, body = frames[0], frames[1:]
+        envelope: list[bytes] = []
+        if len(body) == 2 and body[0] == b"":  # a REQ peer
+            envelope, body = [b""], body[1:]
+        if len(body) != 1:
+            ack = error_ack(ProtocolError("expected one frame per command"))
+            self._router.send_multipart([identity, *envelope, encode(ack)])
+            return
+        data = body[0]
+        try:
+            cmd = decode_command(data)
+        except ProtocolError as exc:
+            log.warning("gate.bad_command", code=exc.code)
+            ack = error_ack(exc, request_id_of(data))
+            self._router.send_multipart([identity, *envelope, encode(ack)])
+            return
+        ack, effects = self.machine.command(cmd, self.clock.monotonic())
+        self._apply(effects)
+        if cmd.cmd != "heartbeat" and cmd.cmd != "status":
+            log.info("gate.command", cmd=cmd.cmd, lane=getattr(cmd, "lane", None), ok=ack.ok,
+                     code=ack.code, actor=getattr(cmd, "actor", None))
+        self._router.send_multipart([identity, *envelope, encode(ack)])
+
+    def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, SetOutput):
+                self.io.set_output(effect.lane, effect.open)
+            elif isinstance(effect, SetAlarm):
+                self.io.set_alarm(effect.lane, effect.on)
+            elif isinstance(effect, Emit):
+                self.publish(effect.event)
+
+    def publish(self, event: PassageEvent | TailgatingEvent | StateEvent | FaultEvent) -> None:
+        self._seq += 1
+        stamped = event.model_copy(update={"seq": self._seq, "ts": self.clock.now()})
+        self._log_event(stamped)
+        with contextlib.suppress(zmq.Again):
+            self._pub.send(encode(stamped), zmq.NOBLOCK)
+
+    @staticmethod
+    def _log_event(event: PassageEvent | TailgatingEvent | StateEvent | FaultEvent) -> None:
+        if isinstance(event, StateEvent):
+            log.info("gate.state", lane=event.lane, state=event.state.value, reason=event.reason)
+        elif isinstance(event, TailgatingEvent):
+            log.warning("gate.tailgating", lane=event.lane, grant_id=event.grant_id)
+        elif isinstance(event, PassageEvent):
+            log.info("gate.passage", lane=event.lane, grant_id=event.grant_id)
+        else:
+            log.warning("gate.fault", active=event.active, reason=event.reason)
+
+    # ---- shutdown ------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Leave the gates safe and close: leaves closed, unless a fire alarm holds them open."""
+        if self._closed:
+            return
+        self._closed = True
+        for lane, state in self.machine.snapshot().items():
+            if state != LaneState.EMERGENCY_OPEN:
+                self.io.set_output(lane, False)
+                self.io.set_alarm(lane, False)
+                self.publish(StateEvent(lane=lane, state=LaneState.MANUAL,
+                                        reason="controller stopping: staff operate the gate"))
+        with contextlib.suppress(Exception):
+            self.io.poll(self.clock.monotonic())  # flush queued writes
+        self.io.close()
+        self._router.close()
+        self._pub.close()
+        log.info("gate.stop", lanes=list(self.machine.lanes))

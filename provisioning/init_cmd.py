@@ -1,0 +1,53 @@
+"""`init --dir DIR --gate-id ID`: provision a device folder (see provisioning.device).
+
+Prints where each part went and the public parts only (device id, the device's Curve public
+key); never a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.progress import Progress
+
+from provisioning.common import console, start
+from provisioning.device import init_device
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, required=True, help="device folder to create")
+    parser.add_argument("--gate-id", required=True, help="gate this box serves, e.g. B12")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing device (its store and keys are destroyed)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="where install-models puts the models (default: "
+                             "$CONSENTGATE_MODEL_DIR or /var/lib/consentgate/models)")
+    parser.add_argument("--central-key", type=Path, default=None,
+                        help="also import central's public key file")
+    parser.add_argument("--log-level", default="warning",
+                        choices=["debug", "info", "warning", "error"])
+
+
+def run(args: argparse.Namespace) -> int:
+    start(args)
+    out = console()
+    with Progress(console=out, transient=True) as progress:
+        task = progress.add_task("provisioning (keys, certificate, store)", total=None)
+        device = init_device(args.dir, args.gate_id, force=args.force,
+                             model_dir=args.model_dir, central_public_key=args.central_key)
+        progress.update(task, completed=1, total=1)
+    lay = device.layout
+    public = lay.device_public_key.read_text(encoding="utf-8")
+    z85 = next((ln.split("=", 1)[1].strip().strip('"') for ln in public.splitlines()
+                if ln.strip().startswith("public-key")), "?")
+    out.print(f"device {device.settings.device.device_id} provisioned for gate "
+              f"{device.settings.device.gate_id} in {lay.root}")
+    out.print(f"  settings      {lay.settings_file}")
+    out.print(f"  store         {lay.store_db} (SQLCipher, key in {lay.store_key})")
+    out.print(f"  kiosk TLS     {lay.tls_cert}")
+    out.print(f"  device Curve public key (give to central): {z85}")
+    if not lay.central_public_key.exists():
+        out.print("next: `python -m provisioning import-central-key FILE --dir "
+                  f"{lay.root}`, then `add-staff`, then `verify`")
+    return 0

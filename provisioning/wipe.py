@@ -1,0 +1,113 @@
+"""`wipe`: secure decommission of a device: keys first, then store, certificates, models.
+
+Keys are shredded first, so even if the box loses power half-way the store left behind is
+ciphertext without its key. Every file is overwritten in place with random bytes before it is
+unlinked (provisioning.shred). Needs confirmation: type the device id at the prompt, or pass
+--yes (required when stdin is not a terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+from rich.progress import Progress
+
+from provisioning.common import add_device_args, console, device_from_args, start
+from provisioning.device import Device, store_files
+from provisioning.errors import WipeRefusedError
+from provisioning.shred import shred_file, shred_tree
+
+log = structlog.get_logger("provisioning.wipe")
+
+
+@dataclass(frozen=True)
+class WipeReport:
+    files: int
+    model_files: int
+
+
+def _model_files(model_dir: Path) -> list[Path]:
+    if not model_dir.is_dir():
+        return []
+    return sorted(p for p in model_dir.iterdir() if p.is_file() or p.is_symlink())
+
+
+def wipe_device(device: Device, *, include_models: bool = True,
+                progress: Progress | None = None) -> WipeReport:
+    """Shred keys, store, certificates, settings, everything in the data folder, and models."""
+    s = device.settings
+    lay = device.layout
+    root = lay.root
+    if root == Path(root.anchor) or root == Path.home():
+        raise WipeRefusedError(f"refusing to wipe {root}: the settings' data_dir must be the "
+                               "device's own folder")
+    models = _model_files(s.vision.model_dir) if include_models else []
+    key_files = [s.store_key_file, s.hmac_secret_file, lay.device_secret_key,
+                 lay.device_public_key, lay.central_public_key, lay.tls_key]
+    steps: list[tuple[str, list[Path]]] = [
+        ("keys", key_files),
+        ("store", store_files(s.store_path)),
+        ("models", models),
+        ("settings", [device.settings_file]),
+    ]
+    task = progress.add_task("wiping", total=len(steps) + 1) if progress else None
+    files = 0
+    model_count = 0
+    for name, paths in steps:
+        n = sum(1 for p in paths if shred_file(p))
+        files += n
+        if name == "models":
+            model_count = n
+        log.info("wipe_step", step=name, files=n)
+        if progress is not None and task is not None:
+            progress.advance(task)
+    # Whatever else the device kept in its folder (certificates, calibration, outbox, ...).
+    if root.is_dir():
+        n = shred_tree(root)
+        files += n
+        log.info("wipe_step", step="data_dir", files=n)
+    if include_models and s.vision.model_dir.is_dir() and not any(s.vision.model_dir.iterdir()):
+        s.vision.model_dir.rmdir()
+    if progress is not None and task is not None:
+        progress.advance(task)
+    log.info("device_wiped", files=files)
+    return WipeReport(files=files, model_files=model_count)
+
+
+def confirm(device: Device, yes: bool, stdin: TextIO | None = None) -> None:
+    """Raise WipeRefusedError unless the operator confirmed."""
+    if yes:
+        return
+    stdin = stdin or sys.stdin
+    if not stdin.isatty():
+        raise WipeRefusedError("wipe destroys the store, keys and models for good: confirm by "
+                               "running it on a terminal, or pass --yes in scripts")
+    want = device.settings.device.device_id
+    print(f"This destroys device {want}'s store, keys and models beyond recovery.")
+    print(f"Type the device id ({want}) to confirm: ", end="", flush=True)
+    if stdin.readline().strip() != want:
+        raise WipeRefusedError("the device id did not match: nothing was wiped")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_device_args(parser)
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--keep-models", action="store_true",
+                        help="leave the model files (e.g. when the model folder is shared)")
+
+
+def run(args: argparse.Namespace) -> int:
+    start(args)
+    device = device_from_args(args)
+    confirm(device, args.yes)
+    out = console()
+    with Progress(console=out, transient=True) as progress:
+        report = wipe_device(device, include_models=not args.keep_models, progress=progress)
+    out.print(f"wiped: {report.files} files shredded ({report.model_files} model files); "
+              "nothing of the device is left to read")
+    return 0

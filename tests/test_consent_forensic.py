@@ -1,0 +1,79 @@
+"""Forensics: after withdrawal and purge, the template bytes are gone from the store file and
+its WAL, checked on the DECRYPTED pages (SQLCipher 4 page layout, AES-256-CBC with the raw key).
+A positive control proves the decryptor finds template bytes while they are stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from edge.consent.keys import write_key_file
+from edge.consent.store import ConsentStore
+
+PAGE = 4096
+RESERVE = 80  # 16-byte IV + 64-byte HMAC-SHA512 at the end of each page
+WAL_HEADER, FRAME_HEADER = 32, 24
+
+
+def decrypt_page(page: bytes, pgno: int, key: bytes) -> bytes:
+    start = 16 if pgno == 1 else 0  # page 1 begins with the file salt
+    iv = page[PAGE - RESERVE:PAGE - RESERVE + 16]
+    dec = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return dec.update(page[start:PAGE - RESERVE]) + dec.finalize()
+
+
+def plaintext(path: Path, key: bytes) -> bytes:
+    """All decrypted page images of the database file and of every frame in its WAL."""
+    out = []
+    data = path.read_bytes()
+    for i in range(len(data) // PAGE):
+        out.append(decrypt_page(data[i * PAGE:(i + 1) * PAGE], i + 1, key))
+    wal = Path(f"{path}-wal")
+    if wal.exists():
+        w = wal.read_bytes()
+        off = WAL_HEADER
+        while off + FRAME_HEADER + PAGE <= len(w):
+            pgno = int.from_bytes(w[off:off + 4], "big")
+            out.append(decrypt_page(w[off + FRAME_HEADER:off + FRAME_HEADER + PAGE], pgno, key))
+            off += FRAME_HEADER + PAGE
+    return b"".join(out)
+
+
+def traces(blob: bytes, haystack: bytes, chunk: int = 16) -> int:
+    """How many 16-byte pieces of `blob` occur in `haystack`."""
+    return sum(blob[i:i + chunk] in haystack for i in range(0, len(blob) - chunk + 1, chunk))
+
+
+def test_withdrawn_and_purged_templates_leave_no_trace(tmp_path, fake_clock):
+    write_key_file(tmp_path / "store.key")
+    write_key_file(tmp_path / "ref.key")
+    key = bytes.fromhex((tmp_path / "store.key").read_text()[:64])
+    store = ConsentStore.open(tmp_path / "store.db", tmp_path / "store.key",
+                              tmp_path / "ref.key", fake_clock, create=True)
+    rng = np.random.default_rng(7)
+    vecs = [v / np.linalg.norm(v) for v in rng.standard_normal((3, 512)).astype(np.float32)]
+    ids = []
+    for i, (vec, hours) in enumerate(zip(vecs, (12, 1, 12), strict=True)):
+        c = store.grant_consent(f"FOR{i}", "boarding", "XY1",
+                                fake_clock.now() + hours * 3600, "ann")
+        store.enrol(c.consent_id, [vec], "fr_feature", "ann")
+        ids.append(c.consent_id)
+    blobs = [row.vector.astype("<f4").tobytes() for row in store.active_templates()]
+    assert len(blobs) == 3 and all(len(b) == 2048 for b in blobs)
+
+    before = plaintext(store.path, key)
+    assert all(traces(b, before) == len(b) // 16 for b in blobs)  # the decryptor sees them
+
+    store.withdraw(consent_id=ids[0], actor="kiosk")   # deleted at once
+    fake_clock.advance(3600)                            # template 1 expires
+    assert store.purge() >= 1
+
+    after = plaintext(store.path, key)
+    assert traces(blobs[0], after) == 0, "withdrawn template still readable"
+    assert traces(blobs[1], after) == 0, "purged template still readable"
+    assert traces(blobs[2], after) == len(blobs[2]) // 16  # the live one is still there
+    store.close()
+    final = plaintext(store.path, key)
+    assert traces(blobs[0], final) == traces(blobs[1], final) == 0

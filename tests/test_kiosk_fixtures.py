@@ -1,0 +1,149 @@
+"""Shared fixtures of the kiosk tests (imported by the other test_kiosk_* modules).
+
+A real encrypted ConsentStore in a temp dir, the real FaceEngine on the installed models, a
+LaneBoard, and a recording gate double standing in for the ZeroMQ gate client.
+"""
+
+from __future__ import annotations
+
+import base64
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+with warnings.catch_warnings():  # starlette suggests httpx2; TestClient is still httpx-based
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from edge.clock import FakeClock
+from edge.consent.keys import write_key_file
+from edge.consent.store import ConsentStore
+from edge.kiosk.app import create_app
+from edge.kiosk.board import LaneBoard
+from edge.kiosk.passwords import hash_password
+from edge.kiosk.services import KioskServices
+from edge.settings import Settings
+
+PASSWORD = "correct-horse-battery"
+STAFF = {"agent1": "agent", "sup1": "supervisor", "eng1": "engineer"}
+_HASH: list[str] = []
+
+
+def password_hash() -> str:
+    if not _HASH:
+        _HASH.append(hash_password(PASSWORD))
+    return _HASH[0]
+
+
+def b64_file(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def b64_array(image: np.ndarray, ext: str = ".png") -> str:
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return base64.b64encode(buf.tobytes()).decode()
+
+
+@dataclass
+class RecordingGate:
+    """Stands in for gate_controller.client.GateClient: records calls, answers like an Ack."""
+
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    refuse: bool = False
+    unavailable: bool = False
+
+    def _answer(self):
+        from gate_controller.protocol import Ack, LaneState
+        if self.unavailable:
+            from gate_controller.client import GateUnavailableError
+            raise GateUnavailableError("gate controller did not acknowledge within 1000 ms")
+        if self.refuse:
+            return Ack(ok=False, code="refused", error="lane is in emergency_open")
+        return Ack(ok=True, state=LaneState.CLOSED)
+
+    def override(self, lane: str, action: str, reason: str, actor: str):
+        self.calls.append(("override", lane, action, reason, actor))
+        return self._answer()
+
+    def reset(self, lane: str, reason: str, actor: str):
+        self.calls.append(("reset", lane, reason, actor))
+        return self._answer()
+
+
+class StillCamera:
+    """A kiosk camera showing one still image (in memory)."""
+
+    def __init__(self, image: np.ndarray | None) -> None:
+        self.image = image
+
+    def latest(self) -> np.ndarray | None:
+        return self.image
+
+
+@pytest.fixture(scope="session")
+def kiosk_engine(installed_model_dir: Path):
+    from edge.vision.engine import FaceEngine
+    settings = Settings.model_validate({"vision": {"model_dir": str(installed_model_dir)}})
+    return FaceEngine.from_settings(settings.vision)
+
+
+@pytest.fixture
+def kiosk_store(tmp_path: Path, fake_clock: FakeClock):
+    keys = tmp_path / "keys"
+    write_key_file(keys / "store.key")
+    write_key_file(keys / "ref.key")
+    store = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
+                              fake_clock, create=True)
+    for name, role in STAFF.items():
+        store.upsert_staff(name, role, password_hash())
+    yield store
+    store.close()
+
+
+@dataclass
+class KioskEnv:
+    services: KioskServices
+    client: TestClient
+    gate: RecordingGate
+    clock: FakeClock
+
+    @property
+    def store(self) -> ConsentStore:
+        return self.services.store  # type: ignore[return-value]
+
+    @property
+    def board(self) -> LaneBoard:
+        return self.services.board
+
+    def login(self, name: str = "agent1", password: str = PASSWORD) -> dict:
+        r = self.client.post("/api/session/login", json={"staff_id": name, "password": password})
+        assert r.status_code == 200, r.text
+        info = r.json()
+        self.client.headers["X-CSRF-Token"] = info["csrf_token"]
+        return info
+
+
+def make_env(store, engine, clock, settings: Settings | None = None, *,
+             camera=None, gate: RecordingGate | None = None, with_gate: bool = True) -> KioskEnv:
+    settings = settings or Settings.model_validate(
+        {"lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (10, 0), (10, 10)]},
+                             {"lane_id": "B", "zone": [(0, 0), (10, 0), (10, 10)]}]}})
+    gate = gate if gate is not None else RecordingGate()
+    board = LaneBoard([lane.lane_id for lane in settings.lanes.lanes], clock)
+    services = KioskServices(settings=settings, clock=clock, store=store, engine=engine,
+                             board=board, gate=gate if with_gate else None, camera=camera)
+    client = TestClient(create_app(services))
+    return KioskEnv(services, client, gate, clock)
+
+
+@pytest.fixture
+def kiosk(kiosk_store, kiosk_engine, fake_clock) -> KioskEnv:
+    env = make_env(kiosk_store, kiosk_engine, fake_clock)
+    with env.client:
+        yield env

@@ -1,0 +1,153 @@
+"""`verify`: passes on a healthy (simulated) box, and each broken part fails with its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from provisioning_helpers import make_device, run_cli
+
+from edge.consent.keys import write_key_file
+from provisioning import verify as verify_mod
+from provisioning.checks import CheckResult
+from provisioning.device import Device, update_settings
+from provisioning.loopback import LoopbackPeers
+from provisioning.shred import shred_file
+from provisioning.target import simulate_captures
+from provisioning.thermal_calibrate import calibrate
+
+
+def _verify(dev: Device, *extra: str) -> tuple[int, dict, str]:
+    code, out, err = run_cli(["verify", "--dir", str(dev.layout.root), "--json",
+                              "--camera-seconds", "1", "--timeout", "2", *extra])
+    report = json.loads(out.strip().splitlines()[-1])
+    return code, report, err
+
+
+def _by_name(report: dict) -> dict[str, dict]:
+    return {r["name"]: r for r in report["results"]}
+
+
+@pytest.mark.integration
+def test_healthy_simulated_box_is_fit(tmp_path: Path, installed_model_dir: Path) -> None:
+    dev = make_device(tmp_path, model_dir=installed_model_dir,
+                      overrides={"capture": {"fps": 4}})
+    with LoopbackPeers(dev) as peers:
+        code, report, err = _verify(peers.device)
+    failed = [r for r in report["results"] if r["status"] == "fail"]
+    assert code == 0 and report["fit"], failed or err
+    names = _by_name(report)
+    for expected in ("key: store key", "model: fr_feature", "onnxruntime providers",
+                     "visible camera", "thermal camera", "consent store", "gate controller",
+                     "central"):
+        assert names[expected]["status"] == "pass", names[expected]
+
+
+def test_table_output_and_exit_code(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    code, out, _err = run_cli(["verify", "--dir", str(dev.layout.root), "--only", "keys",
+                               "store", "gate", "--timeout", "0.3"])
+    assert code == 1
+    assert "NOT FIT FOR SERVICE" in out
+    assert "import-central-key" in out  # the fix for the missing central key
+    assert "gate_controller run" in out  # the fix for the absent controller
+
+
+def test_loose_key_permissions_fail_with_chmod_fix(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    os.chmod(dev.layout.store_key, 0o644)
+    code, report, _ = _verify(dev, "--only", "keys")
+    item = _by_name(report)["key: store key"]
+    assert code == 1 and item["status"] == "fail" and "chmod 600" in item["fix"]
+
+
+def test_store_with_wrong_key_fails(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    shred_file(dev.layout.store_key)
+    write_key_file(dev.layout.store_key)
+    code, report, _ = _verify(dev, "--only", "store")
+    item = _by_name(report)["consent store"]
+    assert code == 1 and item["status"] == "fail" and "backup" in item["fix"]
+
+
+def test_tampered_model_fails(tmp_path: Path, tmp_model_dir: Path) -> None:
+    dev = make_device(tmp_path, model_dir=tmp_model_dir)
+    f = tmp_model_dir / "fr_feature.onnx"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    code, report, _ = _verify(dev, "--only", "models")
+    item = _by_name(report)["model: fr_feature"]
+    assert code == 1 and item["status"] == "fail" and "install-models" in item["fix"]
+    assert _by_name(report)["model: fr_detect"]["status"] == "pass"
+
+
+def test_expect_gpu(tmp_path: Path, installed_model_dir: Path) -> None:
+    dev = make_device(tmp_path, model_dir=installed_model_dir)
+    code, report, _ = _verify(dev, "--only", "providers", "--expect-gpu")
+    item = _by_name(report)["onnxruntime providers"]
+    on_gpu = "CUDAExecutionProvider" in item["detail"].split("(")[0] or \
+        "TensorrtExecutionProvider" in item["detail"].split("(")[0]
+    assert item["status"] == ("pass" if on_gpu else "fail")
+    assert code == (0 if on_gpu else 1)
+
+
+def test_central_that_does_not_admit_the_device_fails(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    with LoopbackPeers(dev, gate=False) as peers:
+        for f in peers.central_dir.glob("device-under-test.key"):
+            f.unlink()  # central no longer admits this device
+        peers.collector.allow.reload()
+        code, report, _ = _verify(peers.device, "--only", "central", "--timeout", "1")
+    item = _by_name(report)["central"]
+    assert code == 1 and item["status"] == "fail" and "public key" in item["fix"]
+
+
+def _thermal_device(tmp_path: Path, blackbody_on: bool) -> Device:
+    h = np.array([[0.45, 0.0, 10.0], [0.0, 0.45, 15.0], [0.0, 0.0, 1.0]])
+    visible, frames = simulate_captures(h, captures=3)
+    result = calibrate(visible, frames, grid=(5, 4), blackbody_c=35.0)
+    from edge.screening.calibration import save_calibration
+
+    dev = make_device(tmp_path)
+    cal_file = dev.layout.root / "thermal-calibration.json"
+    save_calibration(result.calibration, cal_file)
+    folder = tmp_path / "thermal"
+    folder.mkdir()
+    _, live = simulate_captures(h, captures=3, seed=5,
+                                blackbody_c=35.0 if blackbody_on else 24.0)
+    for i, f in enumerate(live):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    return update_settings(dev, {"thermal": {"source": str(folder),
+                                             "calibration_file": cal_file}})
+
+
+def test_thermal_camera_with_blackbody_passes(tmp_path: Path) -> None:
+    dev = _thermal_device(tmp_path, blackbody_on=True)
+    code, report, _ = _verify(dev, "--only", "thermal")
+    assert code == 0, report
+
+
+def test_thermal_without_blackbody_fails(tmp_path: Path) -> None:
+    dev = _thermal_device(tmp_path, blackbody_on=False)
+    code, report, _ = _verify(dev, "--only", "thermal")
+    item = _by_name(report)["thermal camera"]
+    assert code == 1 and "blackbody" in item["detail"]
+
+
+def test_a_crashing_check_fails_but_the_rest_run(tmp_path: Path, monkeypatch) -> None:
+    dev = make_device(tmp_path)
+
+    def broken(ctx):
+        raise RuntimeError("driver exploded")
+
+    monkeypatch.setattr(verify_mod, "ALL_CHECKS",
+                        (("keys", broken), ("tls", lambda ctx: [CheckResult("t", "pass", "")])))
+    results = verify_mod.run_checks(dev)
+    assert [r.status for r in results] == ["fail", "pass"]
+    assert "driver exploded" in results[0].detail
+    assert not verify_mod.fit_for_service(results)
