@@ -183,7 +183,7 @@ def bench_cipher_overhead(workdir: Path, keys: Path, n: int, singles: int) -> di
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,10000,100000", help="gallery sizes")
-    ap.add_argument("--probes", type=int, default=200, help="probes per gallery size")
+    ap.add_argument("--probes", type=int, default=100, help="probes per gallery size")
     ap.add_argument("--enrolments", type=int, default=200)
     ap.add_argument("--purge", type=int, default=100_000, help="expired templates to purge")
     ap.add_argument("--overhead-rows", type=int, default=20_000)

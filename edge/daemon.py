@@ -184,7 +184,7 @@ class Daemon:
                               hold_s=settings.lanes.result_hold_s,
                               thermal_enabled=screener is not None,
                               refer_blocks_boarding=settings.thermal.refer_blocks_boarding)
-            lanes = [Lane(LaneMachine(ls.lane_id, rules, clock),
+            lanes = [Lane(LaneMachine(ls.lane_id, rules, clock, start_manual=True),
                           np.asarray(ls.zone, np.float32)) for ls in settings.lanes.lanes]
             d.gate_client = d._gate_client(subscribe=False)
             d._closers.append(("gate_client", d.gate_client.close))
@@ -194,7 +194,7 @@ class Daemon:
                 tracker=IoUTracker(settings.lanes.track_iou, settings.lanes.track_max_missed_s),
                 screener=screener, close_quarters=d._build_close_quarters(),
                 counters=d.counters, on_state=d._publish_state)
-            d.pipeline.gate_down("waiting for the gate controller")
+            d.metrics.gate_available.set(0)
             d.metrics.gallery_size.set(d.gallery.size)
             # 5. telemetry and the kiosk
             if settings.telemetry.enabled:

@@ -66,12 +66,14 @@ _MAX_REMEMBERED = 1024
 
 class LaneMachine:
     def __init__(self, lane: str, rules: LaneRules, clock: Clock,
-                 new_grant_id: Callable[[], str] = lambda: secrets.token_hex(8)) -> None:
+                 new_grant_id: Callable[[], str] = lambda: secrets.token_hex(8), *,
+                 start_manual: bool = False) -> None:
         self.lane = lane
         self.rules = rules
         self._clock = clock
         self._new_grant_id = new_grant_id
-        self.state = LaneState.IDLE
+        # a daemon starts manual until the gate controller first answers (no event: no fault)
+        self.state = LaneState.MANUAL if start_manual else LaneState.IDLE
         self._since = clock.monotonic()
         self.track_id: int | None = None
         self._match: tuple[str | None, str] | None = None  # (consent_id, reason)
@@ -171,9 +173,15 @@ class LaneMachine:
         """A command to the gate failed: the grant is void, the lane goes manual."""
         return self.gate_down(reason)
 
-    def track_lost(self, track_id: int) -> list[Action]:
+    def track_lost(self, track_id: int, successor: int | None = None) -> list[Action]:
+        """The presenting track is gone. When the tracker lost it but another undecided track
+        stands in the zone (`successor`, e.g. the same person re-acquired), that track takes
+        over the presentation without a new event; otherwise the lane times out to idle."""
         if self.state is LaneState.PRESENTING and track_id == self.track_id:
             self._remember(self._decided, track_id)
+            if successor is not None and successor not in self._decided:
+                self.track_id = successor
+                return []
             self._reset()
             return [self._event(Kind.TIMEOUT, "left the gate zone before a decision")]
         return []

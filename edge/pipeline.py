@@ -104,10 +104,13 @@ class Pipeline:
         image = frame.image
         faces = self.engine.detect(image)
         update = self.tracker.update(faces, frame.captured_mono)
+        in_zone = self._assign_lanes(update.seen)
         for track in update.lost:
             self._info.pop(track.track_id, None)
-            for lane in self.lanes.values():
-                self._run(lane.machine.track_lost(track.track_id))
+            for name, lane in self.lanes.items():
+                successor = next((t.track_id for t in in_zone[name]
+                                  if not lane.machine.decided(t.track_id)), None)
+                self._run(lane.machine.track_lost(track.track_id, successor))
         if self.counters is not None:
             if update.new:
                 self.counters.add("people_detected", len(update.new))
@@ -118,7 +121,6 @@ class Pipeline:
         if self.close_quarters is not None and faces:
             self._close_quarters(faces)
 
-        in_zone = self._assign_lanes(update.seen)
         for name, tracks in in_zone.items():
             machine = self.lanes[name].machine
             if machine.state is LaneState.IDLE:

@@ -3,8 +3,13 @@
 Commands go over a DEALER socket with `ZMQ_IMMEDIATE` (nothing is queued for a controller that
 is not connected) and a fresh request id each; the ack with that id is awaited for `timeout_ms`.
 No ack in time -> `GateUnavailableError`, and the socket is rebuilt so that an old command can
-never be delivered late (the lazy-pirate pattern): the caller then treats the lanes as manual.
+never be delivered late (the lazy-pirate pattern); each command also carries its deadline
+(CLOCK_MONOTONIC, same box), after which the controller refuses it with code `expired`, so a
+command already queued at the controller is not acted on after the caller gave up on it. The
+caller then treats the lanes as manual.
 A refused command is not an exception: the returned `Ack` has `ok=False`, a `code` and `error`.
+Invalid arguments (a lane name with spaces, a TTL out of range) raise `ProtocolError` before
+anything is sent.
 
 Thread safety: commands are serialised by one lock and `next_event` by another, so one client
 may be shared by a heartbeat thread and a decision thread; the two sockets are never shared.
@@ -20,6 +25,7 @@ from typing import Literal
 
 import structlog
 import zmq
+from pydantic import ValidationError
 
 from edge.errors import ConsentGateError
 from gate_controller.protocol import (
@@ -43,6 +49,15 @@ log = structlog.get_logger("gate_controller.client")
 
 class GateUnavailableError(ConsentGateError):
     """The gate controller did not acknowledge in time (lanes must be treated as manual)."""
+
+
+def _make(cls: type[Command], **fields: object) -> Command:
+    """Build a command; bad arguments are a ProtocolError (as the controller would answer)."""
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ProtocolError(f"bad {cls.__name__} arguments: {detail}") from None
 
 
 class GateClient:
@@ -71,17 +86,18 @@ class GateClient:
 
     # ---- commands ------------------------------------------------------------------------
     def open(self, lane: str, grant_id: str, ttl_ms: int) -> Ack:
-        return self._request(OpenCmd(lane=lane, grant_id=grant_id, ttl_ms=ttl_ms))
+        return self._request(_make(OpenCmd, lane=lane, grant_id=grant_id, ttl_ms=ttl_ms))
 
     def deny(self, lane: str) -> Ack:
-        return self._request(DenyCmd(lane=lane))
+        return self._request(_make(DenyCmd, lane=lane))
 
     def reset(self, lane: str, reason: str, actor: str) -> Ack:
-        return self._request(ResetCmd(lane=lane, reason=reason, actor=actor))
+        return self._request(_make(ResetCmd, lane=lane, reason=reason, actor=actor))
 
     def override(self, lane: str, action: Literal["open", "close"], reason: str,
                  actor: str) -> Ack:
-        return self._request(OverrideCmd(lane=lane, action=action, reason=reason, actor=actor))
+        return self._request(_make(OverrideCmd, lane=lane, action=action, reason=reason,
+                                   actor=actor))
 
     def heartbeat(self) -> Ack:
         return self._request(HeartbeatCmd())
@@ -123,9 +139,9 @@ class GateClient:
     def _request(self, cmd: Command) -> Ack:
         with self._cmd_lock:
             rid = f"{self._prefix}-{next(self._ids)}"
-            payload = encode(cmd.model_copy(update={"id": rid}))
-            sock = self._socket()
             deadline = time.monotonic() + self.timeout_ms / 1000.0
+            payload = encode(cmd.model_copy(update={"id": rid, "deadline": deadline}))
+            sock = self._socket()
             if not sock.poll(self.timeout_ms, zmq.POLLOUT):
                 raise self._unavailable("was not connected")
             try:

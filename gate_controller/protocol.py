@@ -50,6 +50,9 @@ class _Message(BaseModel):
 class _Command(_Message):
     kind: Literal["command"] = "command"
     id: Token = "0"
+    # CLOCK_MONOTONIC seconds (the endpoints are on one box) after which the controller must
+    # not act on the command: the sender has given up waiting and treats the lanes as manual.
+    deadline: float | None = Field(None, ge=0)
 
 
 class OpenCmd(_Command):

@@ -15,7 +15,8 @@ Per-lane states and their priority, highest first (enforced by `_settle` after e
 4. base: `closed` while the daemon's heartbeat is live, else `manual` (staff operate the gate).
 
 A passage while `closed` is tailgating: a `tailgating` event and the lane's alarm, which only a
-staff `reset` silences. Grants are single-use: a used or cancelled grant id is refused.
+staff `reset` silences. Grants are single-use and single-lane: a used or cancelled grant id,
+or one holding another lane open, is refused.
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ class GateMachine:
             return None  # a retried open: idempotent, the TTL is not extended
         if self.grant_used(cmd.grant_id):
             return "grant_used", "this grant was already used or cancelled; issue a new one"
+        if any(other.grant_id == cmd.grant_id for other in self.lanes.values()):
+            return "grant_in_use", "this grant holds another lane open; one grant, one lane"
         if lane.state == S.EMERGENCY_OPEN:
             return "emergency", "lane is emergency_open (fire alarm); grants are not taken"
         if lane.state == S.FAULT:

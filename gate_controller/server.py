@@ -10,9 +10,11 @@ reaches the outputs within a few milliseconds and a lost heartbeat is noticed on
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 from pathlib import Path
+from typing import IO
 
 import structlog
 import zmq
@@ -22,6 +24,7 @@ from edge.errors import ConsentGateError
 from gate_controller.gateio import GateInput, GateIO
 from gate_controller.protocol import (
     MAX_MESSAGE_BYTES,
+    Ack,
     FaultEvent,
     LaneState,
     PassageEvent,
@@ -42,8 +45,15 @@ class GateStartError(ConsentGateError):
     """The controller could not bind its sockets."""
 
 
-def bind_private(sock: zmq.Socket, endpoint: str) -> None:
-    """Bind `endpoint`; an ipc:// socket file is created owner-only (0600) in a 0700 folder."""
+def bind_private(sock: zmq.Socket, endpoint: str) -> IO[bytes] | None:
+    """Bind `endpoint`; an ipc:// socket file is created owner-only (0600) in a 0700 folder.
+
+    libzmq silently replaces an existing ipc socket file, so an ipc bind first takes an
+    exclusive lock on `PATH.lock`; the returned lock file must stay open while bound.
+    """
+    advice = ("Is another gate controller running? Stop it or change [gate] "
+              "command_endpoint/event_endpoint in settings.")
+    lock: IO[bytes] | None = None
     try:
         if endpoint.startswith("ipc://"):
             path = Path(endpoint[len("ipc://"):])
@@ -51,6 +61,12 @@ def bind_private(sock: zmq.Socket, endpoint: str) -> None:
                 path.parent.mkdir(parents=True, mode=0o700)
             old = os.umask(0o077)
             try:
+                lock = open(f"{path}.lock", "ab")  # noqa: SIM115 - held while bound
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    lock.close()
+                    raise GateStartError(f"{endpoint} is in use. {advice}") from None
                 sock.bind(endpoint)
             finally:
                 os.umask(old)
@@ -58,9 +74,10 @@ def bind_private(sock: zmq.Socket, endpoint: str) -> None:
         else:
             sock.bind(endpoint)
     except (zmq.ZMQError, OSError) as exc:
-        raise GateStartError(
-            f"cannot bind {endpoint}: {exc}. Is another gate controller running? Stop it or "
-            "change [gate] command_endpoint/event_endpoint in settings.") from None
+        if lock is not None:
+            lock.close()
+        raise GateStartError(f"cannot bind {endpoint}: {exc}. {advice}") from None
+    return lock
 
 
 class GateServer:
@@ -80,12 +97,18 @@ class GateServer:
         for s in (self._router, self._pub):
             s.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES + 256)
+        self._locks: list[IO[bytes]] = []
         try:
-            bind_private(self._router, command_endpoint)
-            bind_private(self._pub, event_endpoint)
+            for sock, endpoint in ((self._router, command_endpoint),
+                                   (self._pub, event_endpoint)):
+                lock = bind_private(sock, endpoint)
+                if lock is not None:
+                    self._locks.append(lock)
         except GateStartError:
             self._router.close()
             self._pub.close()
+            for lock in self._locks:
+                lock.close()
             raise
         self.command_endpoint = command_endpoint
         self.event_endpoint = event_endpoint
@@ -154,7 +177,15 @@ class GateServer:
             ack = error_ack(exc, request_id_of(data))
             self._router.send_multipart([identity, *envelope, encode(ack)])
             return
-        ack, effects = self.machine.command(cmd, self.clock.monotonic())
+        now = self.clock.monotonic()
+        if cmd.deadline is not None and now > cmd.deadline:
+            log.warning("gate.expired_command", cmd=cmd.cmd, late_ms=int((now - cmd.deadline)
+                                                                          * 1000))
+            ack = Ack(id=cmd.id, cmd=cmd.cmd, ok=False, code="expired",
+                      error="command arrived after its deadline; the sender gave up: resend")
+            self._router.send_multipart([identity, *envelope, encode(ack)])
+            return
+        ack, effects = self.machine.command(cmd, now)
         self._apply(effects)
         if cmd.cmd != "heartbeat" and cmd.cmd != "status":
             log.info("gate.command", cmd=cmd.cmd, lane=getattr(cmd, "lane", None), ok=ack.ok,
@@ -205,4 +236,6 @@ class GateServer:
         self.io.close()
         self._router.close()
         self._pub.close()
+        for lock in self._locks:
+            lock.close()
         log.info("gate.stop", lanes=list(self.machine.lanes))

@@ -26,7 +26,7 @@ import structlog
 
 from edge.clock import Clock, SystemClock
 from edge.settings import Settings, load_settings, parse_settings
-from provisioning.errors import DeviceExistsError, DeviceNotFoundError
+from provisioning.errors import DeviceExistsError, DeviceNotFoundError, ProvisioningError
 from provisioning.settings_toml import render_settings_toml
 from provisioning.shred import shred_file, shred_tree
 from provisioning.tls import write_self_signed
@@ -180,6 +180,8 @@ def init_device(root: Path | str, gate_id: str, *, force: bool = False,
 
     clock = clock or SystemClock()
     layout = DeviceLayout(Path(root).resolve())
+    if layout.root.exists() and not layout.root.is_dir():
+        raise ProvisioningError(f"{layout.root} is a file, not a folder: pick another --dir")
     existing = layout.existing_parts()
     if existing and not force:
         raise DeviceExistsError(
@@ -207,6 +209,10 @@ def init_device(root: Path | str, gate_id: str, *, force: bool = False,
         if central_public_key is not None:
             from provisioning.central_key import import_central_key
             import_central_key(layout, Path(central_public_key))
+    except PermissionError as exc:
+        _remove_parts(layout)
+        raise ProvisioningError(f"no permission to write {exc.filename}: run init as the "
+                                "service user or choose a --dir you own") from None
     except BaseException:
         _remove_parts(layout)
         raise

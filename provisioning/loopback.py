@@ -1,10 +1,11 @@
-"""A loopback bench for a provisioned device: the simulated gate controller and a central.
+"""A loopback bench for a provisioned device: its gate controller and a central, in-process.
 
-`LoopbackPeers(device)` starts, in threads of this process, the gate controller on its
-simulated driver and the reference telemetry collector (with a fresh central keypair that admits
-this device's public key); imports central's public key into the device and points the device's
-settings at both on free loopback ports. Used by the self-test's tests, the hardware-in-the-loop
-suite in simulator mode, and demos that need a whole box without hardware.
+`LoopbackPeers(device)` starts, in threads of this process, the gate controller with the driver
+the settings name (simulated by default) and the reference telemetry collector (with a fresh
+central keypair that admits this device's public key); imports central's public key into the
+device and points the device's settings at both on free loopback ports. Used by the self-test's
+tests, the hardware-in-the-loop suite in simulator mode, and demos that need a whole box
+without hardware.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _endpoint() -> str:
 
 
 class LoopbackPeers:
-    """Context manager: gate controller (simulated) + collector for `device`, on loopback."""
+    """Context manager: gate controller (driver from the settings) + collector, on loopback."""
 
     def __init__(self, device: Device, *, gate: bool = True, central: bool = True,
                  clock: Clock | None = None) -> None:
@@ -63,7 +64,7 @@ class LoopbackPeers:
         patch: dict = {}
         if self._want_gate:
             patch["gate"] = {"command_endpoint": _endpoint(), "event_endpoint": _endpoint(),
-                             "sim_control_endpoint": _endpoint(), "driver": "simulated"}
+                             "sim_control_endpoint": _endpoint()}
         if self._want_central:
             patch["telemetry"] = {"enabled": True, "central_endpoint": _endpoint()}
         self.device = update_settings(self.device, patch)

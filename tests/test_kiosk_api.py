@@ -102,13 +102,34 @@ def test_lock_out_after_repeated_failures_then_recovers(kiosk):
     assert r.status_code == 200
 
 
-def test_one_client_guessing_many_names_is_throttled(kiosk):
-    limit = kiosk.services.settings.kiosk.max_login_failures * 4
-    for i in range(limit):
-        kiosk.client.post("/api/session/login",
-                          json={"staff_id": f"guess{i}", "password": "wrong-password-x"})
-    r = kiosk.client.post("/api/session/login", json={"staff_id": "sup1", "password": PASSWORD})
+def test_one_client_guessing_many_names_is_throttled(kiosk_store, kiosk_engine, fake_clock):
+    settings = Settings.model_validate({"kiosk": {"max_login_failures": 2}})
+    env = make_env(kiosk_store, kiosk_engine, fake_clock, settings)
+    for i in range(2 * 4):  # per-client limit: 4x the per-name limit
+        r = env.client.post("/api/session/login",
+                            json={"staff_id": f"guess{i}", "password": "wrong-password-x"})
+        assert r.status_code == 401
+    r = env.client.post("/api/session/login", json={"staff_id": "sup1", "password": PASSWORD})
     assert r.status_code == 429
+
+
+def test_disabling_an_account_ends_its_sessions_at_once(kiosk):
+    kiosk.login()
+    assert kiosk.client.get("/api/board").status_code == 200
+    kiosk.store.set_staff_disabled("agent1", True)
+    r = kiosk.client.get("/api/board")
+    assert r.status_code == 401 and r.json()["error"] == "session_expired"
+    kiosk.store.set_staff_disabled("agent1", False)
+    assert kiosk.client.get("/api/board").status_code == 401  # that session is gone for good
+
+
+def test_logging_in_again_replaces_the_old_session(kiosk):
+    kiosk.login()
+    old = kiosk.client.cookies["cg_session"]
+    kiosk.login("sup1")
+    assert kiosk.client.cookies["cg_session"] != old
+    r = kiosk.client.get("/api/board", cookies={"cg_session": old})
+    assert r.status_code == 401
 
 
 def test_expired_session_is_refused(kiosk):

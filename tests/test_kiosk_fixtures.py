@@ -147,3 +147,47 @@ def kiosk(kiosk_store, kiosk_engine, fake_clock) -> KioskEnv:
     env = make_env(kiosk_store, kiosk_engine, fake_clock)
     with env.client:
         yield env
+
+
+class LiveServer:
+    """The kiosk app served by a real uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
+                                access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LiveServer:
+        import time
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live_kiosk(kiosk_store, kiosk_engine, fake_clock):
+    """(KioskEnv, LiveServer): the app on a real socket (SSE and browser tests)."""
+    env = make_env(kiosk_store, kiosk_engine, fake_clock)
+    with LiveServer(env.client.app) as server:
+        yield env, server

@@ -161,8 +161,27 @@ def test_unknown_thermal_status_rejected(fake_clock: FakeClock) -> None:
         machine(fake_clock).thermal(1, "hot")
 
 
+def apply(m: LaneMachine, op: str, n: int) -> list:
+    if op == "present":
+        return m.present(n)
+    if op in ("match", "nomatch"):
+        return m.match(n, f"c{n}" if op == "match" else None)
+    if op == "thermal":
+        return m.thermal(n, "refer" if n % 2 else "pass")
+    if op == "passage":
+        return m.passage(f"g{n}")
+    if op == "down":
+        return m.gate_down("x")
+    if op == "lost":
+        return m.track_lost(n)
+    if op == "handover":
+        return m.track_lost(n, successor=n + 1)
+    return {"up": m.gate_up, "tick": m.tick}[op]()
+
+
 _OPS = st.lists(st.tuples(st.sampled_from(["present", "match", "nomatch", "thermal", "passage",
-                                           "down", "up", "tick", "lost"]),
+                                           "down", "up", "tick", "lost",
+                                           "handover"]),
                           st.integers(1, 4), st.floats(0, 3)), max_size=60)
 
 
@@ -181,11 +200,7 @@ def test_invariants_under_random_sequences(ops, blocks) -> None:
             matched.add(f"c{n}")
         if op == "thermal" and n % 2:
             referred.add(n)
-        out = {"present": lambda: m.present(n), "match": lambda: m.match(n, f"c{n}"),
-               "nomatch": lambda: m.match(n, None),
-               "thermal": lambda: m.thermal(n, "refer" if n % 2 else "pass"),
-               "passage": lambda: m.passage(f"g{n}"), "down": lambda: m.gate_down("x"),
-               "up": m.gate_up, "tick": m.tick, "lost": lambda: m.track_lost(n)}[op]()
+        out = apply(m, op, n)
         for a in out:
             if isinstance(a, OpenGate):
                 track = m.track_id
@@ -196,3 +211,17 @@ def test_invariants_under_random_sequences(ops, blocks) -> None:
             if isinstance(a, MarkBoarded):
                 assert a.consent_id in matched, "boarded someone who never matched"
         assert m.state in LaneState
+
+
+def test_successor_track_takes_over_without_new_event(fake_clock: FakeClock) -> None:
+    m = machine(fake_clock)
+    m.present(1)
+    assert m.track_lost(1, successor=2) == []
+    assert m.state is LaneState.PRESENTING and m.track_id == 2
+    assert kinds(m.match(2, "c1")) == ["granted"]
+
+
+def test_starts_manual_until_gate_answers(fake_clock: FakeClock) -> None:
+    m = LaneMachine("A", LaneRules(), fake_clock, start_manual=True)
+    assert m.state is LaneState.MANUAL and m.present(1) == []
+    assert kinds(m.gate_up()) == ["restored"]

@@ -175,3 +175,11 @@ def test_init_overrides_are_validated(tmp_path: Path) -> None:
     assert load_settings(dev.layout.settings_file).telemetry.k_anonymity == 7
     with pytest.raises(SettingsError, match="k_anonymity"):
         make_device(tmp_path / "x", overrides={"telemetry": {"k_anonymity": 0}})
+
+
+def test_refuses_a_file_as_folder(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    code, _out, err = run_cli(["init", "--dir", str(target), "--gate-id", "B12"])
+    assert code == 1 and "is a file" in err
+    assert target.read_text() == "x"

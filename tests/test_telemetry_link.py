@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -224,7 +225,9 @@ def test_collector_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, net)
         producer = threading.Thread(target=stream)
         producer.start()
         wait_for(lambda: len(collector.rows()) >= 5, what="first windows stored")
-        collector.kill()  # SIGKILL: no goodbye; windows and acks in flight are lost
+        collector.proc.send_signal(signal.SIGSTOP)  # hangs while windows keep coming...
+        time.sleep(0.3)
+        collector.kill()  # ...then dies: the windows it had received are lost, never acked
         collector = net.collector().start()
         producer.join()
         wait_for(lambda: done.is_set() and len(collector.rows()) >= n

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import structlog
 
 from edge.cli import main
 
@@ -13,6 +14,8 @@ from edge.cli import main
 @pytest.fixture(autouse=True)
 def _models(installed_model_dir: Path, monkeypatch):
     monkeypatch.setenv("CONSENTGATE_MODEL_DIR", str(installed_model_dir))
+    yield
+    structlog.reset_defaults()  # the CLI configures process-wide logging; undo it
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from edge.settings import VisionSettings
@@ -142,6 +143,7 @@ def test_yaw_ratio_from_landmarks():
 
 def test_engine_logs_providers_and_never_embeddings(installed_model_dir: Path,
                                                     faces_dir: Path):
+    structlog.reset_defaults()  # a CLI test may have left a warning-level filter configured
     with capture_logs() as logs:
         engine = FaceEngine.from_settings(VisionSettings(model_dir=installed_model_dir,
                                                          providers=["cpu"]))

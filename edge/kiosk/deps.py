@@ -25,6 +25,7 @@ from edge.kiosk.errors import (
     WrongRoleError,
 )
 from edge.kiosk.services import CameraLike, EngineLike, GateLike, KioskServices, StoreLike
+from edge.kiosk.store_ops import find_staff
 from edge.settings import KioskSettings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -116,6 +117,10 @@ def get_session(request: Request, ctx: ContextDep) -> auth.StaffSession:
         if expired:
             raise SessionExpiredError("your session has ended: log in again")
         raise NotLoggedInError("log in first")
+    staff = find_staff(ctx.services.store, session.staff_id)
+    if staff is None or staff.disabled or staff.role != session.role:
+        ctx.sessions.end(session)  # disabled or changed accounts lose their sessions at once
+        raise SessionExpiredError("your account was changed or disabled: log in again")
     if request.method not in SAFE_METHODS:
         if not _same_origin(request):
             raise CsrfError("this request came from another site: use the kiosk page")

@@ -204,8 +204,8 @@ class SceneRenderer:
 
     def __init__(self, calibration: Calibration, face_photos: list[np.ndarray], seed: int = 0,
                  *, noise_c: float = 0.1, max_drift_c: float = 1.0,
-                 hot_pixel_rate: float = 0.001, max_parallax: float = 0.02,
-                 ambient_c: float = 23.0) -> None:
+                 hot_pixel_rate: float = 0.001, transient_hot_share: float = 0.3,
+                 max_parallax: float = 0.02, ambient_c: float = 23.0) -> None:
         if not face_photos:
             raise SynthError("SceneRenderer needs at least one face photo")
         for chip in face_photos:
@@ -218,6 +218,7 @@ class SceneRenderer:
         self.noise_c = noise_c
         self.max_drift_c = max_drift_c
         self.max_parallax = max_parallax
+        self.transient_hot_share = transient_hot_share
         self.ambient_c = ambient_c
         self._rng = np.random.default_rng([seed, 3])
         self._mask = _chip_mask()
@@ -278,7 +279,7 @@ class SceneRenderer:
             anatomy = _anatomy(self.seed, person.photo if person.variant is None
                                else person.variant)
             spot = self._paint_person(thermal_hr, eyes_th, person.canthus_c, anatomy)
-            if self._rng.random() < 0.3:
+            if self._rng.random() < self.transient_hot_share:
                 transient.append(spot)
             fw = person.face_width_px
             mid = eyes_vis.mean(axis=0)
@@ -339,25 +340,37 @@ class SceneRenderer:
         neck = (np.abs(fa) < 0.55) & (fb > 1.0) & (fb < 2.3)
         local[neck] = skin - 0.5
         head = (fa / 1.15) ** 2 + ((fb - 0.3) / 1.65) ** 2 < 1.0
-        face_c = skin + 0.3 * np.clip(-fb, 0, 1) - a.nose_cool * np.exp(
-            -((fa / 0.2) ** 2 + ((fb - 0.75) / 0.22) ** 2) / 2)
-        for k in (-1, 1):  # corneas: cooler than the surrounding skin of the eye socket
-            face_c = np.where(((fa - 0.5 * k) / 0.17) ** 2 + (fb / 0.08) ** 2 < 1.0,
-                              skin + 0.2, face_c)
         hair = head & (fb < -0.95 + 0.35 * fa ** 2)
-        local[head] = face_c[head]
+        local[head] = skin + 0.3 * np.clip(-fb[head], 0, 1)
         local[hair] = ambient + a.hair_above_ambient
+
+        def near(ca: float, cb: float, radius: float) -> tuple[slice, slice]:
+            """Slices of the window within `radius` eye gaps of face point (ca, cb)."""
+            centre = mid + (ca * u + cb * v) * span - (x0, y0)
+            r_px = radius * span + 1
+            return (slice(max(0, int(centre[1] - r_px)), max(0, int(centre[1] + r_px) + 1)),
+                    slice(max(0, int(centre[0] - r_px)), max(0, int(centre[0] + r_px) + 1)))
+
+        sl = near(0.0, 0.75, 0.7)  # cooler nose
+        g = np.exp(-((fa[sl] / 0.2) ** 2 + ((fb[sl] - 0.75) / 0.22) ** 2) / 2)
+        local[sl] = np.where(head[sl] & ~hair[sl], local[sl] - a.nose_cool * g, local[sl])
+        for k in (-1, 1):  # corneas: cooler than the surrounding skin of the eye socket
+            sl = near(0.5 * k, 0.0, 0.2)
+            cornea = ((fa[sl] - 0.5 * k) / 0.17) ** 2 + (fb[sl] / 0.08) ** 2 < 1.0
+            local[sl] = np.where(cornea & head[sl], skin + 0.2, local[sl])
         spots = []
         for k, is_right in ((-1, True), (1, False)):
             hot = canthus_c if is_right == a.right_is_hotter else canthus_c - a.other_cooler
             ca, cb = k * (0.5 - a.inward), a.down
-            d = np.sqrt((fa - ca) ** 2 + (fb - cb) ** 2)
+            sl = near(ca, cb, 0.35)
+            d = np.sqrt((fa[sl] - ca) ** 2 + (fb[sl] - cb) ** 2)
             peri = hot - a.peri_below
             peri_field = skin + (peri - skin) * np.exp(-(d / 0.12) ** 2 / 2)
             edge = np.clip((d - a.radius) / 0.05, 0.0, 1.0)
             disc = hot - (hot - peri_field) * (0.5 - 0.5 * np.cos(np.pi * edge))
-            inside = head & ~hair & (d < 0.35)
-            local[inside] = np.maximum(local[inside], np.maximum(peri_field, disc)[inside])
+            inside = head[sl] & ~hair[sl] & (d < 0.35)
+            local[sl] = np.where(inside, np.maximum(local[sl], np.maximum(peri_field, disc)),
+                                 local[sl])
             centre = mid + (ca * u + cb * v) * span
             spots.append(((centre[0] + 0.5) / s - 0.5, (centre[1] + 0.5) / s - 0.5))
         spot = spots[int(self._rng.integers(2))]
@@ -367,8 +380,9 @@ class SceneRenderer:
     def _paint_blackbody(self, field_c: np.ndarray) -> None:
         x, y, w, h = self.calibration.blackbody_roi
         s = SUPERSAMPLE
-        cv2.rectangle(field_c, ((x - 1) * s, (y - 1) * s), ((x + w + 1) * s - 1,
-                                                          (y + h + 1) * s - 1),
+        m = 2  # the emitter is larger than the ROI, so the optics' blur stays outside it
+        cv2.rectangle(field_c, ((x - m) * s, (y - m) * s), ((x + w + m) * s - 1,
+                                                          (y + h + m) * s - 1),
                       float(self.calibration.blackbody_c), -1)
 
     def _sense(self, field_c: np.ndarray, transient: list[tuple[float, float]]

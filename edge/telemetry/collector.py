@@ -42,6 +42,8 @@ log = structlog.get_logger("edge.telemetry.collector")
 
 SERVER_KEY_NAME = "central"
 BATCH_MAX = 4096
+_NOBLOCK = int(zmq.NOBLOCK)  # plain ints: enum flag arithmetic costs per message
+_SNDMORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
 
 
 class CollectorError(TelemetryError):
@@ -185,7 +187,7 @@ class Collector:
     # ------------------------------------------------------------------ messages
 
     def _window(self, key: str, header: dict[str, Any], body_frame: bytes,
-                writes: list[tuple]) -> bytes:
+                writes: list[tuple], now: float) -> bytes:
         body = schema.decode_counts(body_frame)
         device = body["device"]
         bound = self._key_device.get(key)
@@ -203,12 +205,12 @@ class Collector:
         if seq <= state.last_seq:
             self.stats.duplicates += 1
             return schema.ack(state.last_seq)
-        if False:
+        if prev is not None and prev != state.last_seq:
             self.stats.gaps += 1
             return schema.gap(state.last_seq)
         counts = body["counts"]
         writes.append(("win", (device, seq, body["gate"], body["window_start"],
-                               body["window_s"], body["k"], body["epsilon"], time.time(),
+                               body["window_s"], body["k"], body["epsilon"], now,
                                *(counts[f] for f in COUNT_FIELDS))))
         state.last_seq = seq
         self.stats.stored += 1
@@ -220,7 +222,7 @@ class Collector:
                 self.stats.totals[name] += value
         return schema.ack(seq)
 
-    def _one(self, frames: list[zmq.Frame], writes: list[tuple]) -> bytes:
+    def _one(self, frames: list[zmq.Frame], writes: list[tuple], now: float) -> bytes:
         key = frames[1].get("User-Id") or "?"
         header: dict[str, Any] | None = None
         try:
@@ -230,7 +232,7 @@ class Collector:
                 self.stats.heartbeats += 1
                 return schema.HEARTBEAT
             if kind == "window" and len(frames) == 3:
-                return self._window(key, header, frames[2].bytes, writes)
+                return self._window(key, header, frames[2].bytes, writes, now)
             raise SchemaError(f"unexpected {kind} message with {len(frames) - 1} frame(s)")
         except SchemaError as exc:
             self.stats.rejected += 1
@@ -261,7 +263,8 @@ class Collector:
     def handle_batch(self, batch: list[list[zmq.Frame]]) -> list[list[bytes]]:
         """Process received messages; commit; return the replies to send (after the commit)."""
         writes: list[tuple] = []
-        replies = [[frames[0].bytes, self._one(frames, writes)] for frames in batch]
+        now = time.time()
+        replies = [[frames[0].bytes, self._one(frames, writes, now)] for frames in batch]
         if writes:
             try:
                 self._commit(writes)
@@ -311,12 +314,16 @@ class Collector:
                     batch = []
                     while len(batch) < BATCH_MAX:
                         try:
-                            batch.append(sock.recv_multipart(zmq.NOBLOCK, copy=False))
+                            frames = [sock.recv(_NOBLOCK, copy=False)]
                         except zmq.Again:
                             break
-                    for reply in self.handle_batch(batch):
+                        while frames[-1].more:  # the rest of a message is already here
+                            frames.append(sock.recv(_NOBLOCK, copy=False))
+                        batch.append(frames)
+                    for ident, reply in self.handle_batch(batch):
                         with contextlib.suppress(zmq.Again):
-                            sock.send_multipart(reply, zmq.NOBLOCK)
+                            sock.send(ident, _SNDMORE_NOBLOCK)
+                            sock.send(reply, _NOBLOCK)
                     dirty = True
                 if dirty and time.monotonic() >= next_print:
                     self.print_totals()

@@ -42,7 +42,7 @@ def _loads(data: bytes, limit: int, what: str) -> dict[str, Any]:
 
 
 def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return type(v) is int  # bool is not a count
 
 
 def _check_id(value: Any, name: str, max_len: int) -> None:
@@ -99,7 +99,7 @@ def decode_counts(data: bytes) -> dict[str, Any]:
     for name, value in counts.items():
         if value is None:
             continue
-        if not _is_int(value) or value < 0:
+        if type(value) is not int or value < 0:
             raise SchemaError(f"count {name} must be null (suppressed) or a whole number >= 0")
         if 0 < value < k:
             raise SchemaError(f"count {name} is {value}, below k={k}: it must be suppressed")
@@ -108,8 +108,11 @@ def decode_counts(data: bytes) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- uplink/1
 
+# Integer-only frames are formatted directly (same bytes as _dumps, a few µs cheaper each).
+
 def window_header(seq: int, prev: int | None) -> bytes:
-    return _dumps({"schema": UPLINK_SCHEMA, "type": "window", "seq": seq, "prev": prev})
+    return b'{"schema":"uplink/1","type":"window","seq":%d,"prev":%s}' % (
+        int(seq), b"null" if prev is None else b"%d" % int(prev))
 
 
 HEARTBEAT = _dumps({"schema": UPLINK_SCHEMA, "type": "heartbeat"})
@@ -117,12 +120,12 @@ HEARTBEAT = _dumps({"schema": UPLINK_SCHEMA, "type": "heartbeat"})
 
 def ack(seq: int) -> bytes:
     """Cumulative: every window of this device up to `seq` is stored."""
-    return _dumps({"schema": UPLINK_SCHEMA, "type": "ack", "seq": seq})
+    return b'{"schema":"uplink/1","type":"ack","seq":%d}' % int(seq)
 
 
 def gap(last: int) -> bytes:
     """The window's predecessor is missing; central holds everything up to `last`."""
-    return _dumps({"schema": UPLINK_SCHEMA, "type": "gap", "seq": last})
+    return b'{"schema":"uplink/1","type":"gap","seq":%d}' % int(last)
 
 
 def reject(seq: int | None, reason: str) -> bytes:

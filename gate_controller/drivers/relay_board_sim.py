@@ -58,12 +58,15 @@ class RelayBoardSim:
         return str(self.link) if self.link else self.port
 
     def replug(self) -> None:
-        """A fresh pty (the board plugged back in)."""
+        """A fresh pty (the board plugged back in, its outputs at their power-on default)."""
         master, slave = os.openpty()
         tty.setraw(slave)
         with self._lock:
             self._master, self._slave = master, slave
             self.port = os.ttyname(slave)
+            for ch in self.outputs:
+                self.outputs[ch] = self.fire
+                self.alarms[ch] = False
         if self.link is not None:
             tmp = self.link.with_suffix(".tmp")
             with contextlib.suppress(FileNotFoundError):

@@ -65,7 +65,7 @@ class SimulatorControl:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.MAXMSGSIZE, 4096)
         try:
-            bind_private(self._sock, endpoint)
+            self._lock = bind_private(self._sock, endpoint)
         except Exception:
             self._sock.close()
             raise
@@ -91,6 +91,8 @@ class SimulatorControl:
         self._stop.set()
         self._thread.join(timeout=2)
         self._sock.close()
+        if self._lock is not None:
+            self._lock.close()
 
 
 def send(endpoint: str, request: dict[str, Any], timeout_ms: int = 1000,

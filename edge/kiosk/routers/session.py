@@ -82,6 +82,9 @@ def login(body: LoginRequest, request: Request, response: Response,
         raise BadLoginError("wrong staff name or password: try again (accounts lock after "
                             f"{ctx.services.settings.kiosk.max_login_failures} failures)")
     ctx.throttle.success(body.staff_id)
+    previous, _ = ctx.sessions.lookup(request.cookies.get(auth.SESSION_COOKIE))
+    if previous is not None:  # a log-in always starts a fresh session (no fixation)
+        ctx.sessions.end(previous)
     token, session = ctx.sessions.create(staff.name, staff.role)
     response.set_cookie(auth.SESSION_COOKIE, token, httponly=True, samesite="strict",
                         secure=ctx.tls, path="/",

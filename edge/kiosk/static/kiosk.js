@@ -70,7 +70,7 @@ function loggedIn(info) {
   show($("photo-camera"), info.camera);
   document.body.dataset.role = info.role;
   say("");
-  openView(info.can_enrol ? "enrol-view" : "board-view");
+  openView(info.can_enrol && !info.can_override ? "enrol-view" : "board-view");
 }
 
 function loggedOut(message) {

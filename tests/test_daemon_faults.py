@@ -1,0 +1,115 @@
+"""Daemon faults with real processes on loopback: the gate controller dies -> lanes manual and
+no grant is sent; the camera file ends -> capture reconnects and the daemon keeps going."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_daemon_process import ROOT, provision
+
+from edge.capture.opencv import OpenCVSource
+from edge.clock import SystemClock
+from edge.daemon import Daemon
+from edge.events import Kind
+from edge.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(what)
+        time.sleep(0.05)
+
+
+def synthetic_daemon(tmp_path: Path, model_dir: Path, engine=None):
+    from edge.capture.synthetic import SyntheticScene
+    from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
+
+    zone = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
+    settings_file, _ = provision(tmp_path, model_dir,
+                                 lanes={"lanes": [{"lane_id": "A", "zone": zone}]})
+    settings = load_settings(settings_file)
+    scene = SyntheticScene(SceneRenderer(synthetic_calibration((640, 480), (160, 120), seed=3),
+                                         default_face_photos(), seed=3), SystemClock(), fps=8)
+    daemon = Daemon.build(settings, SystemClock(), source=scene, engine=engine)
+    return settings_file, scene, daemon
+
+
+def test_gate_controller_dies_lanes_manual_no_grants(tmp_path: Path,
+                                                      installed_model_dir: Path) -> None:
+    settings_file, scene, daemon = synthetic_daemon(tmp_path, installed_model_dir)
+    gate = subprocess.Popen([sys.executable, "-m", "gate_controller", "run", "--config",
+                             str(settings_file)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    events = []
+    daemon.pipeline.bus.subscribe(events.append)
+    lane = daemon.pipeline.lanes["A"].machine
+    try:
+        daemon.start_thread()
+        wait_for(lambda: lane.state.value == "idle", 30, "the gate controller never answered")
+        assert daemon.health()["gate_controller"] == "up"
+        # enrol the astronaut, then the controller dies before they walk up
+        import time as _t
+
+        chip = scene.renderer.photos[0]
+        consent = daemon.store.grant_consent("T1REF", "boarding", "T1 today", _t.time() + 600,
+                                             actor="test")
+        probe = daemon.engine.embed(chip, daemon.engine.detect(chip)[:1])
+        daemon.store.enrol(consent.consent_id, [probe[0]], daemon.engine.embedder_name,
+                           actor="test")
+        os.killpg(gate.pid, signal.SIGKILL)
+        gate.wait(5)
+        killed = time.monotonic()
+        wait_for(lambda: lane.state.value == "manual", 5, "lanes did not go manual")
+        assert time.monotonic() - killed < 3.0
+        assert daemon.board.snapshot()["lanes"][0]["state"] == "manual"
+        opens_before = daemon.metrics.gate_commands.value(cmd="open")
+        walk = scene.walk(0, 36.6, approach_s=1.0, dwell_s=3.0)
+        wait_for(lambda: scene.done(walk), 15, "walk did not finish")
+        assert daemon.metrics.frames.value() > 0
+        assert daemon.metrics.gate_commands.value(cmd="open") == opens_before
+        assert not any(e.kind is Kind.GRANTED for e in events)
+        assert any(e.kind is Kind.MANUAL for e in events)
+        health = daemon.health()
+        assert health["status"] == "degraded" and health["gate_controller"] == "down"
+    finally:
+        daemon.close()
+        if gate.poll() is None:
+            os.killpg(gate.pid, signal.SIGKILL)
+            gate.wait(5)
+
+
+def test_camera_file_ends_reconnects_no_crash(tmp_path: Path, installed_model_dir: Path) -> None:
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 20, (320, 240))
+    for i in range(8):
+        writer.write(np.full((240, 320, 3), 40 + 10 * i, np.uint8))
+    writer.release()
+    settings_file, _ = provision(tmp_path, installed_model_dir,
+                                 thermal={"enabled": False})
+    settings = load_settings(settings_file)
+    daemon = Daemon.build(settings, SystemClock(), source=OpenCVSource(str(clip)))
+    try:
+        daemon.start_thread()
+        wait_for(lambda: daemon.reader.stats().reconnects >= 2, 20, "no reconnect")
+        n = daemon.metrics.frames.value()
+        wait_for(lambda: daemon.metrics.frames.value() > n + 5, 10, "loop stopped")
+        assert daemon._thread is not None and daemon._thread.is_alive()
+        clip.unlink()  # the camera vanishes: outages, still no crash
+        time.sleep(1.5)
+        assert daemon._thread.is_alive() and daemon.reader.thread_alive()
+        assert not daemon.health()["capture"]["connected"] or \
+            daemon.health()["capture"]["frame_age_s"] > 0.5
+    finally:
+        daemon.close()

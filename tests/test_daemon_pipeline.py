@@ -1,0 +1,142 @@
+"""The inference pipeline on the synthetic scene with the real face engine and a FakeClock:
+one embedding per track, one decision per walk, probes wiped, passage -> boarded, gate
+failures -> manual, and no log event or decision event carrying biometric data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import structlog
+
+from edge.capture.source import Frame
+from edge.capture.synthetic import SyntheticScene
+from edge.clock import FakeClock
+from edge.events import DecisionEvent, EventBus, Kind
+from edge.lanes import LaneMachine, LaneRules
+from edge.pipeline import Lane, Pipeline
+from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
+from edge.screening.thermal import ThermalScreener
+from edge.settings import ThermalSettings, VisionSettings
+
+ZONE = np.array([(200, 90), (440, 90), (440, 420), (200, 420)], np.float32)
+
+
+@pytest.fixture(scope="module")
+def engine(installed_model_dir: Path):
+    from edge.vision.engine import FaceEngine
+
+    return FaceEngine.from_settings(VisionSettings(model_dir=installed_model_dir))
+
+
+@dataclass
+class Result:
+    consent_id: str | None
+    reason: str
+
+
+class RecordingMatcher:
+    def __init__(self, consent_id: str | None) -> None:
+        self.consent_id = consent_id
+        self.probes: list[np.ndarray] = []
+
+    def match(self, probe: np.ndarray) -> Result:
+        assert probe.shape == (512,) and abs(float(np.linalg.norm(probe)) - 1) < 1e-3
+        self.probes.append(probe)
+        return Result(self.consent_id, "match" if self.consent_id else "below_threshold")
+
+
+class RecordingGate:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.commands: list[tuple] = []
+
+    def open(self, lane: str, grant_id: str, ttl_ms: int) -> None:
+        if self.fail:
+            raise ConnectionError("gate controller gone")
+        self.commands.append(("open", lane, grant_id, ttl_ms))
+
+    def deny(self, lane: str) -> None:
+        self.commands.append(("deny", lane))
+
+
+def run_walk(engine, matcher, gate, canthus_c: float = 36.6, frames: int = 28):
+    clock = FakeClock()
+    calibration = synthetic_calibration((640, 480), (160, 120), seed=3)
+    scene = SyntheticScene(SceneRenderer(calibration, default_face_photos(), seed=3), clock)
+    events: list[DecisionEvent] = []
+    boarded: list[str] = []
+
+    class Boarding:
+        def mark_boarded(self, consent_id: str) -> None:
+            boarded.append(consent_id)
+
+    pipeline = Pipeline(
+        engine=engine, lanes=[Lane(LaneMachine("A", LaneRules(thermal_enabled=True), clock),
+                                   ZONE)],
+        matcher=matcher, gate=gate, boarding=Boarding(), bus=EventBus([events.append]),
+        clock=clock, screener=ThermalScreener(calibration, ThermalSettings()))
+    scene.walk(0, canthus_c, approach_s=1.0, dwell_s=1.6)
+    with structlog.testing.capture_logs() as logs:
+        for seq in range(1, frames + 1):
+            clock.advance(0.1)
+            visible, thermal = scene.render_now()
+            pipeline.process(Frame(seq, clock.monotonic(), visible, thermal))
+    return pipeline, events, logs, boarded
+
+
+def kinds(events: list[DecisionEvent]) -> list[Kind]:
+    return [e.kind for e in events]
+
+
+def test_enrolled_traveller_granted_once_probe_wiped(engine) -> None:
+    matcher, gate = RecordingMatcher("c-1"), RecordingGate()
+    pipeline, events, logs, boarded = run_walk(engine, matcher, gate)
+    assert kinds(events).count(Kind.GRANTED) == 1 and Kind.PRESENTED in kinds(events)
+    assert [c[0] for c in gate.commands] == ["open"]
+    assert len(matcher.probes) == 1  # embedded once, not every frame
+    assert not matcher.probes[0].any()  # and wiped right after the match
+    assert pipeline.metrics.embeddings.value() == 1
+    assert len(pipeline.latencies) == 1 and 0 <= pipeline.latencies[0] < 1.0
+    assert Kind.THERMAL_PASS in kinds(events)
+    # passage closes the loop and marks boarded
+    grant = gate.commands[0][2]
+
+    @dataclass
+    class Passage:
+        event: str = "passage"
+        lane: str = "A"
+        grant_id: str = grant
+
+    assert boarded == []
+    pipeline.on_gate_event(Passage())
+    assert boarded == ["c-1"]
+    assert Kind.PASSAGE in kinds(events)
+    # no decision event or log line carries biometric data
+    for e in events:
+        assert set(e.public()) == {"kind", "lane", "state", "reason"}
+        assert len(e.reason) < 200
+    for entry in logs:
+        for key, value in entry.items():
+            assert not isinstance(value, np.ndarray | bytes | bytearray), (key, entry)
+            assert not (isinstance(value, list | tuple) and len(value) > 16), (key, entry)
+            assert key not in {"embedding", "probe", "image", "frame", "crop", "landmarks"}
+
+
+def test_unknown_traveller_denied_and_fever_referred(engine) -> None:
+    matcher, gate = RecordingMatcher(None), RecordingGate()
+    _, events, _, _ = run_walk(engine, matcher, gate, canthus_c=39.4)
+    assert Kind.NOT_MATCHED in kinds(events) and Kind.GRANTED not in kinds(events)
+    assert Kind.REFERRED in kinds(events)
+    assert gate.commands == [("deny", "A")]
+
+
+def test_gate_failure_goes_manual_and_sends_nothing_more(engine) -> None:
+    matcher, gate = RecordingMatcher("c-1"), RecordingGate(fail=True)
+    pipeline, events, _, _ = run_walk(engine, matcher, gate)
+    assert Kind.MANUAL in kinds(events)
+    assert pipeline.lanes["A"].machine.state.value == "manual"
+    assert gate.commands == []
+    assert pipeline.metrics.gate_errors.value(cmd="open") == 1

@@ -1,0 +1,156 @@
+"""The demo's scripted day with real processes on loopback (gate controller, collector, daemon
+on the synthetic scene): every outcome, the counts central received, and the privacy invariant
+over the whole run: every file it wrote, every log line, every window central stored and every
+API response carry no image data, no embedding and no boarding reference in clear; the
+non-consenting traveller left no record. One demo run serves every test here."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.telemetry.counters import COUNT_FIELDS
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, installed_model_dir: Path) -> dict:
+    workdir = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "-m", "edge", "demo", "--workdir", str(workdir),
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr[-3000:]
+    summary = json.loads(lines[-1])
+    return {"rc": proc.returncode, "summary": summary, "workdir": workdir,
+            "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+def test_every_outcome_of_the_day(demo_run: dict) -> None:
+    s = demo_run["summary"]
+    by_step = {o["step"][0]: o for o in s["outcomes"]}
+    assert set(by_step) == set("12345"), s["outcomes"]
+    assert by_step["1"]["decision"] == "granted" and by_step["1"]["boarded"]
+    assert by_step["2"]["thermal"] == "referred" and by_step["2"]["decision"] == "granted"
+    assert by_step["3"]["decision"] == "not_matched"
+    assert "store unchanged" in by_step["3"]["notes"]  # the non-consenting traveller left nothing
+    assert by_step["4"]["decision"] == "not_matched"
+    assert by_step["5"]["decision"] == "not_matched"
+    for o in s["outcomes"]:
+        assert not any(n.startswith("extra decision") for n in o["notes"]), o
+    assert s["ok"] is True and demo_run["rc"] == 0, demo_run["stdout"][-3000:]
+
+
+def test_collector_received_the_counts(demo_run: dict) -> None:
+    c = demo_run["summary"]["collector"]
+    assert c["windows"] >= 1
+    assert c["matched"] == 2 and c["gates_opened"] == 2 and c["passages"] == 2
+    assert c["not_matched"] == 3
+    assert c["referred"] == 1
+    assert c["temperature_screened"] + c["unreliable"] == 5
+    assert c["presented"] >= 5 and c["people_detected"] >= 5
+    assert c["tailgating_alarms"] == 0 and c["faults"] == 0
+
+
+REFERENCES = ("CG123SMITH12A", "CG123JONES14C", "CG123LEE3F", "CG123DIAZ21B")
+IMAGE_MAGIC = (b"\x89PNG\r\n", b"\xff\xd8\xff", b"GIF8", b"BM6", b"II*\x00", b"RIFF")
+FORBIDDEN_KEYS = {"embedding", "embeddings", "probe", "template", "image", "frame", "crop",
+                  "reference", "name", "photo", "landmarks"}
+WINDOW_COLUMNS = {"device", "seq", "gate", "window_start", "window_s", "k", "epsilon",
+                  "received_at", *COUNT_FIELDS}
+FLOAT_RUN = re.compile(rb"(-?\d+\.\d+[,\s]+){24,}")
+
+
+@pytest.fixture(scope="module")
+def astronaut_embedding(installed_model_dir: Path) -> np.ndarray:
+    """The template the demo enrolled (same photo, same engine, deterministic)."""
+    from edge.screening.synth import default_face_photos
+    from edge.settings import VisionSettings
+    from edge.vision.engine import FaceEngine
+
+    engine = FaceEngine.from_settings(VisionSettings(model_dir=installed_model_dir))
+    chip = default_face_photos()[0]
+    return engine.embed(chip, engine.detect(chip)[:1])[0]
+
+
+def files_of(workdir: Path) -> list[Path]:
+    return [p for p in workdir.rglob("*") if p.is_file()]
+
+
+def test_no_biometrics_or_references_in_any_file(demo_run: dict,
+                                                 astronaut_embedding: np.ndarray) -> None:
+    workdir: Path = demo_run["workdir"]
+    files = files_of(workdir)
+    assert any(p.name == "store.db" for p in files) and any(p.suffix == ".jsonl" for p in files)
+    emb = astronaut_embedding.astype(np.float32)
+    needles = [emb[i:i + 4].tobytes() for i in range(0, 512, 64)]
+    needles += [emb.astype(np.float64)[i:i + 2].tobytes() for i in range(0, 512, 128)]
+    for path in files:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, f"embedding bytes in {path}"
+        for ref in REFERENCES:
+            assert ref.encode() not in data and ref.lower().encode() not in data, \
+                f"boarding reference in clear in {path}"
+        if path.name.startswith("store.db"):
+            assert not data.startswith(b"SQLite format 3"), "store is not encrypted"
+            continue  # encrypted pages are random bytes: magic numbers may appear by chance
+        for magic in IMAGE_MAGIC:
+            assert magic not in data, f"image data ({magic!r}) in {path}"
+        assert not FLOAT_RUN.search(data), f"a long run of numbers (an embedding?) in {path}"
+
+
+def test_log_lines_carry_ids_and_counts_only(demo_run: dict) -> None:
+    logs = demo_run["workdir"] / "logs"
+    n = 0
+    for line in (logs / "daemon.jsonl").read_text().splitlines():
+        event = json.loads(line)  # every daemon log line is one JSON object
+        n += 1
+        assert not FORBIDDEN_KEYS & set(event), event
+        for value in event.values():
+            assert not isinstance(value, list | dict) or len(json.dumps(value)) < 400, event
+    assert n > 20
+    text = demo_run["stdout"] + demo_run["stderr"]
+    for ref in REFERENCES:
+        assert ref not in text
+
+
+def test_central_received_only_counts(demo_run: dict) -> None:
+    db = demo_run["workdir"] / "central" / "windows.db"
+    con = sqlite3.connect(db)
+    try:
+        cols = {row[1] for row in con.execute("PRAGMA table_info(windows)")}
+        rows = con.execute("SELECT * FROM windows").fetchall()
+    finally:
+        con.close()
+    assert cols == WINDOW_COLUMNS
+    assert rows
+    for row in rows:
+        for value in row:
+            assert value is None or isinstance(value, int | float | str)
+            assert not (isinstance(value, str) and len(value) > 64)
+
+
+def test_api_responses_hold_no_identity(demo_run: dict) -> None:
+    api = demo_run["workdir"] / "api"
+    responses = list(api.iterdir())
+    assert len(responses) >= 10
+    for path in responses:
+        _status, _, body = path.read_text().partition("\n")
+        if path.name.endswith("healthz.txt"):
+            doc = json.loads(body)
+            assert set(doc) == {"status", "capture", "inference_loop", "gate_controller",
+                                "lanes"}
+        elif path.name.endswith("metrics.txt"):
+            for line in body.splitlines():
+                assert line.startswith(("# ", "consentgate_")), line
+                labels = re.findall(r'(\w+)="', line)
+                assert set(labels) <= {"kind", "cmd", "lane", "state", "camera", "what", "le"}

@@ -1,0 +1,290 @@
+"""The gate server and client over real ZeroMQ sockets (ipc in a private temp dir, in-process).
+
+Every command gets an ack; malformed ones an error ack that changes nothing; a missing or
+stalled controller is a GateUnavailableError; ipc sockets are owner-only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import zmq
+from structlog.testing import capture_logs
+
+from edge.clock import SystemClock
+from gate_controller.client import GateClient, GateUnavailableError
+from gate_controller.drivers.simulated import SimulatedGateIO
+from gate_controller.protocol import LaneState, StateEvent, decode_ack
+from gate_controller.safety import GateMachine
+from gate_controller.server import GateServer, GateStartError
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context]:
+    """A private context that must terminate promptly: a socket left open fails the test."""
+    context = zmq.Context()
+    yield context
+    t = threading.Thread(target=context.term, daemon=True)
+    t.start()
+    t.join(3)
+    assert not t.is_alive(), "a ZeroMQ socket was left open"
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="gt", dir="/tmp"))  # ipc paths must stay short
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@dataclass
+class Running:
+    server: GateServer
+    io: SimulatedGateIO
+    cmd: str
+    ev: str
+    stop: threading.Event
+    thread: threading.Thread
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.thread.join(3)
+
+
+@pytest.fixture
+def running(ctx: zmq.Context, sockdir: Path) -> Iterator[Running]:
+    io = SimulatedGateIO(["A", "B"])
+    cmd, ev = f"ipc://{sockdir}/run/cmd.sock", f"ipc://{sockdir}/run/ev.sock"
+    server = GateServer(GateMachine(["A", "B"], heartbeat_timeout_s=0.5), io, SystemClock(),
+                        command_endpoint=cmd, event_endpoint=ev, context=ctx)
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, args=(stop,), daemon=True)
+    thread.start()
+    r = Running(server, io, cmd, ev, stop, thread)
+    yield r
+    r.halt()
+    server.shutdown()
+
+
+def client(r: Running, ctx: zmq.Context, timeout_ms: int = 1000) -> GateClient:
+    return GateClient(r.cmd, r.ev, timeout_ms, context=ctx)
+
+
+def wait_for(pred, timeout: float = 2.0) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.005)
+
+
+def test_commands_events_and_outputs(running: Running, ctx: zmq.Context) -> None:
+    c = client(running, ctx)
+    try:
+        assert c.status() == {"A": "manual", "B": "manual"}
+        ack = c.heartbeat()
+        assert ack.ok and ack.lanes == {"A": LaneState.CLOSED, "B": LaneState.CLOSED}
+        ack = c.open("A", "grant-1", 5000)
+        assert ack.ok and ack.state == LaneState.OPEN
+        assert running.io.outputs() == {"A": True, "B": False}
+        ack = c.open("B", "grant-1", 5000)  # one grant never opens two lanes
+        assert not ack.ok and ack.code == "grant_in_use"
+        running.io.walk_through("A")
+        wait_for(lambda: not running.io.outputs()["A"])
+        ack = c.open("A", "grant-1", 5000)
+        assert not ack.ok and ack.code == "grant_used"
+        events = []
+        while (e := c.next_event(300)) is not None:
+            events.append(e)
+        names = [(e.event, getattr(e, "lane", None)) for e in events]
+        assert ("passage", "A") in names
+        seqs = [e.seq for e in events]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        ack = c.override("B", "close", "queue cleared", "sup1")
+        assert ack.ok and ack.state == LaneState.CLOSED
+        assert c.reset("A", "checked", "sup1").ok
+        ack = c.deny("Z")
+        assert not ack.ok and ack.code == "unknown_lane"
+        detail = c.status_detail()
+        assert detail.info is not None and detail.info["daemon"] == "alive"
+    finally:
+        c.close()
+
+
+def test_no_heartbeat_goes_manual(running: Running, ctx: zmq.Context) -> None:
+    c = client(running, ctx)
+    try:
+        c.heartbeat()
+        t0 = time.monotonic()
+        while True:
+            e = c.next_event(2000)
+            assert e is not None, "no manual state event"
+            if isinstance(e, StateEvent) and e.state == LaneState.MANUAL:
+                break
+        elapsed = time.monotonic() - t0
+        assert 0.4 < elapsed < 1.0  # heartbeat_timeout_s=0.5 here
+    finally:
+        c.close()
+
+
+def raw_request(endpoint: str, ctx: zmq.Context, frames: list[bytes]) -> dict:
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    try:
+        s.connect(endpoint)
+        s.send_multipart(frames)
+        assert s.poll(2000), "no answer to a malformed message"
+        reply = s.recv_multipart()
+        return json.loads(reply[-1])
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("frames", [
+    [b"garbage"],
+    [b'{"schema": "gate/7", "kind": "command", "cmd": "open"}'],
+    [b'{"schema": "gate/1", "kind": "command", "id": "q1", "cmd": "self_destruct"}'],
+    [b'{"schema": "gate/1", "kind": "command", "cmd": "open", "lane": "A"}'],
+    [b"one", b"two"],
+])
+def test_malformed_messages_get_error_acks_and_change_nothing(
+        running: Running, ctx: zmq.Context, frames: list[bytes]) -> None:
+    c = client(running, ctx)
+    try:
+        c.heartbeat()
+        before = c.status()
+        reply = raw_request(running.cmd, ctx, frames)
+        ack = decode_ack(json.dumps(reply).encode())
+        assert not ack.ok and ack.code and ack.error
+        assert c.status() == before and running.io.outputs() == {"A": False, "B": False}
+    finally:
+        c.close()
+
+
+def test_command_past_its_deadline_is_refused(running: Running, ctx: zmq.Context) -> None:
+    past = time.monotonic() - 0.5
+    reply = raw_request(running.cmd, ctx, [json.dumps(
+        {"schema": "gate/1", "kind": "command", "id": "late", "cmd": "heartbeat",
+         "deadline": past}).encode()])
+    assert reply["ok"] is False and reply["code"] == "expired" and reply["id"] == "late"
+    assert running.server.machine.last_heartbeat is None
+
+
+def test_req_socket_peer_is_answered(running: Running, ctx: zmq.Context) -> None:
+    s = ctx.socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    try:
+        s.connect(running.cmd)
+        s.send(b'{"schema": "gate/1", "kind": "command", "id": "r", "cmd": "status"}')
+        assert s.poll(2000)
+        assert decode_ack(s.recv()).ok
+    finally:
+        s.close()
+
+
+def test_ipc_sockets_are_owner_only(running: Running) -> None:
+    for endpoint in (running.cmd, running.ev):
+        path = Path(endpoint[len("ipc://"):])
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+
+
+def test_unavailable_when_nothing_listens(ctx: zmq.Context, sockdir: Path) -> None:
+    c = GateClient(f"ipc://{sockdir}/none.sock", f"ipc://{sockdir}/none-ev.sock", 150,
+                   context=ctx)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(GateUnavailableError, match="manual"):
+            c.heartbeat()
+        assert time.monotonic() - t0 < 1.0
+        with pytest.raises(GateUnavailableError):
+            c.open("A", "g", 1000)
+    finally:
+        c.close()
+
+
+def test_stalled_controller_times_out_and_late_command_is_not_acted_on(
+        ctx: zmq.Context, sockdir: Path) -> None:
+    io = SimulatedGateIO(["A"])
+    server = GateServer(GateMachine(["A"]), io, SystemClock(),
+                        command_endpoint=f"ipc://{sockdir}/c.sock",
+                        event_endpoint=f"ipc://{sockdir}/e.sock", context=ctx)
+    c = GateClient(server.command_endpoint, server.event_endpoint, 200, context=ctx)
+    try:
+        server.step(0)
+        with pytest.raises(GateUnavailableError):
+            c.heartbeat()  # the controller is not stepping: no ack
+        for _ in range(5):
+            server.step(10)  # now it wakes up (the stale heartbeat may still be queued)
+        assert server.machine.last_heartbeat is None  # the late heartbeat did nothing
+        ready = threading.Event()
+
+        def serve() -> None:
+            while not ready.is_set():
+                server.step(5)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            assert c.heartbeat().ok  # a fresh socket, a fresh id: the client recovered
+        finally:
+            ready.set()
+            t.join(2)
+    finally:
+        c.close()
+        server.shutdown()
+
+
+def test_second_controller_on_same_endpoint_fails_clearly(running: Running,
+                                                          ctx: zmq.Context) -> None:
+    with pytest.raises(GateStartError, match="another gate controller"):
+        GateServer(GateMachine(["A"]), SimulatedGateIO(["A"]), SystemClock(),
+                   command_endpoint=running.cmd, event_endpoint=running.ev + "x", context=ctx)
+
+
+@pytest.mark.parametrize("fire", [False, True])
+def test_shutdown_leaves_gates_closed_unless_fire(ctx: zmq.Context, sockdir: Path,
+                                                  fire: bool) -> None:
+    io = SimulatedGateIO(["A", "B"])
+    server = GateServer(GateMachine(["A", "B"]), io, SystemClock(),
+                        command_endpoint=f"ipc://{sockdir}/s.sock",
+                        event_endpoint=f"ipc://{sockdir}/se.sock", context=ctx)
+    c = GateClient(server.command_endpoint, server.event_endpoint, 500, context=ctx)
+    stop = threading.Event()
+    t = threading.Thread(target=server.serve_forever, args=(stop,), daemon=True)
+    t.start()
+    try:
+        c.heartbeat()
+        assert c.override("A", "open", "wheelchair", "sup1").ok
+        assert io.outputs() == {"A": True, "B": False}
+        if fire:
+            io.trigger_fire_alarm()
+            wait_for(lambda: io.outputs() == {"A": True, "B": True})
+    finally:
+        stop.set()
+        t.join(2)
+        c.close()
+        server.shutdown()
+    assert io.closed
+    assert io.outputs() == ({"A": True, "B": True} if fire else {"A": False, "B": False})
+
+
+def test_logs_carry_no_free_text_reasons(running: Running, ctx: zmq.Context) -> None:
+    c = client(running, ctx)
+    try:
+        with capture_logs() as logs:
+            c.heartbeat()
+            c.reset("A", "Mrs Example fainted", "sup1")
+            time.sleep(0.05)
+        assert logs and not any("Example" in repr(e) for e in logs)
+    finally:
+        c.close()

@@ -1,0 +1,77 @@
+"""The lane board's server-sent events over a real uvicorn socket."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+from test_kiosk_fixtures import *  # noqa: F403  (fixtures: live_kiosk, kiosk_store, kiosk_engine)
+from test_kiosk_fixtures import PASSWORD, LiveServer, make_env
+
+
+def login(client: httpx.Client, name: str = "eng1") -> None:
+    r = client.post("/api/session/login", json={"staff_id": name, "password": PASSWORD})
+    assert r.status_code == 200
+
+
+def read_events(response: httpx.Response, want: int, timeout: float = 10.0) -> list[dict]:
+    events: list[dict] = []
+    kind = None
+    deadline = time.monotonic() + timeout
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            events.append({"event": kind, **json.loads(line[6:])})
+            if len(events) >= want:
+                break
+        if time.monotonic() > deadline:
+            break
+    return events
+
+
+def test_stream_starts_with_a_snapshot_then_live_events(live_kiosk):
+    env, server = live_kiosk
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        login(client)
+        with client.stream("GET", "/api/board/events") as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+
+            def publish() -> None:
+                time.sleep(0.3)
+                env.board.publish_state("A", "refer", "secondary screening")
+                env.board.publish_alert("A", "refer", "refer for secondary screening")
+                env.board.record_count("refer")
+
+            threading.Thread(target=publish).start()
+            events = read_events(r, 4)
+    assert [e["event"] for e in events] == ["snapshot", "state", "alert", "counts"]
+    assert events[0]["lanes"][0]["state"] == "idle"
+    assert events[1]["lane"] == "A" and events[1]["state"] == "refer"
+    assert events[3]["counts"]["refer"] == 1
+    assert env.board.subscriber_count in (0, 1)  # closed once the server notices
+
+
+def test_stream_refuses_anonymous_callers(live_kiosk):
+    _, server = live_kiosk
+    r = httpx.get(server.url + "/api/board/events", timeout=5)
+    assert r.status_code == 401
+
+
+def test_stream_ends_after_its_life_and_the_subscription_is_released(kiosk_store, kiosk_engine,
+                                                                     fake_clock):
+    from edge.kiosk.app import create_app
+    env = make_env(kiosk_store, kiosk_engine, fake_clock)
+    app = create_app(env.services, stream_life_s=1.0)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        login(client)
+        started = time.monotonic()
+        with client.stream("GET", "/api/board/events") as r:
+            body = "".join(r.iter_text())
+        assert time.monotonic() - started < 8
+        assert body.startswith("retry: 1000")
+        time.sleep(0.2)
+        assert env.board.subscriber_count == 0
