@@ -111,8 +111,8 @@ def _load_calibration(settings: Settings) -> Any:
     from edge.screening.calibration import load_calibration
 
     if settings.thermal.calibration_file is None:
-        raise DaemonError("thermal screening needs thermal.calibration_file: run "
-                          "`python -m provisioning calibrate` or set thermal.enabled = false")
+        raise DaemonError("thermal screening needs thermal.calibration_file: run `python -m "
+                          "provisioning calibrate-thermal` or set thermal.enabled = false")
     return load_calibration(settings.thermal.calibration_file)
 
 
@@ -221,6 +221,9 @@ class Daemon:
         renderer = getattr(src, "renderer", None)
         if renderer is not None and t.source in (None, "synthetic"):
             calibration = renderer.calibration  # the synthetic scene renders thermal itself
+        elif t.source == "synthetic":
+            raise DaemonError("thermal.source 'synthetic' needs capture.visible_source "
+                              "'synthetic': set both, or name the thermal camera")
         elif t.source:
             from edge.capture.thermal import ThermalSource
 
@@ -403,6 +406,8 @@ class Daemon:
                 self.pipeline.gate_down(str(item))
             elif what == "event":
                 self.pipeline.on_gate_event(item)
+            elif what == "status":
+                self.pipeline.on_gate_status(item)
 
     def start_thread(self) -> threading.Thread:
         """start() and run the loop on a background thread (the demo and tests use this)."""

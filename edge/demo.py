@@ -342,7 +342,7 @@ class Demo:
         base = f"https://127.0.0.1:{self.ports[4]}"
         slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
         with httpx.Client(verify=False, timeout=5) as client:
-            for path in ("/healthz", "/metrics"):
+            for path in ("/healthz", "/metrics", "/api/health"):
                 try:
                     r = client.get(base + path)
                     (self.api_dir / f"{slug}{path.replace('/', '_')}.txt").write_text(

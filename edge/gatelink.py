@@ -71,6 +71,10 @@ class GateLink:
             self.up = True
             log.info("gate_link_up")
             self._out.put(("up", None))
+            try:  # lanes the controller holds in manual, fault or emergency stay that way here
+                self._out.put(("status", dict(client.status())))
+            except Exception as exc:
+                log.warning("gate_status_failed", error=str(exc)[:200])
         elif not ok and self.up:
             self.up = False
             log.warning("gate_link_down", error=reason)

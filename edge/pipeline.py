@@ -30,6 +30,10 @@ from edge.vision.types import Face, Quality
 log = structlog.get_logger("edge.pipeline")
 
 
+class GateRefused(Exception):
+    """The gate controller answered a command with ok=false."""
+
+
 class EngineLike(Protocol):
     def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
     def embed(self, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray: ...
@@ -155,6 +159,19 @@ class Pipeline:
         self.metrics.gate_available.set(1)
         self.sync_states()
 
+    def on_gate_status(self, lanes: dict[str, str]) -> None:
+        """The controller's lane states (asked for when the link comes up)."""
+
+        class _State:
+            event = "state"
+
+            def __init__(self, lane: str, state: str) -> None:
+                self.lane, self.state, self.reason = lane, state, "status"
+
+        for lane, state in lanes.items():
+            if state != "closed" and state != "open":
+                self.on_gate_event(_State(lane, state))
+
     def on_gate_event(self, event: Any) -> None:
         """A gate_controller protocol event (passage, tailgating, state, fault)."""
         kind = getattr(event, "event", None)
@@ -279,9 +296,11 @@ class Pipeline:
         name = "open" if isinstance(action, OpenGate) else "deny"
         try:
             if isinstance(action, OpenGate):
-                self.gate.open(action.lane, action.grant_id, action.ttl_ms)
+                ack = self.gate.open(action.lane, action.grant_id, action.ttl_ms)
             else:
-                self.gate.deny(action.lane)
+                ack = self.gate.deny(action.lane)
+            if getattr(ack, "ok", True) is False:  # the controller refused (e.g. fire alarm)
+                raise GateRefused(f"{getattr(ack, 'code', '')}: {getattr(ack, 'error', '')}")
         except Exception as exc:
             self.metrics.gate_errors.inc(cmd=name)
             log.warning("gate_command_failed", cmd=name, lane=action.lane, error=str(exc)[:200])

@@ -18,6 +18,7 @@ may be shared by a heartbeat thread and a decision thread; the two sockets are n
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 import time
@@ -149,8 +150,12 @@ class GateClient:
             except zmq.Again:
                 raise self._unavailable("was not connected") from None
             while True:
-                remaining_ms = int((deadline - time.monotonic()) * 1000)
-                if remaining_ms <= 0 or not sock.poll(remaining_ms, zmq.POLLIN):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not sock.poll(math.ceil(remaining * 1000), zmq.POLLIN):
+                    # give up only once the deadline has passed: from then on the controller
+                    # refuses the command if it has not acted on it yet
+                    while (late := deadline - time.monotonic()) >= 0:
+                        time.sleep(late + 0.0005)
                     raise self._unavailable("did not acknowledge")
                 data = sock.recv()
                 try:

@@ -15,8 +15,9 @@ Per-lane states and their priority, highest first (enforced by `_settle` after e
 4. base: `closed` while the daemon's heartbeat is live, else `manual` (staff operate the gate).
 
 A passage while `closed` is tailgating: a `tailgating` event and the lane's alarm, which only a
-staff `reset` silences. Grants are single-use and single-lane: a used or cancelled grant id,
-or one holding another lane open, is refused.
+staff `reset` silences. Grants are single-use and single-lane: a grant that has left its lane
+(passage, TTL, deny, reset, heartbeat loss, alarm, fault), or one holding another lane open,
+is refused.
 """
 
 from __future__ import annotations
@@ -341,6 +342,8 @@ class GateMachine:
         effects: list[Effect] = list(events)
         for n, lane in self.lanes.items():
             old = before[n]
+            if old.grant_id is not None and not old.staff_grant and lane.grant_id != old.grant_id:
+                self._remember(old.grant_id)  # a grant opens a lane once: expired, lost, used
             if lane.output_open != old.output_open:
                 effects.append(SetOutput(n, lane.output_open))
             if lane.alarm != old.alarm:

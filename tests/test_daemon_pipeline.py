@@ -140,3 +140,38 @@ def test_gate_failure_goes_manual_and_sends_nothing_more(engine) -> None:
     assert pipeline.lanes["A"].machine.state.value == "manual"
     assert gate.commands == []
     assert pipeline.metrics.gate_errors.value(cmd="open") == 1
+
+
+def test_refused_grant_and_controller_states(engine) -> None:
+    """An ack with ok=false (e.g. during a fire alarm) is a failed grant; controller states
+    manual/fault/emergency put the lane in manual, closed brings it back."""
+    from edge.clock import FakeClock
+
+    class Ack:
+        ok, code, error = False, "emergency", "fire alarm active"
+
+    class RefusingGate(RecordingGate):
+        def open(self, lane: str, grant_id: str, ttl_ms: int):
+            return Ack()
+
+    clock = FakeClock()
+    events: list[DecisionEvent] = []
+    states: list[tuple[str, str]] = []
+    pipeline = Pipeline(engine=engine, lanes=[Lane(LaneMachine("A", LaneRules(), clock), ZONE)],
+                        matcher=RecordingMatcher("c-1"), gate=RefusingGate(), boarding=None,
+                        bus=EventBus([events.append]), clock=clock,
+                        on_state=lambda lane, state, _d: states.append((lane, state)))
+    machine = pipeline.lanes["A"].machine
+    machine.present(1)
+    pipeline._run(machine.match(1, "c-1"))
+    assert machine.state.value == "manual" and pipeline.metrics.gate_errors.value(cmd="open") == 1
+    pipeline.gate_up()
+    assert machine.state.value == "idle"
+    pipeline.on_gate_status({"A": "emergency_open"})
+    assert machine.state.value == "manual" and states[-1] == ("A", "emergency")
+
+    class Closed:
+        event, lane, state, reason = "state", "A", "closed", "reset"
+
+    pipeline.on_gate_event(Closed())
+    assert machine.state.value == "idle" and states[-1] == ("A", "idle")

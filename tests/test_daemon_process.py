@@ -78,6 +78,8 @@ def test_ready_health_metrics_and_sigterm(tmp_path: Path, installed_model_dir: P
         body = health.json()
         assert body["gate_controller"] == "down" and body["lanes"] == {"A": "manual"}
         assert body["inference_loop"] == "ok"
+        page = httpx.get(base + "/", timeout=10)  # the kiosk is served by the same uvicorn
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         time.sleep(1.0)
         metrics = httpx.get(base + "/metrics", timeout=10)
         assert metrics.status_code == 200

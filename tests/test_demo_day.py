@@ -142,7 +142,7 @@ def test_central_received_only_counts(demo_run: dict) -> None:
 def test_api_responses_hold_no_identity(demo_run: dict) -> None:
     api = demo_run["workdir"] / "api"
     responses = list(api.iterdir())
-    assert len(responses) >= 10
+    assert len(responses) >= 15
     for path in responses:
         _status, _, body = path.read_text().partition("\n")
         if path.name.endswith("healthz.txt"):

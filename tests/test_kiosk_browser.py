@@ -153,6 +153,17 @@ def test_supervisor_sees_live_lane_states_and_overrides(page, live_kiosk, tmp_pa
     page.wait_for_selector("#board-status[data-connected=true]")
     page.wait_for_selector("#lane-A[data-state=idle]")
     shot("board-idle")
+    # large touch targets: every visible button is at least 48 px tall and wide
+    sizes = page.eval_on_selector_all(
+        "button", "els => els.filter(e => e.offsetParent !== null)"
+                  ".map(e => [e.id, e.getBoundingClientRect().width, "
+                  "e.getBoundingClientRect().height])")
+    assert len(sizes) >= 8
+    assert all(w >= 48 and h >= 48 for _, w, h in sizes), sizes
+    # keyboard-operable: Tab reaches the lane controls
+    page.focus("#reason-A")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "lane-A-open"
 
     env.board.publish_state("A", "granted", "gate open")
     page.wait_for_selector("#lane-A[data-state=granted]")

@@ -109,7 +109,7 @@ def test_bad_values_are_named(tmp_path: Path, change: dict, match: str) -> None:
 
 
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(CalibrationError, match="not found.*calibration"):
+    with pytest.raises(CalibrationError, match=r"not found.*calibration"):
         load_calibration(tmp_path / "nope.json")
 
 

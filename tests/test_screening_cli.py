@@ -70,7 +70,8 @@ def test_measure_cli_runs_the_face_engine(tmp_path: Path, installed_model_dir: P
                                           capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("CONSENTGATE_MODEL_DIR", str(installed_model_dir))
     folder = write_synth_set(tmp_path, 1, 5, default_face_photos())
-    truth = float(list(csv.DictReader(open(folder / "truth.csv")))[0]["canthus_c"])
+    with open(folder / "truth.csv", newline="") as fh:
+        truth = float(next(csv.DictReader(fh))["canthus_c"])
     capsys.readouterr()
     assert main(["thermal", "measure", "--visible", str(folder / "0000_visible.png"),
                  "--thermal", str(folder / "0000_thermal.png"),

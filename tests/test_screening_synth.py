@@ -84,7 +84,7 @@ def test_two_people_and_no_people(photos, cal) -> None:
     renderer = SceneRenderer(cal, photos, seed=3)
     _, _, truth = renderer.render([Person(0, 200, 240, 150, 36.5), Person(0, 450, 240, 180, 39)])
     assert sorted(p.canthus_c for p in truth.people) == [36.5, 39]
-    visible, thermal, truth = renderer.render([])
+    visible, _, truth = renderer.render([])
     assert truth.people == () and visible.shape == (480, 640, 3)
 
 

@@ -72,7 +72,7 @@ def test_empty_folder(tmp_path: Path) -> None:
 
 
 def test_missing_source() -> None:
-    with pytest.raises(ThermalSourceError, match="thermal.source"):
+    with pytest.raises(ThermalSourceError, match=r"thermal\.source"):
         ThermalSource("/no/such/thermal.png").open()
 
 

@@ -40,3 +40,21 @@ def test_settings_default_key_paths_sit_in_data_dir(tmp_path):
     s = Settings.model_validate({"device": {"data_dir": str(tmp_path)}})
     assert s.telemetry_device_secret_key_file == tmp_path / "keys" / "device.key_secret"
     assert s.telemetry_central_public_key_file == tmp_path / "keys" / "central.key"
+
+
+def test_uplink_from_settings_names_the_missing_key_file(tmp_path):
+    from edge.clock import FakeClock
+    from edge.telemetry.counters import WindowCounters
+    from edge.telemetry.outbox import MemoryOutbox
+    from edge.telemetry.uplink import Uplink
+
+    s = Settings.model_validate({"device": {"data_dir": str(tmp_path)}})
+    clock = FakeClock()
+    with pytest.raises(KeyFileError, match="device.key_secret"):
+        Uplink.from_settings(s, WindowCounters(clock, 60), MemoryOutbox(), clock)
+    create_keypair(tmp_path / "keys", "device")
+    with pytest.raises(KeyFileError, match="central.key"):
+        Uplink.from_settings(s, WindowCounters(clock, 60), MemoryOutbox(), clock)
+    create_keypair(tmp_path / "keys", "central")
+    uplink = Uplink.from_settings(s, WindowCounters(clock, 60), MemoryOutbox(), clock)
+    assert uplink.status() == {"pending": 0, "last_ack_seq": None, "connected": False}

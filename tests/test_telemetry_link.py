@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from structlog.testing import capture_logs
 
 from edge.clock import FakeClock
 from edge.consent.keys import write_key_file
@@ -254,17 +255,25 @@ def test_device_restarted_with_unacked_windows_sends_them(tmp_path, net):
     assert len(store.outbox_pending(100)) == 7
     counters = WindowCounters(clock, WINDOW_S)
     second = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
-    second.start()
-    try:
-        assert second.status()["pending"] in (0, 7)
-        collector = net.collector().start()
-        produce(clock, counters, 2, base=7)
-        wait_for(lambda: len(collector.rows()) == 9 and second.status()["pending"] == 0,
-                 what="all windows delivered")
-        assert_exactly_once_in_order(collector.rows(), 9)
-    finally:
-        second.stop()
-        store.close()
+    with capture_logs() as events:
+        second.start()
+        try:
+            wait_for(lambda: second.status()["pending"] == 7, what="outbox counted at start")
+            collector = net.collector().start()
+            produce(clock, counters, 2, base=7)
+            wait_for(lambda: len(collector.rows()) == 9 and second.status()["pending"] == 0,
+                     what="all windows delivered")
+            assert_exactly_once_in_order(collector.rows(), 9)
+        finally:
+            second.stop()
+            store.close()
+    # the uplink's log events carry ids and counts only: never a payload or key material
+    assert any(e["event"] == "telemetry_window_queued" for e in events)
+    allowed = {"event", "log_level", "seq", "pending", "inflight", "backoff_s",
+               "central_last_seq", "error", "detail", "waiting", "timeout_s", "reason", "frames"}
+    for e in events:
+        assert set(e) <= allowed, e
+        assert not any(isinstance(v, bytes | bytearray) for v in e.values()), e
 
 
 def test_device_key_not_in_allow_list_gets_nothing_accepted(tmp_path, net):

@@ -125,3 +125,11 @@ def test_uplink_headers_round_trip_and_reject_unknowns():
                 b'{"schema":"uplink/1","type":"heartbeat","x":1}']:
         with pytest.raises(SchemaError):
             schema.decode_header(bad)
+
+
+@pytest.mark.parametrize("seq,prev", [(1, None), (2, 1), (10**12, 10**12 - 1)])
+def test_fast_formatted_frames_equal_the_json_encoding(seq, prev):
+    assert json.loads(schema.window_header(seq, prev)) == {
+        "schema": "uplink/1", "type": "window", "seq": seq, "prev": prev}
+    assert json.loads(schema.ack(seq)) == {"schema": "uplink/1", "type": "ack", "seq": seq}
+    assert json.loads(schema.gap(seq)) == {"schema": "uplink/1", "type": "gap", "seq": seq}

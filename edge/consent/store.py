@@ -195,7 +195,7 @@ class ConsentStore:
             conn.execute("COMMIT")
         except opening.DatabaseError as exc:
             raise CorruptStoreError(f"the consent store failed ({exc}): stop the daemon, run "
-                                    "`python -m provisioning self-test`, restore from backup "
+                                    "`python -m provisioning verify`, restore from backup "
                                     "if it reports damage") from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -203,7 +203,7 @@ class ConsentStore:
             return self._conn().execute(sql, params).fetchall()
         except opening.DatabaseError as exc:
             raise CorruptStoreError(f"the consent store failed ({exc}): stop the daemon, run "
-                                    "`python -m provisioning self-test`, restore from backup "
+                                    "`python -m provisioning verify`, restore from backup "
                                     "if it reports damage") from None
 
     def _checkpoint(self) -> None:

@@ -224,7 +224,7 @@ class SceneRenderer:
         self._mask = _chip_mask()
         fixed = np.random.default_rng([seed, 4])
         tw, th = calibration.thermal_size
-        n_defects = int(round(hot_pixel_rate * tw * th))
+        n_defects = round(hot_pixel_rate * tw * th)
         self._defects = (fixed.integers(0, th, n_defects), fixed.integers(0, tw, n_defects),
                          fixed.uniform(2.0, 15.0, n_defects))
         self._visible_bg = self._make_visible_background(fixed)
@@ -323,7 +323,7 @@ class SceneRenderer:
         v = np.array([-u[1], u[0]])
         mid = eyes.mean(axis=0)
         hh, hw = field_c.shape
-        r = int(math.ceil(3.2 * span))
+        r = math.ceil(3.2 * span)
         x0, x1 = max(0, int(mid[0]) - r), min(hw, int(mid[0]) + r + 1)
         y0, y1 = max(0, int(mid[1]) - int(1.8 * span)), min(hh, int(mid[1]) + r + 1)
         if x0 >= x1 or y0 >= y1:
@@ -396,7 +396,7 @@ class SceneRenderer:
         rows, cols, heat = self._defects
         frame[rows, cols] += heat.astype(np.float32)
         for sx, sy in transient:
-            ix, iy = int(round(sx)), int(round(sy))
+            ix, iy = round(sx), round(sy)
             if 0 <= ix < tw and 0 <= iy < th:
                 frame[iy, ix] += float(self._rng.uniform(2.0, 15.0))
         return frame, drift

@@ -3,10 +3,10 @@
 Per frame: the blackbody ROI's median against its set point gives the frame's drift; each face's
 eye landmarks are mapped into the thermal frame through the calibration homography; the box
 spanning both inner canthi (a quarter of the eye gap inwards from each eye, widened by a margin
-that absorbs parallax and landmark error) is searched; single or paired hot pixels (hotter than the
-median of their 8 neighbours by `hot_pixel_c`) are replaced by their neighbours' median; the hottest pixel of a
-copy smoothed at a scale well inside the canthus hot spot (SMOOTH_FRACTION of the eye gap) is
-the canthus statistic; minus the drift it is the reading.
+that absorbs parallax and landmark error) is searched; single or paired hot pixels (hotter
+than the median of their 8 neighbours by `hot_pixel_c`) are replaced by that median; the
+hottest pixel of a copy smoothed at a scale well inside the canthus hot spot (SMOOTH_FRACTION
+of the eye gap) is the canthus statistic; minus the drift it is the reading.
 
 Per track (`ThermalScreener.new_track()`): the median of the last `fuse_frames` good readings,
 after dropping those more than `outlier_c` from their median, plus the calibration's

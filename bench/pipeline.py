@@ -1,0 +1,295 @@
+"""Edge pipeline benchmark on the synthetic scene: sustained fps and decision latency.
+
+    .venv/bin/python bench/pipeline.py [--seconds 8] [--camera-fps 30] [--detector D] [--json]
+
+One traveller (the astronaut, enrolled in a real SQLCipher store in a temp folder) walks up to
+the gate over and over (a pre-rendered clip: rendering is the camera's job, not the
+pipeline's). Two loops process the same frames in the same run:
+
+* ours: the daemon's `Pipeline` (default detector, IoU tracker, gate zone, quality gate, one
+  embedding per track, gallery match, lane machine, thermal screening of the radiometric frame)
+* naive baseline: `cv2.FaceDetectorYN` with YuNet on every frame, then embed and match every
+  face in the zone on every frame (the same embedder and gallery), no tracker, no thermal.
+
+Two modes each: `max` feeds frames as fast as the loop takes them (throughput fps), and
+`camera` plays the clip at --camera-fps through the daemon's real `LatestFrameReader`
+(sustained fps, capped by the camera; latency includes frame age). Decision latency is the
+time from the arrival of the first qualifying frame (face in the zone, good quality; for the
+baseline: face in the zone) to the gate command. The gate is an in-process recorder (the
+loopback round trip to the real controller adds ~1 ms; see bench/gate.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edge.capture.reader import LatestFrameReader  # noqa: E402
+from edge.capture.source import Capture, Frame, Pacer  # noqa: E402
+from edge.capture.synthetic import SyntheticScene  # noqa: E402
+from edge.clock import FakeClock, SystemClock  # noqa: E402
+from edge.events import EventBus  # noqa: E402
+from edge.lanes import LaneMachine, LaneRules  # noqa: E402
+from edge.pipeline import Lane, Pipeline  # noqa: E402
+from edge.screening.synth import (  # noqa: E402
+    SceneRenderer,
+    default_face_photos,
+    synthetic_calibration,
+)
+from edge.screening.thermal import ThermalScreener  # noqa: E402
+from edge.settings import ThermalSettings, VisionSettings, default_model_dir  # noqa: E402
+from edge.vision.types import Face  # noqa: E402
+
+ZONE = np.array([(200, 90), (440, 90), (440, 420), (200, 420)], np.float32)
+YUNET_CANDIDATES = ("face_detection_yunet_2023mar.onnx",)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)) * 1000, 1) if values else None
+
+
+def model_dir() -> Path:
+    d = default_model_dir()
+    if "CONSENTGATE_MODEL_DIR" not in os.environ and (ROOT / ".models").is_dir():
+        d = ROOT / ".models"
+    return d
+
+
+def find_yunet(models: Path) -> Path:
+    for folder in (models, ROOT.parent / "shared" / "models"):
+        for name in YUNET_CANDIDATES:
+            if (folder / name).is_file():
+                return folder / name
+    raise SystemExit("YuNet (face_detection_yunet_2023mar.onnx) not found in the model dir or "
+                     "../shared/models: install it with `make models`")
+
+
+def render_clip(fps: float = 25.0) -> tuple[list[tuple[np.ndarray, np.ndarray]], object]:
+    clock = FakeClock()
+    calibration = synthetic_calibration((640, 480), (160, 120), seed=3)
+    scene = SyntheticScene(SceneRenderer(calibration, default_face_photos(), seed=3), clock)
+    walk = scene.walk(0, 36.6, approach_s=0.6, dwell_s=0.8)
+    frames = []
+    while not scene.done(walk):
+        frames.append(scene.render_now())
+        clock.advance(1.0 / fps)
+    frames.append(scene.render_now())  # empty frame: the traveller went through
+    return frames, calibration
+
+
+class ClipSource:
+    """The pre-rendered clip as a looping camera at `fps`."""
+
+    name = "clip"
+
+    def __init__(self, clip, fps: float) -> None:
+        self.clip = clip
+        self._pacer = Pacer(fps)
+        self._i = 0
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Capture:
+        self._pacer.wait()
+        visible, thermal = self.clip[self._i % len(self.clip)]
+        self._i += 1
+        return Capture(visible, thermal)
+
+    def close(self) -> None:
+        pass
+
+
+class RecorderGate:
+    def __init__(self) -> None:
+        self.opens: list[str] = []
+
+    def open(self, lane: str, grant_id: str, ttl_ms: int) -> None:
+        self.opens.append(grant_id)
+
+    def deny(self, lane: str) -> None:
+        pass
+
+
+class Passage:
+    def __init__(self, grant_id: str) -> None:
+        self.event, self.lane, self.grant_id = "passage", "A", grant_id
+
+
+def frames_of(clip, mode: str, camera_fps: float, seconds: float):
+    """Yield (Frame, clip_index) for `seconds`: straight from memory or through the reader."""
+    clock = SystemClock()
+    end = time.monotonic() + seconds
+    if mode == "max":
+        i = 0
+        while time.monotonic() < end:
+            visible, thermal = clip[i % len(clip)]
+            yield Frame(i + 1, clock.monotonic(), visible, thermal)
+            i += 1
+        return
+    reader = LatestFrameReader(ClipSource(clip, camera_fps), clock).start()
+    try:
+        last = 0
+        while time.monotonic() < end:
+            frame = reader.wait_frame(last, 0.5)
+            if frame is not None:
+                last = frame.seq
+                yield frame
+    finally:
+        reader.stop()
+
+
+def run_ours(engine, gallery, calibration, clip, mode, camera_fps, seconds) -> dict:
+    clock = SystemClock()
+    gate = RecorderGate()
+    pipeline = Pipeline(engine=engine,
+                        lanes=[Lane(LaneMachine("A", LaneRules(thermal_enabled=True), clock),
+                                    ZONE)],
+                        matcher=gallery, gate=gate, boarding=None, bus=EventBus([]),
+                        clock=clock, screener=ThermalScreener(calibration, ThermalSettings()))
+    n = 0
+    t0 = time.perf_counter()
+    for frame in frames_of(clip, mode, camera_fps, seconds):
+        before = len(gate.opens)
+        pipeline.process(frame)
+        n += 1
+        if len(gate.opens) > before:  # the traveller walks through at once
+            pipeline.on_gate_event(Passage(gate.opens[-1]))
+    elapsed = time.perf_counter() - t0
+    return {"fps": round(n / elapsed, 1), "frames": n, "decisions": len(gate.opens),
+            "embeddings": int(pipeline.metrics.embeddings.value()),
+            "latency_p50_ms": pct(pipeline.latencies, 50),
+            "latency_p95_ms": pct(pipeline.latencies, 95)}
+
+
+def yunet_faces(detector, image) -> list[Face]:
+    h, w = image.shape[:2]
+    detector.setInputSize((w, h))
+    _, rows = detector.detect(image)
+    faces = []
+    for r in rows if rows is not None else []:
+        faces.append(Face((float(r[0]), float(r[1]), float(r[2]), float(r[3])), float(r[14]),
+                          np.asarray(r[4:14], np.float32).reshape(5, 2)))
+    return faces
+
+
+def run_baseline(yunet_path, engine, gallery, clip, mode, camera_fps, seconds) -> dict:
+    detector = cv2.FaceDetectorYN.create(str(yunet_path), "", (640, 480), 0.6, 0.3, 5000)
+    n = decisions = embeddings = 0
+    latencies: list[float] = []
+    first_in_zone: float | None = None
+    decided = False
+    last_index = -1
+    t0 = time.perf_counter()
+    for frame in frames_of(clip, mode, camera_fps, seconds):
+        index = (frame.seq - 1) % len(clip) if mode == "max" else None
+        faces = yunet_faces(detector, frame.image)
+        in_zone = [f for f in faces if cv2.pointPolygonTest(
+            ZONE, (f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2), False) >= 0]
+        wrapped = (index is not None and index < last_index) or not faces
+        last_index = index if index is not None else last_index
+        if wrapped:
+            first_in_zone, decided = None, False
+        if in_zone:
+            if first_in_zone is None:
+                first_in_zone = frame.captured_mono
+            probes = engine.embed(frame.image, in_zone)  # every face, every frame
+            embeddings += len(in_zone)
+            for probe in probes:
+                if gallery.match(probe).consent_id is not None and not decided:
+                    decided = True
+                    decisions += 1
+                    latencies.append(time.monotonic() - first_in_zone)
+            probes.fill(0.0)
+        n += 1
+    elapsed = time.perf_counter() - t0
+    return {"fps": round(n / elapsed, 1), "frames": n, "decisions": decisions,
+            "embeddings": embeddings, "latency_p50_ms": pct(latencies, 50),
+            "latency_p95_ms": pct(latencies, 95)}
+
+
+def enrolled_gallery(engine, workdir: Path):
+    from edge.consent.gallery import Gallery
+    from edge.consent.keys import write_key_file
+    from edge.consent.store import ConsentStore
+
+    write_key_file(workdir / "store.key")
+    write_key_file(workdir / "ref.key")
+    clock = SystemClock()
+    store = ConsentStore.open(workdir / "store.db", workdir / "store.key", workdir / "ref.key",
+                              clock, create=True)
+    chip = default_face_photos()[0]
+    consent = store.grant_consent("BENCH1", "boarding", "bench", time.time() + 3600, "bench")
+    probe = engine.embed(chip, engine.detect(chip)[:1])
+    store.enrol(consent.consent_id, [probe[0]], engine.embedder_name, "bench")
+    return store, Gallery(store, clock, engine.threshold, 0.05)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per loop and mode")
+    parser.add_argument("--camera-fps", type=float, default=30.0)
+    parser.add_argument("--detector", default=None, choices=["ultraface_landmark68", "yunet"],
+                        help="our detector (default: the settings' default)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    from edge.vision.engine import FaceEngine
+
+    models = model_dir()
+    engine = FaceEngine.from_settings(VisionSettings(model_dir=models), detector=args.detector)
+    yunet = find_yunet(models)
+    clip, calibration = render_clip()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store, gallery = enrolled_gallery(engine, Path(tmp))
+        try:
+            for mode in ("max", "camera"):
+                ours = run_ours(engine, gallery, calibration, clip, mode, args.camera_fps,
+                                args.seconds)
+                base = run_baseline(yunet, engine, gallery, clip, mode, args.camera_fps,
+                                    args.seconds)
+                rows.append({"mode": mode, "ours": ours, "baseline": base})
+        finally:
+            gallery.close()
+            store.close()
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, providers "
+               f"{','.join(engine.providers)}, detector {engine.detector_name}")
+    print(f"pipeline benchmark ({machine}); clip {len(clip)} frames 640x480 + thermal 160x120")
+    head = (f"{'mode':8s} {'loop':26s} {'fps':>7s} {'frames':>7s} {'decisions':>9s} "
+            f"{'embeds':>7s} {'p50 ms':>8s} {'p95 ms':>8s}")
+    print(head)
+    print("-" * len(head))
+    for row in rows:
+        for name, r in (("ours (pipeline)", row["ours"]),
+                        ("naive YuNet+embed/frame", row["baseline"])):
+            print(f"{row['mode']:8s} {name:26s} {r['fps']:7.1f} {r['frames']:7d} "
+                  f"{r['decisions']:9d} {r['embeddings']:7d} {r['latency_p50_ms']!s:>8s} "
+                  f"{r['latency_p95_ms']!s:>8s}")
+    cam = rows[-1]["ours"]
+    print(f"targets: >= 30 fps sustained, p95 <= 150 ms -> fps {rows[0]['ours']['fps']} (max), "
+          f"{cam['fps']} (camera {args.camera_fps:g} fps); p95 {cam['latency_p95_ms']} ms")
+    if args.json:
+        print(json.dumps({"bench": "pipeline", "machine": machine, "clip_frames": len(clip),
+                          "camera_fps": args.camera_fps, "seconds": args.seconds,
+                          "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
