@@ -266,7 +266,7 @@ def main() -> int:
     ap.add_argument("--stream-windows", type=int, default=3000)
     ap.add_argument("--fanin-devices", type=int, default=1000)
     ap.add_argument("--fanin-windows", type=int, default=20)
-    ap.add_argument("--procs", type=int, default=4, help="client processes")
+    ap.add_argument("--procs", type=int, default=2, help="client processes (one per core)")
     ap.add_argument("--quick", action="store_true", help="smaller run (smoke test)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

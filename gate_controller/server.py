@@ -138,7 +138,12 @@ class GateServer:
                     break
                 self._handle(frames)
         now = self.clock.monotonic()
-        for item in self.io.poll(now):
+        try:
+            items = self.io.poll(now)
+        except Exception as exc:  # a driver bug must not kill the process that keeps gates safe
+            log.exception("gate.driver_error", error=type(exc).__name__)
+            items = [GateInput("fault", reason=f"driver error: {type(exc).__name__}")]
+        for item in items:
             self._apply(self._input(item, now))
         self._apply(self.machine.tick(self.clock.monotonic()))
 

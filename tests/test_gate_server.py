@@ -288,3 +288,43 @@ def test_logs_carry_no_free_text_reasons(running: Running, ctx: zmq.Context) -> 
         assert logs and not any("Example" in repr(e) for e in logs)
     finally:
         c.close()
+
+
+class _BrokenIO(SimulatedGateIO):
+    def __init__(self) -> None:
+        super().__init__(["A"])
+        self.broken = False
+
+    def poll(self, now: float):
+        if self.broken:
+            raise RuntimeError("driver bug")
+        return super().poll(now)
+
+
+def test_a_driver_exception_is_a_fault_not_a_crash(ctx: zmq.Context, sockdir: Path) -> None:
+    io = _BrokenIO()
+    server = GateServer(GateMachine(["A"]), io, SystemClock(),
+                        command_endpoint=f"ipc://{sockdir}/b.sock",
+                        event_endpoint=f"ipc://{sockdir}/be.sock", context=ctx)
+    try:
+        io.broken = True
+        with capture_logs() as logs:
+            server.step(0)
+        assert server.machine.snapshot() == {"A": LaneState.FAULT}
+        assert any(e["event"] == "gate.driver_error" for e in logs)
+    finally:
+        server.shutdown()
+
+
+def test_simulator_control_requests() -> None:
+    from gate_controller.drivers.sim_control import apply
+
+    sim = SimulatedGateIO(["A"])
+    assert not apply(sim, {"sim": "fire", "active": True})["ok"]  # no schema
+    assert not apply(sim, {"schema": "gate-sim/1", "sim": "fire", "active": "yes"})["ok"]
+    assert not apply(sim, {"schema": "gate-sim/1", "sim": "launch"})["ok"]
+    assert "unknown lane" in apply(sim, {"schema": "gate-sim/1", "sim": "pass",
+                                         "lane": "Q"})["error"]
+    reply = apply(sim, {"schema": "gate-sim/1", "sim": "fire", "active": True})
+    assert reply["ok"] and reply["fire"] is True
+    assert [i.kind for i in sim.poll(0.0)] == ["fire_alarm"]

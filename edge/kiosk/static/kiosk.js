@@ -44,6 +44,7 @@ async function api(method, path, body) {
 }
 
 function show(el, visible) { el.hidden = !visible; }
+function cap(text) { text = String(text || ""); return text.charAt(0).toUpperCase() + text.slice(1); }
 function say(text, kind) {
   const m = $("message");
   m.textContent = text || "";
@@ -52,7 +53,7 @@ function say(text, kind) {
 }
 function showError(id, err) {
   const el = $(id);
-  el.textContent = err ? (err.message || String(err)) : "";
+  el.textContent = err ? cap(err.message || String(err)) : "";
   show(el, !!err);
 }
 
@@ -182,7 +183,7 @@ function setFeedback(result, err) {
   fb.replaceChildren();
   fb.dataset.ok = "false";
   $("enrol-submit").disabled = true;
-  if (err) { fb.textContent = err.message; fb.dataset.kind = "bad"; return; }
+  if (err) { fb.textContent = cap(err.message); fb.dataset.kind = "bad"; return; }
   if (!result) { fb.textContent = ""; delete fb.dataset.kind; return; }
   if (result.ok) {
     fb.textContent = "Good photo. Tap Enrol.";
@@ -265,7 +266,7 @@ $("withdraw-form").addEventListener("submit", async (ev) => {
     out.textContent = r.message; out.dataset.result = "withdrawn";
     $("withdraw-value").value = "";
   } catch (err) {
-    out.textContent = err.message; out.dataset.result = err.error;
+    out.textContent = cap(err.message); out.dataset.result = err.error;
   }
 });
 
