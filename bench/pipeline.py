@@ -1,6 +1,6 @@
 """Edge pipeline benchmark on the synthetic scene: sustained fps and decision latency.
 
-    .venv/bin/python bench/pipeline.py [--seconds 8] [--camera-fps 30] [--detector D] [--json]
+    .venv/bin/python bench/pipeline.py [--seconds 15] [--camera-fps 30] [--detector D] [--json]
 
 One traveller (the astronaut, enrolled in a real SQLCipher store in a temp folder) walks up to
 the gate over and over (a pre-rendered clip: rendering is the camera's job, not the
@@ -239,7 +239,7 @@ def enrolled_gallery(engine, workdir: Path):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="per loop and mode")
+    parser.add_argument("--seconds", type=float, default=15.0, help="per loop and mode")
     parser.add_argument("--camera-fps", type=float, default=30.0)
     parser.add_argument("--detector", default=None, choices=["ultraface_landmark68", "yunet"],
                         help="our detector (default: the settings' default)")

@@ -89,9 +89,20 @@ class ThermalFrames:
         self._source.close()
 
 
-def visible_source(settings: Settings, clock: Clock) -> FrameSource:
-    """The visible camera the settings name (the only place that picks an implementation)."""
-    spec = settings.capture.visible_source
+class ReaderCamera:
+    """The kiosk's enrolment camera: the newest frame of a LatestFrameReader, or None."""
+
+    def __init__(self, reader: LatestFrameReader) -> None:
+        self.reader = reader
+
+    def latest(self) -> np.ndarray | None:
+        frame = self.reader.wait_frame(0, 0)
+        return None if frame is None or not self.reader.healthy() else frame.image
+
+
+def visible_source(settings: Settings, clock: Clock, spec: str | None = None) -> FrameSource:
+    """The camera the settings name (the only place that picks an implementation)."""
+    spec = spec or settings.capture.visible_source
     if spec == "synthetic":
         from edge.capture.synthetic import SyntheticScene
         from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
@@ -134,6 +145,7 @@ class Daemon:
         self.gallery: Any = None
         self.reader: LatestFrameReader | None = None
         self.thermal_reader: LatestFrameReader | None = None
+        self.kiosk_reader: LatestFrameReader | None = None
         self.pipeline: Pipeline | None = None
         self.board: Any = None
         self.counters: Any = None
@@ -256,8 +268,17 @@ class Daemon:
         from edge.kiosk.app import create_app
         from edge.kiosk.services import KioskServices
 
+        camera = None
+        if self.settings.kiosk.camera_source:
+            cap = self.settings.capture
+            self.kiosk_reader = LatestFrameReader(
+                visible_source(self.settings, self.clock, self.settings.kiosk.camera_source),
+                self.clock, backoff_initial_s=cap.reconnect_initial_s,
+                backoff_max_s=cap.reconnect_max_s, stale_after_s=cap.stale_after_s)
+            camera = ReaderCamera(self.kiosk_reader)
         services = KioskServices(settings=self.settings, clock=self.clock, store=self.store,
-                                 engine=self.engine, board=self.board, gate=self.gate_client)
+                                 engine=self.engine, board=self.board, gate=self.gate_client,
+                                 camera=camera)
         return mount_ops(create_app(services), router)
 
     def _publish_state(self, lane: str, state: str, detail: str) -> None:
@@ -285,7 +306,8 @@ class Daemon:
 
     def _capture_gauges(self) -> dict:
         out: dict = {}
-        for name, reader in (("visible", self.reader), ("thermal", self.thermal_reader)):
+        for name, reader in (("visible", self.reader), ("thermal", self.thermal_reader),
+                             ("kiosk", self.kiosk_reader)):
             if reader is None:
                 continue
             s = reader.stats()
@@ -306,6 +328,9 @@ class Daemon:
         if self.thermal_reader is not None:
             self.thermal_reader.start()
             self._closers.append(("thermal_reader", self.thermal_reader.stop))
+        if self.kiosk_reader is not None:
+            self.kiosk_reader.start()
+            self._closers.append(("kiosk_reader", self.kiosk_reader.stop))
         self.gate_link = GateLink(lambda: self._gate_client(subscribe=True),
                                   self.settings.lanes.heartbeat_interval_s,
                                   self.gate_queue).start()

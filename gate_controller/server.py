@@ -115,6 +115,7 @@ class GateServer:
         self._poller = zmq.Poller()
         self._poller.register(self._router, zmq.POLLIN)
         self._closed = False
+        self._driver_error = False
         # the machine starts with every output closed; say so to the hardware
         for lane, open_ in machine.outputs().items():
             io.set_output(lane, open_)
@@ -140,8 +141,13 @@ class GateServer:
         now = self.clock.monotonic()
         try:
             items = self.io.poll(now)
+            if self._driver_error:  # the driver works again after raising
+                self._driver_error = False
+                items = [GateInput("restored"), *items]
         except Exception as exc:  # a driver bug must not kill the process that keeps gates safe
-            log.exception("gate.driver_error", error=type(exc).__name__)
+            if not self._driver_error:
+                log.exception("gate.driver_error", error=type(exc).__name__)
+            self._driver_error = True
             items = [GateInput("fault", reason=f"driver error: {type(exc).__name__}")]
         for item in items:
             self._apply(self._input(item, now))

@@ -139,3 +139,12 @@ def test_missing_device_path_is_capture_error(tmp_path: Path) -> None:
         OpenCVSource(str(tmp_path / "video0")).open()
     with pytest.raises(CaptureError, match="holds no images"):
         ImageFolderSource(tmp_path).open()
+
+
+def test_network_stream_that_is_down_fails_fast() -> None:
+    start = time.monotonic()
+    src = OpenCVSource("rtsp://127.0.0.1:9/none", read_timeout_s=0.5)
+    assert src.name == "opencv:stream"  # a URL (may hold credentials) is never logged
+    with pytest.raises(CaptureError, match="could not open"):
+        src.open()
+    assert time.monotonic() - start < 5.0

@@ -96,12 +96,20 @@ def test_camera_file_ends_reconnects_no_crash(tmp_path: Path, installed_model_di
     for i in range(8):
         writer.write(np.full((240, 320, 3), 40 + 10 * i, np.uint8))
     writer.release()
-    settings_file, _ = provision(tmp_path, installed_model_dir,
-                                 thermal={"enabled": False})
+    kiosk_cam = tmp_path / "kiosk-cam"
+    kiosk_cam.mkdir()
+    cv2.imwrite(str(kiosk_cam / "0.png"), np.full((240, 320, 3), 99, np.uint8))
+    settings_file, _ = provision(tmp_path, installed_model_dir, thermal={"enabled": False})
     settings = load_settings(settings_file)
+    settings = settings.model_copy(update={"kiosk": settings.kiosk.model_copy(
+        update={"camera_source": str(kiosk_cam)})})
     daemon = Daemon.build(settings, SystemClock(), source=OpenCVSource(str(clip)))
     try:
         daemon.start_thread()
+        # the kiosk's enrolment camera is a second reader (a folder here)
+        camera = daemon.app.state.kiosk.services.camera
+        wait_for(lambda: camera.latest() is not None, 10, "kiosk camera gave no frame")
+        assert int(camera.latest()[0, 0, 0]) == 99
         wait_for(lambda: daemon.reader.stats().reconnects >= 2, 20, "no reconnect")
         n = daemon.metrics.frames.value()
         wait_for(lambda: daemon.metrics.frames.value() > n + 5, 10, "loop stopped")

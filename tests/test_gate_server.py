@@ -312,6 +312,9 @@ def test_a_driver_exception_is_a_fault_not_a_crash(ctx: zmq.Context, sockdir: Pa
             server.step(0)
         assert server.machine.snapshot() == {"A": LaneState.FAULT}
         assert any(e["event"] == "gate.driver_error" for e in logs)
+        io.broken = False
+        server.step(0)
+        assert server.machine.snapshot() == {"A": LaneState.MANUAL}  # back, no daemon yet
     finally:
         server.shutdown()
 

@@ -50,10 +50,10 @@ def test_uplink_from_settings_names_the_missing_key_file(tmp_path):
 
     s = Settings.model_validate({"device": {"data_dir": str(tmp_path)}})
     clock = FakeClock()
-    with pytest.raises(KeyFileError, match="device.key_secret"):
+    with pytest.raises(KeyFileError, match=r"device\.key_secret"):
         Uplink.from_settings(s, WindowCounters(clock, 60), MemoryOutbox(), clock)
     create_keypair(tmp_path / "keys", "device")
-    with pytest.raises(KeyFileError, match="central.key"):
+    with pytest.raises(KeyFileError, match=r"central\.key"):
         Uplink.from_settings(s, WindowCounters(clock, 60), MemoryOutbox(), clock)
     create_keypair(tmp_path / "keys", "central")
     uplink = Uplink.from_settings(s, WindowCounters(clock, 60), MemoryOutbox(), clock)

@@ -380,7 +380,7 @@ async function laneAction(lane, action) {
     const r = await api("POST", path, body);
     say(r.message, "info");
     $("reason-" + lane).value = "";
-  } catch (err) { say(err.message, "warn"); }
+  } catch (err) { say(cap(err.message), "warn"); }
 }
 
 /* ---------- start ---------- */
