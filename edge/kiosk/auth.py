@@ -21,10 +21,10 @@ SESSION_COOKIE = "cg_session"
 CSRF_HEADER = "X-CSRF-Token"
 
 # What each role may do. Staff accounts come from provisioning (`add-staff --role`).
-ROLES = ("agent", "supervisor", "engineer", "admin")
-ENROL_ROLES = frozenset({"agent", "supervisor", "admin"})
-WITHDRAW_ROLES = frozenset({"agent", "supervisor", "admin"})
-OVERRIDE_ROLES = frozenset({"supervisor", "admin"})
+ROLES = ("agent", "supervisor", "engineer")
+ENROL_ROLES = frozenset({"agent", "supervisor"})
+WITHDRAW_ROLES = frozenset({"agent", "supervisor"})
+OVERRIDE_ROLES = frozenset({"supervisor"})
 VIEW_ROLES = frozenset(ROLES)
 MAX_SESSIONS = 256
 
