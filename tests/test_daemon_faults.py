@@ -109,7 +109,8 @@ def test_camera_file_ends_reconnects_no_crash(tmp_path: Path, installed_model_di
         # the kiosk's enrolment camera is a second reader (a folder here)
         camera = daemon.app.state.kiosk.services.camera
         wait_for(lambda: camera.latest() is not None, 10, "kiosk camera gave no frame")
-        assert int(camera.latest()[0, 0, 0]) == 99
+        image = camera.latest()
+        assert image is not None and int(image[0, 0, 0]) == 99
         wait_for(lambda: daemon.reader.stats().reconnects >= 2, 20, "no reconnect")
         n = daemon.metrics.frames.value()
         wait_for(lambda: daemon.metrics.frames.value() > n + 5, 10, "loop stopped")

@@ -4,6 +4,12 @@ A float32 matrix of the store's live templates, kept up to date incrementally fr
 change log (new rows appended, removed rows zeroed and masked, compaction when many are dead).
 Expiry is re-checked at match time, so an expired template never matches even before the purge
 runs. Probes are compared in memory and never kept.
+
+From `index_min` templates on, 1:N runs in two stages: certified int8 bounds for every row
+(`edge.consent.coarse`) pick the rows that could be the best template or the best template of
+another consent, and only those are re-scored exactly in float32. The bounds are guarantees, not
+estimates, so the result (best, runner-up, threshold and margin decision) is the exhaustive
+search's; below `index_min` the exhaustive float32 search runs directly.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import numpy as np
 import structlog
 
 from edge.clock import Clock
+from edge.consent.coarse import Int8Blocks
 from edge.consent.errors import InvalidEmbeddingError
 from edge.consent.records import TemplateRow
 from edge.consent.store import ConsentStore
@@ -25,6 +32,8 @@ log = structlog.get_logger("edge.consent.gallery")
 
 Reason = Literal["match", "below_threshold", "ambiguous", "empty"]
 NO_RUNNER_UP = -1.0
+INDEX_MIN = 20_000
+BLOCK_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,12 @@ class Gallery:
     """Live templates of one store, matched by cosine similarity (vectors are unit length)."""
 
     def __init__(self, store: ConsentStore, clock: Clock, threshold: float,
-                 margin: float) -> None:
+                 margin: float, *, index_min: int = INDEX_MIN,
+                 block_rows: int = BLOCK_ROWS) -> None:
         if not -1.0 < threshold < 1.0 or not 0.0 <= margin < 1.0:
             raise ValueError("threshold must be in (-1, 1) and margin in [0, 1)")
+        self.index_min = max(0, int(index_min))
+        self._index = Int8Blocks(block_rows)
         self._store = store
         self._clock = clock
         self.threshold = float(threshold)
@@ -74,6 +86,7 @@ class Gallery:
 
     # ------------------------------------------------------------------------- maintenance
     def _reset(self, dim: int, capacity: int = 0) -> None:
+        self._index.clear()
         self._dim, self._n, self._dead = dim, 0, 0
         self._matrix = np.zeros((capacity, dim), np.float32)
         self._ids = np.zeros(capacity, np.int64)
@@ -89,6 +102,7 @@ class Gallery:
             self._matrix.fill(0)
             self._reset(rows[0].vector.shape[0] if rows else 0, len(rows))
             self._append(rows)
+            self._sync_index()
             self._generation = generation
         log.info("gallery_loaded", templates=len(rows))
 
@@ -106,11 +120,20 @@ class Gallery:
                 if row is not None:
                     self._expires[row] = -math.inf
                     self._matrix[row] = 0.0
+                    self._index.invalidate(row)
                     self._dead += 1
             self._append([r for r in rows if r.template_id not in self._row_of])
             self._generation = max(self._generation, generation)
             if self._dead > max(256, self._n // 4):
                 self._compact()
+            self._sync_index()
+
+    def _sync_index(self) -> None:
+        """Keep the int8 index in step with the matrix (only for galleries it pays off for)."""
+        if self._n >= self.index_min:
+            self._index.sync(self._matrix, self._n)
+        else:
+            self._index.clear()
 
     def _append(self, rows: list[TemplateRow]) -> None:
         if not rows:
@@ -151,6 +174,7 @@ class Gallery:
         self._matrix.fill(0)
         self._matrix, self._ids, self._codes, self._expires = matrix, ids, codes, expires
         self._n, self._dead = len(keep), 0
+        self._index.clear()
         self._row_of = {int(t): i for i, t in enumerate(ids)}
 
     # ------------------------------------------------------------------------------ queries
@@ -182,20 +206,52 @@ class Gallery:
             live = self._expires[:n] > now
             if n == 0 or not live.any():
                 return MatchResult(None, NO_RUNNER_UP, NO_RUNNER_UP, "empty")
-            scores = self._matrix[:n] @ vec
-            scores[~live] = -np.inf
-            best = int(np.argmax(scores))
-            code = self._codes[best]
-            others = scores[self._codes[:n] != code]
-            runner = float(others.max()) if others.size else -math.inf
-            consent_id = self._consent_of_code[int(code)]
-        score = float(scores[best])
+            if self._index.sealed_rows:
+                score, code, runner = self._two_stage(vec, live, n)
+            else:
+                scores = self._matrix[:n] @ vec
+                scores[~live] = -np.inf
+                best = int(np.argmax(scores))
+                code = int(self._codes[best])
+                others = scores[self._codes[:n] != code]
+                runner = float(others.max()) if others.size else -math.inf
+                score = float(scores[best])
+            consent_id = self._consent_of_code[code]
         runner_up = runner if math.isfinite(runner) else NO_RUNNER_UP
         if score < self.threshold:
             return MatchResult(None, score, runner_up, "below_threshold")
         if math.isfinite(runner) and score - runner < self.margin:
             return MatchResult(None, score, runner_up, "ambiguous")
         return MatchResult(consent_id, score, runner_up, "match")
+
+    def _two_stage(self, vec: np.ndarray, live: np.ndarray, n: int) -> tuple[float, int, float]:
+        """(best score, its consent code, best score of another consent), exactly as the
+        exhaustive search, re-scoring only rows whose upper bound reaches tau.
+
+        tau is the second-highest lower bound among distinct consents (A, B). The true best row
+        scores >= lb(A) >= tau; the true runner-up's consent differs from the best's, so one of
+        A, B is of another consent and the runner-up scores >= tau too. Rows whose upper bound
+        is below tau can therefore be neither.
+        """
+        sealed = self._index.sealed_rows
+        lower, upper = self._index.bounds(vec)
+        tail = self._matrix[sealed:n] @ vec
+        lower = np.concatenate([lower, tail])
+        upper = np.concatenate([upper, tail])
+        lower[~live] = -np.inf
+        upper[~live] = -np.inf
+        codes = self._codes[:n]
+        a = int(np.argmax(lower))
+        other = np.where(codes != codes[a], lower, -np.inf).max()
+        tau = other if math.isfinite(other) else lower[a]
+        cand = np.flatnonzero(upper >= tau)
+        exact = self._matrix[cand] @ vec
+        exact[~live[cand]] = -np.inf
+        top = int(np.argmax(exact))
+        code = int(codes[cand[top]])
+        others = exact[codes[cand] != code]
+        runner = float(others.max()) if others.size else -math.inf
+        return float(exact[top]), code, runner
 
     def verify(self, probe: np.ndarray, consent_id: str) -> MatchResult:
         """1:1 against the live templates of one consent."""
