@@ -255,11 +255,10 @@ class Daemon:
         return ThermalScreener(calibration, t)
 
     def _build_close_quarters(self) -> Any:
-        try:
-            from edge.screening.close_quarters import CloseQuarters
-        except ImportError:  # screening's close-quarters module not installed in this build
-            return None
-        return CloseQuarters(self.settings.close_quarters)
+        from edge.screening.close_quarters import CloseQuarters
+
+        settings = self.settings.close_quarters
+        return lambda image_size: CloseQuarters(settings, image_size)  # sized on first frame
 
     def _build_app(self) -> Any:
         from fastapi import FastAPI

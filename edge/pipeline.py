@@ -99,6 +99,7 @@ class Pipeline:
         self.on_state = on_state
         self._info: dict[int, _TrackInfo] = {}
         self._published: dict[str, str] = {}
+        self._close_pairs = 0
         self.latencies: list[float] = []  # decision latencies (s), for the bench and metrics
         self.sync_states()
 
@@ -122,8 +123,8 @@ class Pipeline:
         if update.new:
             self.metrics.people.inc(len(update.new))
         self.metrics.tracks.set(len(update.seen))
-        if self.close_quarters is not None and faces:
-            self._close_quarters(faces)
+        if self.close_quarters is not None:
+            self._close_quarters(faces, (image.shape[1], image.shape[0]))
 
         for name, tracks in in_zone.items():
             machine = self.lanes[name].machine
@@ -266,17 +267,19 @@ class Pipeline:
             probes.fill(0.0)  # the probe embeddings are dropped and wiped right here
             del probes
 
-    def _close_quarters(self, faces: list[Face]) -> None:
+    def _close_quarters(self, faces: list[Face], image_size: tuple[int, int]) -> None:
+        """Close-contact events: pairs under the distance that were not there a frame ago."""
+        if callable(self.close_quarters) and not hasattr(self.close_quarters, "observe"):
+            self.close_quarters = self.close_quarters(image_size)  # built for this camera size
         try:
-            result = self.close_quarters.observe(faces)
+            pairs = int(self.close_quarters.observe(faces).close_pairs)
         except Exception as exc:
             log.warning("close_quarters_failed", error=str(exc)[:200])
             return
-        contacts = getattr(result, "close_contacts", None)
-        if contacts is None and isinstance(result, int | list | tuple):
-            contacts = result if isinstance(result, int) else len(result)
-        if contacts and self.counters is not None:
-            self.counters.add("close_contacts", int(contacts))
+        new_pairs = max(0, pairs - self._close_pairs)
+        self._close_pairs = pairs
+        if new_pairs and self.counters is not None:
+            self.counters.add("close_contacts", new_pairs)
 
     def _run(self, actions: list[Action], since: float | None = None) -> None:
         for action in actions:

@@ -10,6 +10,11 @@ no database at all. We tell them apart by what we know:
   key (then the salt bytes themselves are damaged);
 - a length that is not a whole number of pages is damage (truncation).
 All probing uses a read-only connection, so a refused file stays byte-identical.
+
+Page size: new stores use 16 KiB cipher pages (SQLCipher's default is 4 KiB). A 2 KiB template
+then shares a page with six others instead of filling one alone, which more than halves the
+page decrypt/re-encrypt/zero work of a purge. SQLCipher does not record the page size in the
+(encrypted) header, so stores made with the earlier 4 KiB pages are recognised by trying it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from edge.consent.errors import (
 )
 from edge.consent.schema import LATEST
 
-PAGE_SIZE = 4096
+PAGE_SIZE = 16384          # cipher_page_size of stores created now
+LEGACY_PAGE_SIZE = 4096    # stores created before the switch still open
+PAGE_SIZES = (PAGE_SIZE, LEGACY_PAGE_SIZE)
 SALT_BYTES = 16
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DatabaseError = sqlcipher.DatabaseError
@@ -50,8 +57,33 @@ def key_statement(key: bytes, name: str = "key") -> str:
     return f"PRAGMA {name} = \"x'{key.hex()}{derive_salt(key).hex()}'\""
 
 
-def connect(path: Path, key: bytes, *, read_only: bool = False) -> Any:
-    """A keyed connection with the store's pragmas (autocommit; callers BEGIN explicitly)."""
+def page_size_of(path: Path, key: bytes) -> int:
+    """The cipher page size that opens `path` with `key` (PAGE_SIZE for a new or empty file,
+    and when nothing opens it: the caller's checks then report why). Read-only."""
+    if not path.exists() or path.stat().st_size == 0:
+        return PAGE_SIZE
+    for size in PAGE_SIZES:
+        if path.stat().st_size % size:
+            continue
+        conn = connect(path, key, read_only=True, page_size=size)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return size
+        except DatabaseError:
+            continue
+        finally:
+            conn.close()
+    return PAGE_SIZE
+
+
+def connect(path: Path, key: bytes, *, read_only: bool = False,
+            page_size: int | None = None) -> Any:
+    """A keyed connection with the store's pragmas (autocommit; callers BEGIN explicitly).
+
+    `page_size=None` finds the page size of an existing file (see `page_size_of`).
+    """
+    if page_size is None:
+        page_size = page_size_of(Path(path), key)
     if read_only:
         conn = sqlcipher.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                  check_same_thread=False)
@@ -62,6 +94,7 @@ def connect(path: Path, key: bytes, *, read_only: bool = False) -> Any:
         conn.execute("PRAGMA cipher_log_level = NONE")
         conn.execute("PRAGMA cipher_memory_security = ON")
         conn.execute(key_statement(key))
+        conn.execute(f"PRAGMA cipher_page_size = {int(page_size)}")
         if not read_only:
             conn.execute("PRAGMA secure_delete = ON")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -103,7 +136,7 @@ def classify_bytes(path: Path) -> None:
     if _entropy_bits(head) < 0.85 * expected:
         raise NotAStoreError(f"{path} is not a consent store (its bytes are not ciphertext): "
                              "check the store path in the settings")
-    if size % PAGE_SIZE:
+    if size % LEGACY_PAGE_SIZE:
         raise CorruptStoreError(f"{path} is damaged (its length is not a whole number of "
                                 "pages; it was truncated or appended to): restore it from "
                                 "backup or re-provision")
@@ -124,8 +157,13 @@ def probe(path: Path, key: bytes, *, full_check: bool) -> int:
     classify_bytes(path)
     with open(path, "rb") as fh:
         file_salt = fh.read(SALT_BYTES)
-    pages = path.stat().st_size // PAGE_SIZE
-    conn = connect(path, key, read_only=True)
+    page_size = page_size_of(path, key)
+    if path.stat().st_size % page_size:
+        raise CorruptStoreError(f"{path} is damaged (its length is not a whole number of "
+                                "pages; it was truncated or appended to): restore it from "
+                                "backup or re-provision")
+    pages = path.stat().st_size // page_size
+    conn = connect(path, key, read_only=True, page_size=page_size)
     try:
         if file_salt != derive_salt(key):
             failures = _page_failures(conn)
