@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from edge.consent import opening
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 
-PAGE = 4096
+PAGE = opening.PAGE_SIZE
 RESERVE = 80  # 16-byte IV + 64-byte HMAC-SHA512 at the end of each page
 WAL_HEADER, FRAME_HEADER = 32, 24
 

@@ -391,7 +391,8 @@ def test_corrupt_file(closed_store, keys, fake_clock, where):
     if where == "truncate":
         data = data[:len(data) - 1000]
     else:
-        offset = {"page1": 200, "page3": 2 * 4096 + 100, "last": len(data) - 300, "salt": 3}
+        offset = {"page1": 200, "page3": 2 * opening.PAGE_SIZE + 100, "last": len(data) - 300,
+                  "salt": 3}
         data[offset[where]] ^= 0x5A
     closed_store.write_bytes(bytes(data))
     assert_refused(closed_store, CorruptStoreError, "damaged",

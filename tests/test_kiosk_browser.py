@@ -7,57 +7,25 @@ under the test's tmp dir.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from browser_helpers import Shots, chromium_page
+from browser_helpers import log_in as _log_in
 from test_kiosk_fixtures import *  # noqa: F403  (fixtures: live_kiosk, kiosk_store, kiosk_engine)
 from test_kiosk_fixtures import PASSWORD
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 
 @pytest.fixture
 def page(tmp_path: Path):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.fail("Debian's chromium is missing: run `make browser` (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-    profile = tmp_path / "profile"
-    profile.mkdir()
-    with sync_playwright() as p:
-        # a fresh --user-data-dir per test (Playwright passes it for a persistent context)
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=ARGS, headless=True,
-            viewport={"width": 1280, "height": 900})
-        pg = context.pages[0] if context.pages else context.new_page()
-        pg.set_default_timeout(15_000)
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium_page(tmp_path) as pg:
         yield pg
-        context.close()
-        assert errors == [], f"JavaScript errors on the page: {errors}"
-
-
-class Shots:
-    def __init__(self, page, folder: Path) -> None:
-        self.page, self.folder, self.n = page, folder, 0
-        folder.mkdir()
-
-    def __call__(self, name: str) -> None:
-        self.n += 1
-        self.page.screenshot(path=str(self.folder / f"{self.n:02d}-{name}.png"), full_page=True)
 
 
 def log_in(page, url: str, name: str) -> None:
-    page.goto(url + "/")
-    page.fill("#login-staff", name)
-    page.fill("#login-password", PASSWORD)
-    page.keyboard.press("Enter")  # keyboard-operable: Enter submits
-    page.wait_for_selector("#who:not([hidden])")
+    _log_in(page, url, name, PASSWORD)
 
 
 def test_agent_enrols_withdraws_and_refusal_stores_nothing(page, live_kiosk, faces_dir,

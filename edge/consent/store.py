@@ -81,9 +81,11 @@ class ConsentStore:
     """Encrypted store of consents and templates; safe to share between threads."""
 
     def __init__(self, path: Path, key: bytes, secret: bytes, clock: Clock, *,
-                 max_retention_s: int, delete_on_boarding: bool) -> None:
+                 max_retention_s: int, delete_on_boarding: bool,
+                 page_size: int = opening.PAGE_SIZE) -> None:
         self._path = Path(path)
         self._key = key
+        self._page_size = int(page_size)
         self._ref_key = hmac.new(secret, b"consentgate/reference/v1", hashlib.sha256).digest()
         self._audit_key = hmac.new(secret, b"consentgate/audit/v1", hashlib.sha256).digest()
         self._clock = clock
@@ -114,14 +116,15 @@ class ConsentStore:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # WAL/SHM inherit 0600
             os.chmod(path, 0o600)
-            version = 0
+            version, page_size = 0, opening.PAGE_SIZE
         elif path.exists():
             version = opening.probe(path, key, full_check=full_check)
+            page_size = opening.page_size_of(path, key)
         else:
             raise StoreNotFoundError(f"no consent store at {path}: run `python -m provisioning "
                                      "init` (or check the store path in the settings)")
         store = cls(path, key, secret, clock, max_retention_s=max_retention_s,
-                    delete_on_boarding=delete_on_boarding)
+                    delete_on_boarding=delete_on_boarding, page_size=page_size)
         try:
             store._migrate(version)
         except BaseException:
@@ -172,7 +175,7 @@ class ConsentStore:
             if self._closed:
                 raise StoreClosedError("the consent store was closed: open it again")
             try:
-                conn = opening.connect(self._path, self._key)
+                conn = opening.connect(self._path, self._key, page_size=self._page_size)
                 opening.apply_write_pragmas(conn)
             except opening.DatabaseError as exc:
                 raise CorruptStoreError(f"{self._path} could not be opened ({exc}): restore it "
@@ -426,11 +429,14 @@ class ConsentStore:
         """Delete expired templates and expired consent records for real; returns rows deleted."""
         now = self._clock.now()
         with self._write() as conn:
+            # Two range deletes instead of one OR: the expiry index drives the first (a
+            # template never outlives its consent, so it takes them all in practice), the
+            # second catches any template of an expired consent all the same.
             removed = [r[0] for r in conn.execute(
-                "SELECT template_id FROM templates WHERE expires_at <= ? OR consent_id IN "
-                "(SELECT consent_id FROM consents WHERE expires_at <= ?)", (now, now))]
-            conn.execute("DELETE FROM templates WHERE expires_at <= ? OR consent_id IN "
-                         "(SELECT consent_id FROM consents WHERE expires_at <= ?)", (now, now))
+                "DELETE FROM templates WHERE expires_at <= ? RETURNING template_id", (now,))]
+            removed += [r[0] for r in conn.execute(
+                "DELETE FROM templates WHERE consent_id IN (SELECT consent_id FROM consents "
+                "WHERE expires_at <= ?) RETURNING template_id", (now,))]
             consents = conn.execute("DELETE FROM consents WHERE expires_at <= ?", (now,)).rowcount
             if removed or consents:
                 self._audit_in(conn, "purged", "system", None,
