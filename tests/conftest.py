@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import structlog
 from hypothesis import settings as hypothesis_settings
 
 from edge.clock import FakeClock
@@ -60,3 +61,12 @@ def face_identities(faces_dir: Path) -> dict[str, str]:
 @pytest.fixture
 def fake_clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog():
+    """Each test starts from structlog's defaults: a CLI run in-process may have configured a
+    level filter that would hide events from `structlog.testing.capture_logs` in later tests."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
