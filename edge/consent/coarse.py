@@ -32,10 +32,9 @@ _ZERO_POINT = 128
 @dataclass
 class _Block:
     session: Any
-    scale: np.ndarray     # float64 per row (s)
-    norm: np.ndarray      # float64 per row, ||s*b||
-    err: np.ndarray       # float64 per row, ||e_x||
-    rowsum: np.ndarray    # int64 per row, sum(b) (undoes the probe's zero point)
+    scale: np.ndarray     # float32 per row (s)
+    norm: np.ndarray      # float32 per row, ||s*b||
+    err: np.ndarray       # float32 per row, ||e_x|| + slack
 
 
 def quantize(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -57,10 +56,11 @@ def _session(codes: np.ndarray) -> Any:
     rows, dim = codes.shape
     weights = numpy_helper.from_array(np.ascontiguousarray(codes.T), "B")
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "gallery_block",
+        [helper.make_node("MatMulInteger", ["A", "B", "a_zero"], ["Y"])], "gallery_block",
         [helper.make_tensor_value_info("A", TensorProto.UINT8, [1, dim])],
         [helper.make_tensor_value_info("Y", TensorProto.INT32, [1, rows])],
-        initializer=[weights])
+        initializer=[weights, numpy_helper.from_array(np.array(_ZERO_POINT, np.uint8),
+                                                      "a_zero")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1   # one core per probe: no thread barrier stalls under load
@@ -103,29 +103,35 @@ class Int8Blocks:
             if block is None:
                 rows = matrix[k * self.block_rows:(k + 1) * self.block_rows]
                 codes, scale, norm, err = quantize(rows)
-                self._blocks[k] = _Block(_session(codes), scale, norm, err,
-                                         codes.sum(axis=1, dtype=np.int64))
+                self._blocks[k] = _Block(_session(codes), scale.astype(np.float32),
+                                         norm.astype(np.float32),
+                                         (err + _SLACK).astype(np.float32))
                 codes.fill(0)
 
-    def bounds(self, probe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) bounds of probe . row for each sealed row (probe: float32, unit)."""
+    def bounds(self, probe: np.ndarray, lower: np.ndarray | None = None,
+               upper: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) bounds of probe . row for each sealed row, written into the first
+        `sealed_rows` entries of `lower`/`upper` when given (float32 arrays)."""
         q = probe.astype(np.float64)
         peak = float(np.abs(q).max())
         t = peak / 127.0 if peak > 0 else 1.0
         a = np.clip(np.rint(q / t), -127, 127)
-        q_err = float(np.linalg.norm(q - a * t))
-        q_norm = float(np.linalg.norm(q))
+        q_err = np.float32(np.linalg.norm(q - a * t))
+        q_norm = np.float32(np.linalg.norm(q))
         feed = {"A": (a + _ZERO_POINT).astype(np.uint8)[None, :]}
-        lower = np.empty(self.sealed_rows)
-        upper = np.empty(self.sealed_rows)
+        lower = np.empty(self.sealed_rows, np.float32) if lower is None else lower
+        upper = np.empty(self.sealed_rows, np.float32) if upper is None else upper
+        t32 = np.float32(t)
         for k, block in enumerate(self._blocks):
             if block is None:
                 raise RuntimeError("gallery index used before sync()")
-            dots = block.session.run(None, feed)[0][0].astype(np.int64)
-            dots -= _ZERO_POINT * block.rowsum
-            approx = dots * (block.scale * t)
-            slack = block.norm * q_err + block.err * q_norm + _SLACK
+            dots = block.session.run(None, feed)[0][0]   # exact int32 b.a (< 2**24)
+            approx = dots.astype(np.float32)
+            approx *= block.scale
+            approx *= t32
+            slack = block.norm * q_err
+            slack += block.err * q_norm
             sl = slice(k * self.block_rows, (k + 1) * self.block_rows)
-            lower[sl] = approx - slack
-            upper[sl] = approx + slack
+            np.subtract(approx, slack, out=lower[sl])
+            np.add(approx, slack, out=upper[sl])
         return lower, upper

@@ -234,12 +234,12 @@ class Gallery:
         is below tau can therefore be neither.
         """
         sealed = self._index.sealed_rows
-        lower, upper = self._index.bounds(vec)
-        tail = self._matrix[sealed:n] @ vec
-        lower = np.concatenate([lower, tail])
-        upper = np.concatenate([upper, tail])
-        lower[~live] = -np.inf
-        upper[~live] = -np.inf
+        lower, upper = np.empty(n, np.float32), np.empty(n, np.float32)
+        self._index.bounds(vec, lower, upper)
+        lower[sealed:] = upper[sealed:] = self._matrix[sealed:n] @ vec
+        dead = ~live
+        lower[dead] = -np.inf
+        upper[dead] = -np.inf
         codes = self._codes[:n]
         a = int(np.argmax(lower))
         other = np.where(codes != codes[a], lower, -np.inf).max()
