@@ -68,14 +68,16 @@ def genuine_probes(rng: np.random.Generator, rows: np.ndarray, target: float) ->
     return (target * rows + np.sqrt(1 - target ** 2) * noise).astype(np.float32)
 
 
-def timed(fn, probes: np.ndarray) -> tuple[list, list[float], list[float]]:
-    out, wall, cpu = [], [], []
+def timed(fns, probes: np.ndarray) -> list[tuple[list, list[float], list[float]]]:
+    """Each function on each probe, interleaved probe by probe so that all see the same load."""
+    runs: list[tuple[list, list[float], list[float]]] = [([], [], []) for _ in fns]
     for p in probes:
-        t, c = time.perf_counter(), time.thread_time()
-        out.append(fn(p))
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.thread_time() - c)
-    return out, wall, cpu
+        for fn, (out, wall, cpu) in zip(fns, runs, strict=True):
+            t, c = time.perf_counter(), time.thread_time()
+            out.append(fn(p))
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
+    return runs
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -110,8 +112,8 @@ def bench_match(workdir: Path, keys: Path, n: int, rng: np.random.Generator,
         noisy = genuine_probes(rng, vectors[picks], 0.6)
         for p in noisy[:3]:  # warm-up
             gallery.match(p), exhaustive.match(p)
-        fast, times, cpu = timed(gallery.match, noisy)
-        slow, ex_times, ex_cpu = timed(exhaustive.match, noisy)
+        (fast, times, cpu), (slow, ex_times, ex_cpu) = timed(
+            [gallery.match, exhaustive.match], noisy)
         correct = sum(r.consent_id == f"b{k}" for r, k in zip(fast, picks, strict=True))
         agree = sum((a.consent_id, a.reason) == (b.consent_id, b.reason)
                     and abs(a.score - b.score) < 1e-5 and abs(a.runner_up - b.runner_up) < 1e-5
@@ -236,8 +238,9 @@ def bench_cipher_overhead(workdir: Path, keys: Path, n: int, singles: int) -> di
     key = read_key_file(keys / "store.key")
     enc = workload(opening.connect(workdir / "cipher.db", key), np.random.default_rng(5), n,
                    singles)
-    plain = workload(sqlite3.connect(workdir / "plain.db", isolation_level=None),
-                     np.random.default_rng(5), n, singles)
+    plain_conn = sqlite3.connect(workdir / "plain.db", isolation_level=None)
+    plain_conn.execute(f"PRAGMA page_size = {opening.PAGE_SIZE}")  # same pages as the store
+    plain = workload(plain_conn, np.random.default_rng(5), n, singles)
     return {"rows": n, "single_commits": singles, "sqlcipher": enc, "sqlite3": plain,
             "ratio": {k: enc[k] / plain[k] for k in enc},
             "ratio_total": sum(enc.values()) / sum(plain.values())}

@@ -21,6 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from edge.logs import configure_logging  # noqa: E402
 from edge.settings import VisionSettings  # noqa: E402
 from edge.vision.align import align_face  # noqa: E402
 from edge.vision.embedder import FrFeatureEmbedder  # noqa: E402
@@ -75,6 +76,7 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    configure_logging("warning", stream=sys.stderr)  # stdout: the table and the JSON line only
     settings = VisionSettings(intra_op_threads=args.threads,
                               **({"model_dir": args.model_dir} if args.model_dir else {}))
     manifest = load_manifest()

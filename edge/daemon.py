@@ -25,15 +25,24 @@ import structlog
 
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
-from edge.capture.source import Capture, FrameSource
+from edge.capture.source import Capture, FrameSource, Pacer
 from edge.clock import Clock, SystemClock
 from edge.errors import ConsentGateError
-from edge.events import ALERT_KINDS, DecisionEvent, EventBus, Kind, counters_sink, log_sink
+from edge.events import (
+    ALERT_KINDS,
+    BOARDED,
+    DecisionEvent,
+    EventBus,
+    Kind,
+    counters_sink,
+    log_sink,
+)
 from edge.gatelink import GateLink
 from edge.lanes import LaneMachine, LaneRules
 from edge.logs import configure_logging
 from edge.metrics import DaemonMetrics
 from edge.pipeline import Lane, Pipeline
+from edge.restart_budget import RestartBudget
 from edge.sdnotify import SdNotifier
 from edge.settings import Settings, load_settings
 from edge.vision.tracker import IoUTracker
@@ -49,10 +58,15 @@ BOARD_ALERTS = {Kind.REFERRED: ("refer", "refer for secondary screening (thermal
                 Kind.TAILGATING: ("tailgating", "tailgating: check the lane"),
                 Kind.MANUAL: ("manual", "gate controller unavailable: operate the lane by hand"),
                 Kind.FAULT: ("fault", "gate fault: check the gate controller")}
+# kiosk board count per decision: `granted` when a face grant opens the gate, `boarded` only
+# when the passage sensor confirms that grant was used (a grant nobody walks through is not a
+# boarding)
 BOARD_COUNTS = {Kind.GRANTED: "granted", Kind.NOT_MATCHED: "staffed_lane",
                 Kind.REFERRED: "refer", Kind.MATCHED_HELD: "refer",
                 Kind.TAILGATING: "tailgating"}
 THERMAL_MAX_SKEW_S = 0.5
+RESTARTS_PER_WINDOW = 5
+RESTART_WINDOW_S = 60.0
 
 
 class DaemonError(ConsentGateError):
@@ -66,22 +80,28 @@ def board_sink(board: Any):
             board.publish_alert(event.lane, kind, message)
         if event.kind in BOARD_COUNTS:
             board.record_count(BOARD_COUNTS[event.kind], 1)
+        elif event.kind is Kind.PASSAGE and event.reason == BOARDED:
+            board.record_count("boarded", 1)
     return sink
 
 
 class ThermalFrames:
-    """Adapts screening's ThermalSource to the FrameSource protocol (thermal-only captures)."""
+    """Adapts screening's ThermalSource to the FrameSource protocol (thermal-only captures).
+    A file or folder is paced to `fps` (a device paces itself), so the reader thread does not
+    spin re-reading PNGs."""
 
     _NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Any, fps: float | None = None) -> None:
         self._source = source
         self.name = "thermal"
+        self._pacer = Pacer(fps if getattr(source, "kind", "device") != "device" else None)
 
     def open(self) -> None:
         self._source.open()
 
     def read(self) -> Capture | None:
+        self._pacer.wait()
         frame = self._source.read()
         return None if frame is None else Capture(self._NO_IMAGE, frame)
 
@@ -143,6 +163,8 @@ class Daemon:
         self.gate_queue: queue.Queue = queue.Queue()
         self._closers: list[tuple[str, Any]] = []
         self._loop_beat = clock.monotonic()
+        # DESIGN: a supervised part gets a restart budget (5 a minute), not endless restarts
+        self.loop_budget = RestartBudget(clock, RESTARTS_PER_WINDOW, RESTART_WINDOW_S)
         self._thread: threading.Thread | None = None
         self.store: Any = None
         self.engine: Any = None
@@ -246,7 +268,7 @@ class Daemon:
             calibration = _load_calibration(self.settings)
             cap = self.settings.capture
             self.thermal_reader = LatestFrameReader(
-                ThermalFrames(ThermalSource(t.source)), self.clock,
+                ThermalFrames(ThermalSource(t.source), cap.fps), self.clock,
                 backoff_initial_s=cap.reconnect_initial_s, backoff_max_s=cap.reconnect_max_s)
         else:
             return None
@@ -398,12 +420,38 @@ class Daemon:
                     pipeline.process(frame)
                 except ConsentGateError as exc:  # one bad frame never stops the gate
                     log.warning("frame_failed", error=str(exc)[:200])
+                except Exception as exc:  # unexpected: retried within the restart budget
+                    self._crashed(exc)
+            for name, reader in self._readers():
+                if reader.gave_up:
+                    raise DaemonError(
+                        f"the {name} camera kept failing ({reader.source.name}); see the log "
+                        "event capture_gave_up. The daemon stops so systemd restarts it: check "
+                        "the camera and capture settings")
             if now >= next_watchdog:
                 self.notifier.watchdog()
                 next_watchdog = now + watchdog_every
             if now >= next_purge:
                 next_purge = now + self.settings.consent.purge_interval_s
                 self._purge()
+
+    def _readers(self) -> list[tuple[str, LatestFrameReader]]:
+        return [(name, r) for name, r in (("visible", self.reader),
+                                          ("thermal", self.thermal_reader),
+                                          ("kiosk", self.kiosk_reader)) if r is not None]
+
+    def _crashed(self, exc: Exception) -> None:
+        """An unexpected error on one frame: go on while the restart budget lasts; past it
+        stop (exit non-zero) rather than loop on a broken engine forever."""
+        self.metrics.loop_errors.inc()
+        if self.loop_budget.spend():
+            log.error("frame_crashed", error=type(exc).__name__, detail=str(exc)[:200],
+                      recent=self.loop_budget.recent)
+            return
+        b = self.loop_budget
+        raise DaemonError(f"the inference loop failed {b.recent} times within {b.window_s:g} s "
+                          f"(last: {type(exc).__name__}: {str(exc)[:120]}); the daemon stops so "
+                          "systemd restarts it: see the log events frame_crashed") from exc
 
     def _attach_thermal(self, frame: Any) -> Any:
         assert self.thermal_reader is not None

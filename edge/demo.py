@@ -27,6 +27,7 @@ import csv
 import json
 import os
 import queue
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -51,6 +52,15 @@ ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
 FEVER_C = 39.2
 NORMAL_C = 36.6
 DECISIONS = {Kind.GRANTED, Kind.NOT_MATCHED, Kind.MATCHED_HELD}
+# what the live summary says for each decision and gallery reason (plain words, no ids)
+SAY = {Kind.GRANTED: "granted: face matched an opted-in traveller, gate opens",
+       Kind.NOT_MATCHED: "not matched: sent to the staffed lane",
+       Kind.MATCHED_HELD: "matched, but held for secondary screening",
+       Kind.THERMAL_PASS: "temperature normal",
+       Kind.REFERRED: "REFER: staff alert for secondary screening (no identity attached)",
+       Kind.UNRELIABLE: "temperature reading unusable"}
+REASONS = {"empty": "no opted-in template on file", "below_threshold": "no template close enough",
+           "ambiguous": "two templates too close to call"}
 THERMAL = {Kind.THERMAL_PASS, Kind.REFERRED, Kind.UNRELIABLE}
 
 
@@ -156,6 +166,7 @@ class Demo:
         self.daemon: Any = None
         self.t0 = time.monotonic()
         self.api_dir = workdir / "api"
+        self._api: Any = None
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", file=self.out, flush=True)
@@ -180,6 +191,10 @@ class Demo:
                              overrides=demo_overrides(self.ports, self.fps))
         self.settings = device.settings
         device_id = device.settings.device.device_id
+        from provisioning.staff import add_staff
+
+        self._agent_password = secrets.token_urlsafe(18)  # in memory only, for this run
+        add_staff(device, "demo-agent", "agent", self._agent_password)
         shutil.copy(device.layout.device_public_key, central / f"{device_id}.key")
         self.say(f"provisioned device {device_id} in {self.workdir}")
         self.collector_db = central / "windows.db"
@@ -196,6 +211,7 @@ class Demo:
         self.daemon.start_thread()
         self._wait(lambda: self.daemon.gate_link.up and self._lane_state() == "idle", 30,
                    "the gate controller did not come up")
+        self._api_login()
         self.say(f"gate controller, collector and daemon running (kiosk on "
                  f"https://127.0.0.1:{self.ports[4]}, lane A idle)")
 
@@ -243,6 +259,8 @@ class Demo:
                 proc.kill()
                 proc.wait(5)
         with contextlib.suppress(Exception):
+            self._api.close()
+        with contextlib.suppress(Exception):
             self._log_stream.close()
 
     # -- the day -------------------------------------------------------------------------------
@@ -279,20 +297,21 @@ class Demo:
             ev = self._next(end)
             if ev is None:
                 break
-            why = f" ({ev.reason})" if ev.reason else ""
+            why = f" ({REASONS.get(ev.reason, ev.reason)})" if ev.reason else ""
+            words = SAY.get(ev.kind, ev.kind.value)
             if ev.kind in DECISIONS and result.decision == "none":
                 result.decision = ev.kind.value
-                self.say(f"  lane A: {ev.kind.value}{why}")
+                self.say(f"  lane A: {words}{why}")
             elif ev.kind in DECISIONS:
                 result.notes.append(f"extra decision {ev.kind.value}")
                 self.say(f"  lane A: extra decision {ev.kind.value}{why}")
             elif ev.kind in THERMAL and result.thermal == "none":
                 result.thermal = ev.kind.value
-                self.say(f"  thermal: {ev.kind.value}{why}")
+                self.say(f"  thermal: {words}")
             elif ev.kind is Kind.PASSAGE:
                 passed = True
                 result.boarded = True
-                self.say("  passage through the gate: boarded, template deleted")
+                self.say("  walked through the gate: boarded, template deleted")
                 self.scene.finish(w)
             if (result.decision == "granted" and board and not pass_sent
                     and result.thermal != "none"):
@@ -335,20 +354,36 @@ class Demo:
         finally:
             s.close(0)
 
+    def _api_login(self) -> None:
+        """A kiosk session as a gate agent would have (the board and counts need one)."""
+        import httpx
+
+        # the demo device's self-signed certificate: this client talks to loopback only
+        self._api = httpx.Client(base_url=f"https://127.0.0.1:{self.ports[4]}", verify=False,
+                                 timeout=5)
+        r = self._api.post("/api/session/login", json={"staff_id": "demo-agent",
+                                                       "password": self._agent_password})
+        self._keep("0 login", "/api/session/login", r)
+        if r.status_code != 200:
+            raise DemoError(f"the demo agent could not log in to the kiosk ({r.status_code}); "
+                            f"see {self.workdir / 'logs' / 'daemon.jsonl'}")
+
+    def _keep(self, name: str, path: str, r: Any) -> None:
+        slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
+        (self.api_dir / f"{slug}{path.replace('/', '_')}.txt").write_text(
+            f"{r.status_code}\n{r.text}")
+
     def _snapshot_api(self, name: str) -> None:
         """Keep every API response of the run (the privacy scan reads them)."""
         import httpx
 
-        base = f"https://127.0.0.1:{self.ports[4]}"
-        slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
-        with httpx.Client(verify=False, timeout=5) as client:
-            for path in ("/healthz", "/metrics", "/api/health"):
-                try:
-                    r = client.get(base + path)
-                    (self.api_dir / f"{slug}{path.replace('/', '_')}.txt").write_text(
-                        f"{r.status_code}\n{r.text}")
-                except httpx.HTTPError as exc:
-                    (self.api_dir / f"{slug}{path.replace('/', '_')}.err").write_text(str(exc))
+        for path in ("/healthz", "/metrics", "/api/health", "/api/session", "/api/board",
+                     "/api/consents/summary"):
+            try:
+                self._keep(name, path, self._api.get(path))
+            except httpx.HTTPError as exc:
+                slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
+                (self.api_dir / f"{slug}{path.replace('/', '_')}.err").write_text(str(exc))
 
     def play(self, duration: float | None) -> list[StepResult]:
         deadline = None if duration is None else self.t0 + duration
@@ -437,7 +472,8 @@ def collector_totals(db: Path) -> dict[str, int]:
         return {}
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        sums = ", ".join(f"COALESCE(SUM({f}), 0)" for f in COUNT_FIELDS)
+        sums = ", ".join(f"COALESCE({'MAX' if f.startswith('peak') else 'SUM'}({f}), 0)"
+                         for f in COUNT_FIELDS)
         row = con.execute(f"SELECT COUNT(*), {sums} FROM windows").fetchone()
     finally:
         con.close()
@@ -482,10 +518,15 @@ def run(args: argparse.Namespace) -> int:
         flag = "ok " if r.ok else "BAD"
         print(f"  {flag} {r.step:34s} decision={r.decision:12s} thermal={r.thermal:10s}"
               f"{' boarded' if r.boarded else ''} {' '.join(r.notes)}")
+    if len(results) < 5:
+        print(f"  (--duration ended the day after step {len(results)}; "
+              f"steps {len(results) + 1}-5 not played)")
     print("collector received (anonymous counts, k=1 on this demo device):")
     print("  " + " ".join(f"{k}={v}" for k, v in totals.items()))
     print(f"decision latency p50 {daemon_counts['decision_latency_p50_ms']} ms, "
           f"p95 {daemon_counts['decision_latency_p95_ms']} ms")
+    print(f"logs and files of this run: {workdir}" if tmp is None else
+          "logs and files of this run were in a temp folder (keep them with --workdir DIR)")
     if args.json:
         print(json.dumps({"ok": ok, "outcomes": [r.__dict__ for r in results],
                           "collector": totals, **daemon_counts,

@@ -48,6 +48,10 @@ COUNTER_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.FAULT: ("faults",),
 }
 
+# The reason a PASSAGE event carries when it closed a face grant (the traveller boarded);
+# a passage without a live grant (e.g. a supervisor's override) carries another reason.
+BOARDED = "boarded"
+
 # Kinds the kiosk shows as an alert (as well as a state change).
 ALERT_KINDS = {Kind.REFERRED, Kind.TAILGATING, Kind.MANUAL, Kind.FAULT, Kind.MATCHED_HELD}
 

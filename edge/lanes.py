@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from edge.clock import Clock
-from edge.events import DecisionEvent, Kind
+from edge.events import BOARDED, DecisionEvent, Kind
 
 
 class LaneState(StrEnum):
@@ -147,7 +147,7 @@ class LaneMachine:
             out.append(MarkBoarded(entry[0]))
         if self.state is LaneState.GRANTED and grant_id == self._grant_id:
             self._reset()
-        out.append(self._event(Kind.PASSAGE))
+        out.append(self._event(Kind.PASSAGE, BOARDED if entry is not None else "no face grant"))
         return out
 
     def tailgating(self) -> list[Action]:

@@ -152,6 +152,8 @@ class DaemonMetrics:
         self.decisions = r.counter("decisions_total", "lane decision events by kind")
         self.gate_commands = r.counter("gate_commands_total", "commands sent to the gate by type")
         self.gate_errors = r.counter("gate_command_errors_total", "gate commands that failed")
+        self.loop_errors = r.counter("inference_errors_total",
+                                     "unexpected errors in the inference loop (restart budget)")
         self.embeddings = r.counter("embeddings_total", "probe embeddings computed (in memory)")
         self.people = r.counter("people_detected_total", "new face tracks")
         self.loop_seconds = r.histogram("inference_loop_seconds", "time per processed frame")

@@ -10,6 +10,7 @@ reaches the outputs within a few milliseconds and a lost heartbeat is noticed on
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import threading
@@ -51,8 +52,8 @@ def bind_private(sock: zmq.Socket, endpoint: str) -> IO[bytes] | None:
     libzmq silently replaces an existing ipc socket file, so an ipc bind first takes an
     exclusive lock on `PATH.lock`; the returned lock file must stay open while bound.
     """
-    advice = ("Is another gate controller running? Stop it or change [gate] "
-              "command_endpoint/event_endpoint in settings.")
+    advice = ("Is another gate controller running? Stop it or change the [gate] endpoints "
+              "(command_endpoint, event_endpoint, sim_control_endpoint) in settings.")
     lock: IO[bytes] | None = None
     try:
         if endpoint.startswith("ipc://"):
@@ -76,6 +77,9 @@ def bind_private(sock: zmq.Socket, endpoint: str) -> IO[bytes] | None:
     except (zmq.ZMQError, OSError) as exc:
         if lock is not None:
             lock.close()
+        if exc.errno != errno.EADDRINUSE:
+            advice = ("Check that the socket's folder can be created and written by this "
+                      "user, or change the [gate] endpoint in settings.")
         raise GateStartError(f"cannot bind {endpoint}: {exc}. {advice}") from None
     return lock
 

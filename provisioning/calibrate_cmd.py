@@ -14,11 +14,10 @@ import argparse
 from pathlib import Path
 
 import structlog
-from rich.progress import Progress
 from rich.table import Table
 
 from edge.clock import SystemClock
-from provisioning.common import add_device_args, console, device_from_args, start
+from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import update_settings
 from provisioning.errors import CalibrationError
 from provisioning.thermal_calibrate import calibrate, read_thermal, read_visible
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     start(args)
     device = device_from_args(args)
     out = console()
-    with Progress(console=out, transient=True) as progress:
+    with progress_bar(out) as progress:
         task = progress.add_task("reading captures", total=len(args.thermal) + 2)
         visible = read_visible(args.visible)
         progress.advance(task)

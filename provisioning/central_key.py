@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     start(args)
     device = device_from_args(args)
     target = import_central_key(device.layout, args.file)
+    public = check_public_key_file(target).decode("ascii")
     if device.settings.telemetry.central_public_key_file not in (None, target):
         console().print(f"note: settings name {device.settings.telemetry.central_public_key_file}"
                         f" as central's key, not {target}")
     console().print(f"central public key installed at {target}")
+    console().print(f"  check with central that its public key is {public}")
     return 0

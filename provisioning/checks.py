@@ -31,6 +31,7 @@ class CheckResult:
     status: Status
     detail: str
     fix: str = ""
+    simulated: bool = False  # passed against a simulator (the synthetic scene), not hardware
 
     @property
     def ok(self) -> bool:
@@ -206,6 +207,11 @@ def check_cameras(ctx: VerifyContext) -> list[CheckResult]:
         elif fps < 0.8 * want:
             out += _fail(label, f"{fps:.1f} fps, configured {want:g}",
                          "lower capture.fps or fix the camera's mode/bandwidth")
+        elif spec == "synthetic":
+            out.append(CheckResult(label, "pass", f"SIMULATED: the synthetic demo scene, not a "
+                                   f"camera ({frames} frames, {fps:.1f} fps)",
+                                   "for a real gate set capture.visible_source to the camera "
+                                   "in settings.toml", simulated=True))
         else:
             out += _pass(label, f"{frames} frames, {fps:.1f} fps (configured {want:g})")
     return out
@@ -275,8 +281,14 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
     if err > t.blackbody_max_drift_c:
         return _fail(name, f"blackbody not seen at its set point (off by {err:.2f} C)",
                      "check the blackbody is on, in view and stable; recalibrate if moved")
-    return _pass(name, f"{w}x{h}, scene median {float(scene):.1f} C, blackbody within "
-                       f"{err:.2f} C of {cal.blackbody_c:g} C")
+    detail = (f"{w}x{h}, scene median {float(scene):.1f} C, blackbody within {err:.2f} C of "
+              f"{cal.blackbody_c:g} C")
+    if synthetic:
+        return [CheckResult(name, "pass", "SIMULATED: frames of the synthetic demo scene, not "
+                            "a thermal camera (" + detail + ")",
+                            "for a real gate set thermal.source to the radiometric camera and "
+                            "run calibrate-thermal", simulated=True)]
+    return _pass(name, detail)
 
 
 # -- store -------------------------------------------------------------------------------------
@@ -324,6 +336,11 @@ def check_central(ctx: VerifyContext) -> list[CheckResult]:
     t = ctx.device.settings.telemetry
     if not t.enabled:
         return [CheckResult("central", "skip", "telemetry disabled")]
+    central_key = t.central_public_key_file or ctx.device.layout.central_public_key
+    if not central_key.is_file():
+        return _fail("central", f"{t.central_endpoint}: not tried, central's public key "
+                     f"({central_key}) is not installed",
+                     "run `python -m provisioning import-central-key FILE`")
     try:
         detail = probe_central(ctx.device, ctx.network_timeout_s)
     except ConsentGateError as exc:

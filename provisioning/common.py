@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress
 
 from edge.logs import configure_logging
 from provisioning.device import Device, open_device
@@ -35,3 +36,9 @@ def console() -> Console:
     """Human output on stdout (rich; plain when not a terminal)."""
     tty = sys.stdout.isatty()
     return Console(file=sys.stdout, highlight=False, width=None if tty else 160)
+
+
+def progress_bar(out: Console, *, disable: bool = False) -> Progress:
+    """A transient rich progress bar on a terminal; off when stdout is a pipe or a file (the
+    structlog events carry progress there), so piped output holds only the results."""
+    return Progress(console=out, transient=True, disable=disable or not out.is_terminal)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.progress import Progress
-
-from provisioning.common import console, start
+from provisioning.common import console, progress_bar, start
 from provisioning.device import init_device
 
 
@@ -32,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     start(args)
     out = console()
-    with Progress(console=out, transient=True) as progress:
+    with progress_bar(out) as progress:
         task = progress.add_task("provisioning (keys, certificate, store)", total=None)
         device = init_device(args.dir, args.gate_id, force=args.force,
                              model_dir=args.model_dir, central_public_key=args.central_key)
@@ -47,7 +45,20 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"  store         {lay.store_db} (SQLCipher, key in {lay.store_key})")
     out.print(f"  kiosk TLS     {lay.tls_cert}")
     out.print(f"  device Curve public key (give to central): {z85}")
+    s = device.settings
+    cli, where = "python -m provisioning", f"--dir {lay.root}"
+    steps = []
+    if not (s.vision.model_dir / "fr_feature.onnx").exists():
+        steps.append(f"{cli} install-models --model-dir {s.vision.model_dir}")
     if not lay.central_public_key.exists():
-        out.print("next: `python -m provisioning import-central-key FILE --dir "
-                  f"{lay.root}`, then `add-staff`, then `verify`")
+        steps.append(f"{cli} import-central-key FILE {where}")
+    steps.append(f"{cli} add-staff NAME --role agent|supervisor|engineer {where}")
+    if s.capture.visible_source == "synthetic":
+        out.print(f"  cameras       the synthetic demo scene: for a real gate set "
+                  f"capture.visible_source and thermal.source in {lay.settings_file.name}, "
+                  "then run calibrate-thermal")
+    steps.append(f"{cli} verify {where}")
+    out.print("next:")
+    for n, step in enumerate(steps, 1):
+        out.print(f"  {n}. {step}")
     return 0

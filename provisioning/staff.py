@@ -95,5 +95,6 @@ def run(args: argparse.Namespace) -> int:
     check_name(args.name)
     password = read_password()
     add_staff(device, args.name, args.role, password)
-    console().print(f"staff account saved (role {args.role})")
+    console().print(f"staff account {args.name!r} saved (role {args.role}); it can log in to "
+                    "the kiosk now")
     return 0

@@ -17,7 +17,7 @@ from typing import TextIO
 import structlog
 from rich.progress import Progress
 
-from provisioning.common import add_device_args, console, device_from_args, start
+from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import Device, store_files
 from provisioning.errors import WipeRefusedError
 from provisioning.shred import shred_file, shred_tree
@@ -88,7 +88,9 @@ def confirm(device: Device, yes: bool, stdin: TextIO | None = None) -> None:
         raise WipeRefusedError("wipe destroys the store, keys and models for good: confirm by "
                                "running it on a terminal, or pass --yes in scripts")
     want = device.settings.device.device_id
-    print(f"This destroys device {want}'s store, keys and models beyond recovery.")
+    print(f"This destroys device {want} beyond recovery: everything in "
+          f"{device.layout.root} (store, keys, certificates, settings) and the model files in "
+          f"{device.settings.vision.model_dir} (keep them with --keep-models).")
     print(f"Type the device id ({want}) to confirm: ", end="", flush=True)
     if stdin.readline().strip() != want:
         raise WipeRefusedError("the device id did not match: nothing was wiped")
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     device = device_from_args(args)
     confirm(device, args.yes)
     out = console()
-    with Progress(console=out, transient=True) as progress:
+    with progress_bar(out) as progress:
         report = wipe_device(device, include_models=not args.keep_models, progress=progress)
     out.print(f"wiped: {report.files} files shredded ({report.model_files} model files); "
               "nothing of the device is left to read")

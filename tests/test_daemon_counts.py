@@ -71,3 +71,39 @@ def test_people_peak_and_close_contact_events() -> None:
     assert counters.peak == 2
     # the far face changes size a lot between 'apart' and 'together': a new track each time
     assert counters.counts["people_detected"] >= 2
+
+
+def test_kiosk_counts_granted_on_grant_boarded_only_on_passage() -> None:
+    """The kiosk's 'granted' count moves on a face grant; 'boarded' only when the passage
+    sensor confirms that grant was used. A grant nobody walks through, and a passage with no
+    face grant (e.g. a supervisor's override), board nobody."""
+    from edge.daemon import board_sink
+    from edge.kiosk.board import LaneBoard
+
+    clock = FakeClock()
+    board = LaneBoard(["A"], clock)
+    grants = iter(["g1", "g2"])
+    machine = LaneMachine("A", LaneRules(grant_ttl_ms=2000), clock, lambda: next(grants))
+    bus = EventBus([board_sink(board)])
+
+    def feed(actions) -> None:
+        for a in actions:
+            if hasattr(a, "kind"):
+                bus.emit(a)
+
+    def counts() -> dict:
+        return board.snapshot()["counts"]
+
+    feed(machine.present(1))
+    feed(machine.match(1, "c1"))
+    assert counts()["granted"] == 1 and counts().get("boarded", 0) == 0
+    clock.advance(2.5)  # nobody walks through: the grant times out
+    feed(machine.tick())
+    assert counts()["granted"] == 1 and counts().get("boarded", 0) == 0
+    feed(machine.passage(None))  # a passage without a face grant
+    feed(machine.passage("nope"))
+    assert counts().get("boarded", 0) == 0
+    feed(machine.present(2))
+    feed(machine.match(2, "c2"))
+    feed(machine.passage("g2"))
+    assert counts()["granted"] == 2 and counts()["boarded"] == 1

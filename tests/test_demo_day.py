@@ -133,18 +133,55 @@ def test_central_received_only_counts(demo_run: dict) -> None:
         con.close()
     assert cols == WINDOW_COLUMNS
     assert rows
+    # every ZeroMQ message to central went through the collector's strict counts/1 decoder
+    # (a field outside the whitelist is rejected, never stored): none was rejected, so what
+    # the DB holds is all that was sent
+    log = (demo_run["workdir"] / "logs" / "collector.log").read_text()
+    totals = [line for line in log.splitlines() if line.startswith("totals ")]
+    assert totals, log[-2000:]
+    assert "telemetry_message_rejected" not in log
+    assert all(" rejected=0 " in line for line in totals), totals[-1]
+    assert f"windows={len(rows)} " in totals[-1]
     for row in rows:
         for value in row:
             assert value is None or isinstance(value, int | float | str)
             assert not (isinstance(value, str) and len(value) > 64)
 
 
+def keys_of(doc: object) -> set[str]:
+    if isinstance(doc, dict):
+        return set(doc).union(*(keys_of(v) for v in doc.values()))
+    if isinstance(doc, list):
+        return set().union(*(keys_of(v) for v in doc))
+    return set()
+
+
 def test_api_responses_hold_no_identity(demo_run: dict) -> None:
+    """Every kiosk/ops API response of the run (kept under api/): the agent's session, the
+    lane board, consent counts, health and metrics carry no identity and no biometrics."""
     api = demo_run["workdir"] / "api"
     responses = list(api.iterdir())
-    assert len(responses) >= 15
+    assert len(responses) >= 30
+    assert not [p for p in responses if p.suffix == ".err"]
+    boards = [json.loads(p.read_text().partition("\n")[2])["counts"] for p in responses
+              if p.name.endswith("_api_board.txt")]
+    # the agent's board: two face grants, both walked through (boarded counts passages only)
+    assert max(c["granted"] for c in boards) == 2 and max(c["boarded"] for c in boards) == 2
+    names = {p.name.split("_api_")[-1] for p in responses}
+    assert {"board.txt", "session.txt", "consents_summary.txt", "health.txt"} <= names
     for path in responses:
-        _status, _, body = path.read_text().partition("\n")
+        status, _, body = path.read_text().partition("\n")
+        assert status == "200" or path.name.endswith("healthz.txt"), (path.name, status)
+        for ref in REFERENCES:
+            assert ref not in body and ref.lower() not in body, path.name
+        assert not FLOAT_RUN.search(body.encode()), path.name
+        assert not re.search(r"[A-Za-z0-9+/]{200,}", body), f"base64 blob in {path.name}"
+        if path.name.endswith("board.txt"):
+            doc = json.loads(body)
+            assert not FORBIDDEN_KEYS & keys_of(doc), doc
+            assert doc["counts"]["granted"] >= 1
+        elif "_api_" in path.name:
+            assert not FORBIDDEN_KEYS & keys_of(json.loads(body)), path.name
         if path.name.endswith("healthz.txt"):
             doc = json.loads(body)
             assert set(doc) == {"status", "capture", "inference_loop", "gate_controller",

@@ -172,6 +172,9 @@ def test_operator_errors_are_one_line(sockdir: Path) -> None:
     out = cli("status", "--command-endpoint", f"ipc://{sockdir}/none", "--timeout-ms", "100")
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "treat the lanes as manual" in out.stderr
+    assert "socket file does not exist" in out.stderr
+    out = cli("status", "--timeout-ms", "0")
+    assert out.returncode == 2 and "1..60000" in out.stderr and "Traceback" not in out.stderr
     bad = sockdir / "bad.toml"
     bad.write_text('[gate]\ncommand_endpoint = "tcp://10.0.0.1:5560"\n')
     out = cli("run", "--config", str(bad))

@@ -112,6 +112,14 @@ def test_agent_enrols_withdraws_and_refusal_stores_nothing(page, live_kiosk, fac
     page.click("#logout")
     page.wait_for_selector("#login-view:not([hidden])")
 
+    # the next person on the same screen gets the board of their own role: a supervisor
+    # logging in after an agent sees the lane controls the agent's board had no room for
+    log_in(page, server.url, "sup1")
+    page.wait_for_selector("#board-status[data-connected=true]")
+    page.wait_for_selector("#lane-A-open")
+    assert page.input_value("#withdraw-value") == ""
+    assert page.inner_text("#withdraw-result") == ""
+
 
 def test_supervisor_sees_live_lane_states_and_overrides(page, live_kiosk, tmp_path):
     env, server = live_kiosk
@@ -141,6 +149,12 @@ def test_supervisor_sees_live_lane_states_and_overrides(page, live_kiosk, tmp_pa
     page.wait_for_selector("#alerts li[data-kind=refer]")
     assert "secondary screening" in page.inner_text("#alerts")
     shot("board-live")
+    # a grant and a walk-through are two different counts, with words that say so
+    env.board.record_count("granted")
+    page.wait_for_selector("#count-granted[data-count='1']")
+    assert page.inner_text("#count-granted .bar-name") == "Gate opened by face"
+    assert page.inner_text("#count-boarded .bar-name") == "Boarded by face"
+    assert page.get_attribute("#count-boarded", "data-count") == "0"
 
     page.click("#lane-A-open")  # no reason yet: refused on the page
     page.wait_for_selector("#message:not([hidden])")

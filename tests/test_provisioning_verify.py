@@ -45,6 +45,24 @@ def test_healthy_simulated_box_is_fit(tmp_path: Path, installed_model_dir: Path)
                      "visible camera", "thermal camera", "consent store", "gate controller",
                      "central"):
         assert names[expected]["status"] == "pass", names[expected]
+    # the synthetic scene stands in for both cameras: the report must not pass it off as hardware
+    assert report["simulated"] == ["visible camera", "thermal camera"]
+    assert names["visible camera"]["detail"].startswith("SIMULATED")
+    assert "capture.visible_source" in names["visible camera"]["fix"]
+    assert not names["consent store"]["simulated"]
+
+
+def test_verdict_names_simulators_and_partial_runs(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    sim = [CheckResult("visible camera", "pass", "SIMULATED", simulated=True),
+           CheckResult("consent store", "pass", "ok")]
+    assert verify_mod.verdict(sim, partial=False).startswith("FIT FOR SERVICE ON SIMULATORS ONLY")
+    assert verify_mod.verdict(sim[1:], partial=False) == "FIT FOR SERVICE"
+    # a narrowed run that passes never claims the whole box fit (exit 0: what ran passed)
+    code, out, _err = run_cli(["verify", "--dir", str(dev.layout.root), "--only", "tls",
+                               "store"])
+    assert code == 0
+    assert "partial self-test" in out and "FIT FOR SERVICE" not in out
 
 
 def test_table_output_and_exit_code(tmp_path: Path) -> None:
@@ -54,6 +72,9 @@ def test_table_output_and_exit_code(tmp_path: Path) -> None:
     assert code == 1
     assert "NOT FIT FOR SERVICE" in out
     assert "import-central-key" in out  # the fix for the missing central key
+    code, report, _ = _verify(dev, "--only", "central", "--timeout", "0.3")
+    item = _by_name(report)["central"]  # not a network problem: the key was never imported
+    assert code == 1 and "import-central-key" in item["fix"] and "not tried" in item["detail"]
     assert "gate_controller run" in out  # the fix for the absent controller
 
 
@@ -130,6 +151,7 @@ def test_thermal_camera_with_blackbody_passes(tmp_path: Path) -> None:
     dev = _thermal_device(tmp_path, blackbody_on=True)
     code, report, _ = _verify(dev, "--only", "thermal")
     assert code == 0, report
+    assert report["simulated"] == [] and report["partial"] is True
 
 
 def test_thermal_without_blackbody_fails(tmp_path: Path) -> None:

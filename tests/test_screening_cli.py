@@ -6,8 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+import structlog
 
+from edge.capture.thermal import write_thermal_file
 from edge.cli import main
 from edge.screening.evaluate import EvalSetError, evaluate_set, write_synth_set
 from edge.screening.synth import default_face_photos
@@ -76,12 +80,18 @@ def test_measure_cli_runs_the_face_engine(tmp_path: Path, installed_model_dir: P
     assert main(["thermal", "measure", "--visible", str(folder / "0000_visible.png"),
                  "--thermal", str(folder / "0000_thermal.png"),
                  "--calibration", str(folder / "calibration.json"), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1, "stdout must hold the JSON only (logs go to stderr)"
+    out = json.loads(lines[0])
     assert len(out["faces"]) == 1
     face = out["faces"][0]
     assert set(face) == {"box", "canthus_c", "status", "reason"}
-    assert face["status"] == "ok" and face["reason"] is None
+    # status is the one-frame decision (pass/refer/unreliable), as `thermal eval` decides it
+    expected = "refer" if face["canthus_c"] >= ThermalSettings().threshold_c else "pass"
+    assert face["status"] == expected and face["reason"] is None
     assert abs(face["canthus_c"] - truth) <= 0.3
+    assert not structlog.is_configured(), "the CLI must restore the caller's logging"
 
 
 def test_measure_cli_bad_thermal_file_is_one_line(tmp_path: Path,
@@ -112,3 +122,106 @@ def test_eval_refuses_broken_sets(tmp_path: Path, capsys: pytest.CaptureFixture)
 def test_synth_size_argument_is_checked(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["thermal", "synth", "--out", str(tmp_path), "--thermal-size", "big"])
+
+
+@pytest.fixture
+def one_frame_set(tmp_path: Path) -> Path:
+    return write_synth_set(tmp_path / "set", 1, 5, default_face_photos())
+
+
+def _measure(folder: Path, **override: Path) -> list[str]:
+    files = {"visible": folder / "0000_visible.png", "thermal": folder / "0000_thermal.png",
+             "calibration": folder / "calibration.json", **override}
+    return ["thermal", "measure", *(x for k, v in files.items() for x in (f"--{k}", str(v)))]
+
+
+def _one_error_line(capsys: pytest.CaptureFixture, *words: str) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert all(w in lines[0] for w in words), lines[0]
+    return lines[0]
+
+
+def test_measure_cli_bad_inputs_are_one_line(one_frame_set: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    eight_bit = tmp_path / "eight.png"
+    cv2.imwrite(str(eight_bit), np.full((120, 160), 90, np.uint8))
+    small = tmp_path / "small.png"
+    write_thermal_file(small, np.full((60, 80), 31000, np.uint16))
+    text = tmp_path / "notes.json"
+    text.write_text("not json\n")
+    cal = json.loads((one_frame_set / "calibration.json").read_text())
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({**cal, "schema": "thermal-calibration/2"}))
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({k: v for k, v in cal.items() if k != "homography"}))
+    cases = [
+        ({"thermal": tmp_path / "nope.png"}, ("not found",)),
+        ({"thermal": empty}, ("empty",)),
+        ({"thermal": tmp_path}, ("is a folder",)),
+        ({"thermal": eight_bit}, ("uint8", "uint16")),
+        ({"thermal": small}, ("80x60", "160x120")),
+        ({"calibration": text}, ("not valid JSON",)),
+        ({"calibration": schema}, ("unknown schema", "thermal-calibration/2")),
+        ({"calibration": missing}, ("missing field 'homography'",)),
+        ({"calibration": tmp_path / "nope.json"}, ("not found",)),
+        ({"visible": tmp_path / "nope.png"}, ("no such file",)),
+        ({"visible": empty}, ("empty file",)),
+        ({"visible": text}, ("not an image",)),
+        ({"visible": tmp_path}, ("is a folder",)),
+    ]
+    for override, words in cases:
+        capsys.readouterr()
+        assert main(_measure(one_frame_set, **override)) == 1, override
+        _one_error_line(capsys, *words)
+
+
+def test_measure_cli_wrong_visible_size_or_no_face(one_frame_set: Path, tmp_path: Path,
+                                                   installed_model_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("CONSENTGATE_MODEL_DIR", str(installed_model_dir))
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(one_frame_set / "0000_visible.png")),
+                                     (1280, 960)))
+    capsys.readouterr()
+    assert main(_measure(one_frame_set, visible=big)) == 1
+    _one_error_line(capsys, "1280x960", "640x480")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
+    assert main([*_measure(one_frame_set, visible=blank), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"faces": []}
+    assert captured.err.strip().splitlines() == [
+        f"error: {blank}: no face found in the visible image; nothing measured"]
+    assert main(_measure(one_frame_set, visible=blank)) == 1
+    _one_error_line(capsys, "no face found")
+
+
+def test_synth_and_eval_bad_folders(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert main(["thermal", "synth", "--out", str(a_file), "--count", "1"]) == 1
+    _one_error_line(capsys, "is a file")
+    assert main(["thermal", "eval", str(tmp_path / "nope")]) == 1
+    _one_error_line(capsys, "not a folder", "thermal synth")
+    folder = write_synth_set(tmp_path / "s", 1, 5, default_face_photos())
+    (folder / "faces.json").write_text('{"faces": [{"frame": 0}]}')
+    assert main(["thermal", "eval", str(folder), "--truth-landmarks"]) == 1
+    _one_error_line(capsys, "faces.json", "malformed")
+
+
+def test_eval_json_is_strict_json_without_fevers(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """A set with no one above the threshold has no sensitivity: null, never NaN."""
+    folder = write_synth_set(tmp_path / "s", 2, 5, default_face_photos())
+    (folder / "truth.csv").write_text("frame,canthus_c\n0,36.5\n1,36.6\n")
+    capsys.readouterr()
+    assert main(["thermal", "eval", str(folder), "--truth-landmarks", "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
+    assert result["refer_due"] == 0 and result["sensitivity"] is None
+    assert "n/a" in out

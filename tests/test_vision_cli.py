@@ -107,3 +107,44 @@ def test_missing_models_one_line(tmp_path: Path, faces_dir: Path, monkeypatch, c
     assert main(["faces", "detect", str(faces_dir / "img1.jpg")]) == 1
     err = capsys.readouterr().err
     assert "python -m provisioning install-models" in err and "Traceback" not in err
+
+
+def test_more_bad_inputs_one_line(tmp_path: Path, faces_dir: Path, capsys):
+    """A folder given as an image or CSV, an incomplete CSV row, a broken pairs.txt."""
+    assert main(["faces", "detect", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {tmp_path}: is a folder, not an image"]
+    cases = []
+    folder_csv = tmp_path / "ids"
+    folder_csv.mkdir()
+    cases.append((["eval", str(faces_dir), "--identities", str(folder_csv)], "is a folder"))
+    partial = tmp_path / "partial.csv"
+    partial.write_text("file,identity\nimg1.jpg,a\nimg2.jpg\n")
+    cases.append((["eval", str(faces_dir), "--identities", str(partial)], "line 3"))
+    lfw = tmp_path / "lfw"
+    lfw.mkdir()
+    (lfw / "pairs.txt").write_bytes(b"\xff\xfe\x00")
+    cases.append((["lfw", str(lfw)], "not a text file"))
+    for args, words in cases:
+        assert main(["faces", *args]) == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], (args, lines)
+    (lfw / "pairs.txt").write_text("")
+    assert main(["faces", "lfw", str(lfw)]) == 1
+    assert "FOLDS PAIRS_PER_FOLD" in capsys.readouterr().err
+
+
+def test_cli_logging_is_confined_to_the_run(faces_dir: Path, capsys):
+    """The CLI logs warnings to stderr during its run only; the caller's structlog set-up
+    (here: none, structlog's defaults) is back afterwards, and stdout holds only the JSON."""
+    assert not structlog.is_configured()
+    assert main(["faces", "detect", str(faces_dir / "img1.jpg"), "--json"]) == 0
+    assert not structlog.is_configured()
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and json.loads(out[0])["faces"]
+    structlog.configure(processors=[structlog.processors.JSONRenderer()])
+    before = structlog.get_config()
+    assert main(["faces", "--verbose", "detect", str(faces_dir / "img1.jpg"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert structlog.get_config() == before
+    assert "vision.engine_ready" in captured.err and "vision" not in captured.out

@@ -3,11 +3,15 @@
 Backends buffer and hand out stale frames, so the thread reads continuously and the inference
 loop always gets the newest frame with its age. When a source ends or fails the thread logs
 the outage, closes it and re-opens with exponential backoff; a corrupt frame is dropped and
-counted. Nothing here ever writes a frame anywhere.
+counted. An unexpected error from the backend (not a CaptureError: a driver bug, a cv2.error)
+is also an outage, but only within a restart budget (5 a minute by default): past it the
+reader gives up (`gave_up`) rather than spin, and the daemon stops so systemd restarts it.
+Nothing here ever writes a frame anywhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -15,6 +19,7 @@ import structlog
 
 from edge.capture.source import CaptureError, CorruptFrameError, Frame, FrameSource
 from edge.clock import Clock
+from edge.restart_budget import RestartBudget
 
 log = structlog.get_logger("edge.capture")
 
@@ -33,7 +38,8 @@ class LatestFrameReader:
     """Reads `source` on its own thread; `wait_frame` hands out the newest frame only."""
 
     def __init__(self, source: FrameSource, clock: Clock, *, backoff_initial_s: float = 0.1,
-                 backoff_max_s: float = 10.0, stale_after_s: float = 5.0) -> None:
+                 backoff_max_s: float = 10.0, stale_after_s: float = 5.0,
+                 restart_budget: RestartBudget | None = None) -> None:
         self.source = source
         self._clock = clock
         self._backoff_initial = backoff_initial_s
@@ -49,6 +55,8 @@ class LatestFrameReader:
         self._outages = 0
         self._connected = False
         self._thread: threading.Thread | None = None
+        self._budget = restart_budget or RestartBudget(clock)
+        self.gave_up = False  # the restart budget for unexpected errors is spent
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> LatestFrameReader:
@@ -93,13 +101,21 @@ class LatestFrameReader:
 
     # -- reader thread -----------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._supervise()
+        finally:
+            self._set_connected(False)
+
+    def _supervise(self) -> None:
         backoff = self._backoff_initial
         first = True
         outage_since: float | None = None
         while not self._stop.is_set():
             try:
                 self.source.open()
-            except CaptureError as exc:
+            except Exception as exc:
+                if not isinstance(exc, CaptureError) and not self._crashed("open", exc):
+                    return
                 if outage_since is None:
                     outage_since = self._clock.monotonic()
                     self._outages += 1
@@ -115,7 +131,15 @@ class LatestFrameReader:
                 log.info("capture_restored", camera=self.source.name,
                          outage_s=round(self._clock.monotonic() - outage_since, 3))
                 outage_since = None
-            got_frame = self._read_until_end()
+            try:
+                got_frame = self._read_until_end()
+            except Exception as exc:  # not a CaptureError: the backend itself failed
+                got_frame = False
+                if not self._crashed("read", exc):
+                    self._set_connected(False)
+                    with contextlib.suppress(Exception):
+                        self.source.close()
+                    return
             self._set_connected(False)
             try:
                 self.source.close()
@@ -130,6 +154,19 @@ class LatestFrameReader:
                 backoff = self._backoff_initial
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self._backoff_max)
+
+    def _crashed(self, where: str, exc: Exception) -> bool:
+        """An unexpected error: True to restart (budget left), False to give up."""
+        if self._budget.spend():
+            log.error("capture_crashed", camera=self.source.name, where=where,
+                      error=type(exc).__name__, detail=str(exc)[:200],
+                      recent=self._budget.recent)
+            return True
+        self.gave_up = True
+        log.error("capture_gave_up", camera=self.source.name, where=where,
+                  error=type(exc).__name__, detail=str(exc)[:200],
+                  restarts=self._budget.max_restarts, window_s=self._budget.window_s)
+        return False
 
     def _read_until_end(self) -> bool:
         got_frame = False

@@ -55,10 +55,20 @@ def check_thermal(frame: object, where: str = "thermal frame") -> np.ndarray:
 def read_thermal_file(path: Path | str) -> np.ndarray:
     """Read one 16-bit single-channel PNG/TIFF in centikelvin."""
     path = Path(path)
+    if path.is_dir():
+        raise ThermalFrameError(f"thermal file {path} is a folder: pass one 16-bit PNG or TIFF")
     if not path.is_file():
         raise ThermalFrameError(f"thermal file {path} not found")
-    data = np.fromfile(path, dtype=np.uint8)
-    frame = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ThermalFrameError(f"thermal file {path} cannot be read ({exc.strerror})") from None
+    if data.size == 0:
+        raise ThermalFrameError(f"thermal file {path} is empty: pass a 16-bit PNG or TIFF")
+    try:
+        frame = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        frame = None
     if frame is None:
         raise ThermalFrameError(f"thermal file {path} is not a readable PNG or TIFF image")
     return check_thermal(frame, f"thermal file {path}")

@@ -26,8 +26,11 @@ from edge.errors import ConsentGateError
 
 STATES = ("idle", "presenting", "granted", "staffed_lane", "refer", "manual", "emergency")
 # Count fields the chart knows about (any identifier-like field is accepted and shown too).
-DEFAULT_COUNT_FIELDS = ("enrolled", "refused", "withdrawn", "granted", "staffed_lane", "refer",
-                        "tailgating", "override")
+# "granted": the gate opened after a face match; "boarded": the traveller then walked through
+# on that grant (the daemon records each on its own event, so a turned-back traveller counts
+# as granted but not boarded).
+DEFAULT_COUNT_FIELDS = ("enrolled", "refused", "withdrawn", "granted", "boarded",
+                        "staffed_lane", "refer", "tailgating", "override")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_TEXT = 200
 MAX_ALERTS = 50

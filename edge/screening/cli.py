@@ -10,11 +10,18 @@ import time
 from pathlib import Path
 
 from edge.capture.thermal import read_thermal_file
-from edge.screening.calibration import load_calibration
-from edge.screening.evaluate import Detect, evaluate_set, format_result, write_synth_set
-from edge.screening.synth import default_face_photos, load_face_photos
+from edge.screening.calibration import CalibrationError, load_calibration
+from edge.screening.evaluate import (
+    Detect,
+    EvalSetError,
+    evaluate_set,
+    format_result,
+    write_synth_set,
+)
+from edge.screening.synth import SynthError, default_face_photos, load_face_photos
 from edge.screening.thermal import REASONS, ThermalScreener
 from edge.settings import Settings, load_settings
+from edge.vision.clilog import cli_logging
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -28,6 +35,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="log engine events to stderr")
     sub = parser.add_subparsers(dest="thermal_command", metavar="SUBCOMMAND", required=True)
     m = sub.add_parser("measure", help="canthus temperature of each face in one image pair")
     m.add_argument("--visible", required=True, type=Path, help="visible image (BGR photo)")
@@ -63,11 +71,9 @@ def _detector(settings: Settings) -> Detect:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    if args.thermal_command == "measure":
-        return _measure(args, settings)
-    if args.thermal_command == "synth":
-        return _synth(args, settings)
-    return _eval(args, settings)
+    action = {"measure": _measure, "synth": _synth, "eval": _eval}[args.thermal_command]
+    with cli_logging(args.verbose, settings.logging.json_logs):
+        return action(args, settings)
 
 
 def _measure(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,21 +82,42 @@ def _measure(args: argparse.Namespace, settings: Settings) -> int:
     calibration = load_calibration(args.calibration)
     thermal = read_thermal_file(args.thermal)
     visible = load_image(args.visible)
+    tw, th = calibration.thermal_size
+    if thermal.shape != (th, tw):
+        raise CalibrationError(f"thermal image {args.thermal} is {thermal.shape[1]}x"
+                               f"{thermal.shape[0]} but the calibration is for {tw}x{th}: use a "
+                               "frame from the calibrated thermal camera, or recalibrate")
+    vw, vh = calibration.visible_size
+    if visible.shape[:2] != (vh, vw):
+        raise CalibrationError(f"visible image {args.visible} is {visible.shape[1]}x"
+                               f"{visible.shape[0]} but the calibration is for {vw}x{vh}: use a "
+                               "frame from the calibrated camera at its calibrated resolution")
     faces = _detector(settings)(visible)
-    readings = ThermalScreener(calibration, settings.thermal).measure(faces, thermal)
-    out = {"faces": [{"box": face.to_json()["box"], "canthus_c": r.canthus_c,
-                      "status": r.status, "reason": r.reason}
-                     for face, r in zip(faces, readings, strict=True)]}
+    # One frame decided alone (fusion over this one reading), as `thermal eval` scores it.
+    screener = ThermalScreener(calibration, settings.thermal.model_copy(update={"fuse_frames": 1}))
+    readings = screener.measure(faces, thermal)
+    results = []
+    for face, reading in zip(faces, readings, strict=True):
+        track = screener.new_track()
+        track.add(reading)
+        decision = track.decide()
+        results.append({"box": face.to_json()["box"], "canthus_c": decision.canthus_c,
+                        "status": decision.status, "reason": decision.reason})
     if args.json:
-        print(json.dumps(out))
-        return 0
+        print(json.dumps({"faces": results}))
+    else:
+        threshold = screener.threshold_c()
+        for i, item in enumerate(results):
+            where = f"face {i}: box {item['box']}"
+            if item["status"] == "unreliable":
+                print(f"{where}  unreliable: {REASONS.get(item['reason'], item['reason'])}")
+            else:
+                print(f"{where}  canthus {item['canthus_c']:.2f} C  {item['status']} "
+                      f"(threshold {threshold:.2f} C core estimate)")
     if not faces:
-        print("no face found in the visible image")
-    for i, item in enumerate(out["faces"]):
-        if item["status"] == "ok":
-            print(f"face {i}: box {item['box']}  canthus {item['canthus_c']:.2f} C")
-        else:
-            print(f"face {i}: box {item['box']}  unreliable: {REASONS.get(item['reason'], '')}")
+        print(f"error: {args.visible}: no face found in the visible image; nothing measured",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -98,6 +125,8 @@ def _synth(args: argparse.Namespace, settings: Settings) -> int:
     if args.count < 1 or args.count > 100_000:
         print("error: --count must be 1..100000", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        raise SynthError(f"--out {args.out} is a file: pass a folder (it is created if needed)")
     photos = (load_face_photos(args.faces, _detector(settings)) if args.faces
               else default_face_photos())
     t0 = time.perf_counter()
@@ -109,6 +138,9 @@ def _synth(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.dir.is_dir():
+        raise EvalSetError(f"{args.dir} is not a folder: pass the folder written by "
+                           "`python -m edge thermal synth`")
     detect = None if args.truth_landmarks else _detector(settings)
     result = evaluate_set(args.dir, settings.thermal, detect)
     source = "true landmarks" if detect is None else "face engine landmarks"

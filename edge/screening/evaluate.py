@@ -108,14 +108,27 @@ class EvalResult:
         return self.passed / self.pass_due if self.pass_due else float("nan")
 
     def to_json(self) -> dict:
+        """Plain JSON (a metric with nothing to measure, e.g. no fevers in the set, is null)."""
         return {"frames": self.frames, "measured_share": round(self.measured_share, 4),
-                "mae_c": round(self.mae, 4), "max_error_c": round(self.max_error, 4),
-                "bias_c": round(self.bias, 4), "threshold_c": self.threshold_c,
-                "sensitivity": round(self.sensitivity, 4), "refer_due": self.refer_due,
-                "specificity": round(self.specificity, 4), "pass_due": self.pass_due,
+                "mae_c": _finite(self.mae), "max_error_c": _finite(self.max_error),
+                "bias_c": _finite(self.bias), "threshold_c": self.threshold_c,
+                "sensitivity": _finite(self.sensitivity), "refer_due": self.refer_due,
+                "specificity": _finite(self.specificity), "pass_due": self.pass_due,
                 "unreliable": dict(self.reasons),
                 "ms_per_face": round(float(np.median(self.measure_ms)), 3)
                 if self.measure_ms else None}
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def _deg(value: float, spec: str) -> str:
+    return f"{value:{spec}} C" if np.isfinite(value) else "n/a"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f} %" if np.isfinite(value) else "n/a"
 
 
 def read_truth(folder: Path) -> dict[int, float]:
@@ -143,10 +156,17 @@ def read_truth_faces(folder: Path) -> dict[int, Face]:
     if not path.is_file():
         raise EvalSetError(f"{path} not found: --truth-landmarks needs the faces.json that "
                            "`thermal synth` writes")
-    data = json.loads(path.read_text())
-    return {int(f["frame"]): Face(box=tuple(f["box"]), score=1.0,
-                                  landmarks=np.asarray(f["landmarks"], dtype=np.float32))
-            for f in data["faces"]}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        faces = {int(f["frame"]): Face(box=tuple(float(v) for v in f["box"]), score=1.0,
+                                       landmarks=np.asarray(f["landmarks"], dtype=np.float32))
+                 for f in data["faces"]}
+    except (ValueError, TypeError, KeyError) as exc:  # JSON, Unicode and shape errors
+        raise EvalSetError(f"{path} is malformed ({type(exc).__name__}: {exc}): write the set "
+                           "again with `python -m edge thermal synth`") from None
+    if any(f.landmarks.shape != (5, 2) or len(f.box) != 4 for f in faces.values()):
+        raise EvalSetError(f"{path}: every face needs a box [x, y, w, h] and 5 landmarks")
+    return faces
 
 
 def _closest(faces: list[Face], target: Face) -> Face | None:
@@ -212,13 +232,13 @@ def format_result(result: EvalResult, title: str = "") -> str:
     lines += [
         f"frames                 {result.frames}",
         f"measured               {result.measured} ({100 * result.measured_share:.1f} %)",
-        f"MAE                    {result.mae:.3f} C",
-        f"max error              {result.max_error:.3f} C",
-        f"bias (mean error)      {result.bias:+.3f} C",
+        f"MAE                    {_deg(result.mae, '.3f')}",
+        f"max error              {_deg(result.max_error, '.3f')}",
+        f"bias (mean error)      {_deg(result.bias, '+.3f')}",
         f"sensitivity (>= thr+{REFER_MARGIN_C})  {result.referred}/{result.refer_due} "
-        f"= {100 * result.sensitivity:.1f} %",
+        f"= {_pct(result.sensitivity)}",
         f"specificity (<= thr-{REFER_MARGIN_C})  {result.passed}/{result.pass_due} "
-        f"= {100 * result.specificity:.1f} %",
+        f"= {_pct(result.specificity)}",
     ]
     if result.reasons:
         lines.append("unreliable / missed     " + ", ".join(

@@ -144,11 +144,19 @@ class Collector:
             raise CollectorError(f"--keys {self.keys_dir} is not a folder: create it and put "
                                  "each admitted device's public key file (NAME.key) in it")
         secret_file = server_secret_file or self.keys_dir / f"{SERVER_KEY_NAME}.key_secret"
+        if server_secret_file is not None and not secret_file.is_file():
+            raise CollectorError(f"--server-key {secret_file} is not a file: name central's "
+                                 "NAME.key_secret, or leave --server-key out to use "
+                                 f"{self.keys_dir / SERVER_KEY_NAME}.key_secret")
+        if not secret_file.exists():
+            raise CollectorError(f"central's keypair {secret_file} is missing: run the "
+                                 "collector once with --init-key to create it (then give "
+                                 f"devices {SERVER_KEY_NAME}.key), or name one with "
+                                 "--server-key")
         try:
             self.public_key, self._secret_key = load_keypair(secret_file)
         except KeyFileError as exc:
-            raise CollectorError(f"{exc} (for central's own keypair, run the collector once "
-                                 "with --init-key)") from None
+            raise CollectorError(f"central's keypair: {exc}") from None
         self.allow = AllowList(self.keys_dir, self.public_key)
         self.db_path = Path(db_path)
         self.bind = bind
@@ -159,12 +167,14 @@ class Collector:
         self._devices: dict[str, _Device] = {}
         self._key_device: dict[str, str] = {}
         self._db = self._open_db()
+        self._served = False
 
     # ------------------------------------------------------------------ storage
 
     def _open_db(self) -> sqlite3.Connection:
         try:
-            db = sqlite3.connect(self.db_path, isolation_level=None)
+            # built in one thread, served in another (one serve() at a time, see serve)
+            db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
@@ -284,11 +294,20 @@ class Collector:
               file=self._out, flush=True)
 
     def serve(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
+        """Serve until `stop` is set, from any one thread; closes the database on the way out.
+
+        A Collector serves once: build a new one (on the same --db) to serve again.
+        """
+        if self._served:
+            raise CollectorError("this Collector has already served and closed its database: "
+                                 "build a new Collector on the same --db")
+        self._served = True
         ctx = zmq.Context()
         auth = ThreadAuthenticator(ctx)
         auth.start()
         auth.configure_curve_callback("*", credentials_provider=self.allow)
         sock = ctx.socket(zmq.ROUTER)
+        started = False
         try:
             sock.curve_server = True
             sock.curve_publickey = self.public_key
@@ -299,12 +318,14 @@ class Collector:
             try:
                 sock.bind(self.bind)
             except zmq.ZMQError as exc:
-                raise CollectorError(f"cannot listen on {self.bind} ({exc}): pick a free "
-                                     "address with --bind") from None
+                raise CollectorError(f"cannot listen on {self.bind} ({exc}): give --bind "
+                                     "tcp://HOST:PORT with a local address and a free "
+                                     "port") from None
             self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             print(f"collector listening on {self.endpoint} devices_allowed={len(self.allow)}",
                   file=self._out, flush=True)
             log.info("telemetry_collector_started", devices_allowed=len(self.allow))
+            started = True
             if ready is not None:
                 ready.set()
             next_print = time.monotonic() + self._print_every
@@ -335,10 +356,21 @@ class Collector:
             auth.stop()
             ctx.term()
             self._db.close()
-            log.info("telemetry_collector_stopped", stored=self.stats.stored)
+            if started:
+                log.info("telemetry_collector_stopped", stored=self.stats.stored)
 
 
 # ---------------------------------------------------------------------- CLI
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 86400:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds in (0, 86400]")
+    return value
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", type=Path, required=True,
@@ -350,8 +382,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="central's NAME.key_secret (default DIR/central.key_secret)")
     parser.add_argument("--init-key", action="store_true",
                         help="create central's keypair in --keys if it is missing")
-    parser.add_argument("--print-every", type=float, default=5.0,
-                        help="seconds between running-total lines")
+    parser.add_argument("--print-every", type=_positive_seconds, default=5.0,
+                        help="seconds between running-total lines (> 0)")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"])
 

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from edge.logs import configure_logging
 from edge.settings import load_settings
+from edge.vision.clilog import cli_logging
 from edge.vision.engine import DETECTORS, FaceEngine
 from edge.vision.errors import ImageDecodeError, NoFaceError, VisionError
 from edge.vision.evaluate import (
@@ -55,13 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("lfw", help="LFW 10-fold verification protocol")
     p.add_argument("folder", type=Path, metavar="DIR", help="folder with pairs.txt and images/")
     p.add_argument("--json", action="store_true")
-
-
-def _engine(args: argparse.Namespace) -> FaceEngine:
-    settings = load_settings(args.config)
-    configure_logging("info" if args.verbose else "warning", settings.logging.json_logs,
-                      stream=sys.stderr)
-    return FaceEngine.from_settings(settings.vision, detector=args.detector)
 
 
 def _fail(file: Path | str, reason: str) -> None:
@@ -136,9 +129,18 @@ def _read_identities(path: Path) -> list[tuple[str, str]]:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or not {"file", "identity"} <= set(reader.fieldnames):
                 raise VisionError(f"{path}: needs a header with columns file,identity")
-            return [(r["file"], r["identity"]) for r in reader]
+            rows = []
+            for n, r in enumerate(reader, start=2):
+                if not r["file"] or not r["identity"]:
+                    raise VisionError(f"{path} line {n}: every row needs a file and an identity")
+                rows.append((r["file"], r["identity"]))
+            return rows
     except FileNotFoundError:
         raise VisionError(f"{path}: identities CSV not found") from None
+    except IsADirectoryError:
+        raise VisionError(f"{path}: is a folder; pass the identities CSV file") from None
+    except OSError as exc:
+        raise VisionError(f"{path}: cannot read the identities CSV ({exc.strerror})") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise VisionError(f"{path}: not a readable CSV ({exc})") from None
 
@@ -232,6 +234,8 @@ def _lfw(engine: FaceEngine, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = _engine(args)
+    settings = load_settings(args.config)
     action = {"detect": _detect, "compare": _compare, "eval": _eval, "lfw": _lfw}[args.action]
-    return action(engine, args)
+    with cli_logging(args.verbose, settings.logging.json_logs):
+        engine = FaceEngine.from_settings(settings.vision, detector=args.detector)
+        return action(engine, args)

@@ -69,8 +69,15 @@ class LfwPair:
 
 def read_lfw_pairs(path: Path) -> list[LfwPair]:
     """LFW's official pairs.txt: header `folds n`, then per fold n same and n different pairs."""
-    lines = path.read_text().split("\n")
-    folds, per = (int(v) for v in lines[0].split())
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file; use LFW's pairs.txt") from None
+    try:
+        folds, per = (int(v) for v in lines[0].split())
+    except ValueError:
+        raise ValueError(f"{path}: the first line must be `FOLDS PAIRS_PER_FOLD` "
+                         "(LFW's pairs.txt format)") from None
     pairs: list[LfwPair] = []
     rows = [ln.split() for ln in lines[1:] if ln.strip()]
     if len(rows) != folds * per * 2:

@@ -7,15 +7,27 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from gate_controller.client import GateClient
+from gate_controller.client import GateClient, GateUnavailableError
 from gate_controller.commands import add_settings_options, gate_settings
+
+
+def _positive_ms(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole milliseconds in 1..60000")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_settings_options(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object")
-    parser.add_argument("--timeout-ms", type=int, default=1000, help="wait this long for an ack")
+    parser.add_argument("--timeout-ms", type=_positive_ms, default=1000,
+                        help="wait this long for an ack (1..60000, default 1000)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     client = GateClient(gs.command_endpoint, gs.event_endpoint, args.timeout_ms, subscribe=False)
     try:
         ack = client.status_detail()
+    except GateUnavailableError:
+        raise GateUnavailableError(_not_answering(gs.command_endpoint, args.timeout_ms)) from None
     finally:
         client.close()
     lanes = {lane: state.value for lane, state in (ack.lanes or {}).items()}
@@ -34,3 +48,11 @@ def run(args: argparse.Namespace) -> int:
     for lane, state in lanes.items():
         print(f"lane {lane:<6} {state}")
     return 0
+
+
+def _not_answering(endpoint: str, timeout_ms: int) -> str:
+    why = f"no gate controller answered at {endpoint} within {timeout_ms} ms"
+    if endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists():
+        why += " (the socket file does not exist)"
+    return (f"{why}: treat the lanes as manual; start it (`python -m gate_controller run --config "
+            "FILE`) or pass the --config / --command-endpoint it uses")

@@ -12,10 +12,17 @@ const STATE_WORDS = {
   staffed_lane: "Send to staffed lane", refer: "Refer for secondary screening",
   manual: "Manual control", emergency: "EMERGENCY: gates open",
 };
+// "granted" counts gate openings after a face match; "boarded" counts passages through the
+// gate on such a grant (a traveller who turns back is granted but not boarded).
 const COUNT_WORDS = {
-  enrolled: "Enrolled", refused: "Said no", withdrawn: "Withdrawn", granted: "Boarded by face",
-  staffed_lane: "Staffed lane", refer: "Referred", tailgating: "Tailgating", override: "Overrides",
+  enrolled: "Enrolled", refused: "Said no", withdrawn: "Withdrawn",
+  granted: "Gate opened by face", boarded: "Boarded by face",
+  staffed_lane: "Sent to staffed lane", refer: "Referred for screening",
+  tailgating: "Tailgating alarms", override: "Supervisor overrides",
 };
+const TIME_24H = { hour: "2-digit", minute: "2-digit", hour12: false };
+const DATE_TIME = { weekday: "short", day: "numeric", month: "short", ...TIME_24H };
+function when(seconds, opts) { return new Date(seconds * 1000).toLocaleString([], opts || DATE_TIME); }
 
 async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
@@ -82,6 +89,9 @@ function loggedOut(message) {
   show($("tabs"), false);
   for (const v of document.querySelectorAll(".view")) show(v, false);
   show($("login-view"), true);
+  clearBoard();
+  $("withdraw-value").value = ""; $("withdraw-result").textContent = "";
+  $("withdraw-result").dataset.result = "";
   $("login-password").value = "";
   say(message || "", message ? "warn" : "info");
   $("login-staff").focus();
@@ -238,8 +248,10 @@ $("enrol-submit").addEventListener("click", async () => {
   try {
     const r = await api("POST", "/api/enrolments", body);
     state.photo = null; state.reference = null; $("photo-file").value = "";
-    $("receipt-message").textContent = r.message;
-    $("receipt-expiry").textContent = new Date(r.expires_at * 1000).toLocaleString();
+    // the page's own words: the expiry is shown once, below, in the kiosk's 24-hour format
+    $("receipt-message").textContent = "Keep the withdrawal code. With it, or the booking " +
+      "reference, you can withdraw at this kiosk at any time.";
+    $("receipt-expiry").textContent = when(r.expires_at);
     $("receipt-code").textContent = r.withdrawal_code;
     step("receipt");
     $("enrol-done").focus();
@@ -255,18 +267,32 @@ $("enrol-done").addEventListener("click", resetEnrol);
 $("refused-done").addEventListener("click", resetEnrol);
 
 /* ---------- withdrawal ---------- */
+function withdrawKindChanged() {
+  const code = $("withdraw-kind-code").checked;
+  $("withdraw-value-label").textContent = code ? "Withdrawal code (on the receipt)"
+                                               : "Booking reference, or scan the boarding pass";
+}
+for (const r of document.querySelectorAll("input[name=withdraw-kind]")) {
+  r.addEventListener("change", withdrawKindChanged);
+}
 $("withdraw-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const out = $("withdraw-result");
   const value = $("withdraw-value").value.trim();
   const kind = document.querySelector("input[name=withdraw-kind]:checked").value;
   const body = kind === "code" ? { code: value } : { reference: value };
+  if (!value) {
+    out.textContent = kind === "code" ? "Type the withdrawal code from the receipt."
+                                      : "Type the booking reference or scan the boarding pass.";
+    out.dataset.result = "empty"; $("withdraw-value").focus(); return;
+  }
   try {
     const r = await api("POST", "/api/withdrawals", body);
     out.textContent = r.message; out.dataset.result = "withdrawn";
     $("withdraw-value").value = "";
   } catch (err) {
     out.textContent = cap(err.message); out.dataset.result = err.error;
+    $("withdraw-value").focus();
   }
 });
 
@@ -288,7 +314,7 @@ function laneCard(lane) {
     const label = document.createElement("label");
     label.htmlFor = "reason-" + lane; label.textContent = "Reason";
     const reason = document.createElement("input"); reason.id = "reason-" + lane;
-    reason.placeholder = "why (required)";
+    reason.placeholder = "needed, e.g. wheelchair user";
     ctl.append(label, reason);
     for (const [action, words] of [["open", "Open once"], ["close", "Close"], ["reset", "Reset"]]) {
       const b = document.createElement("button"); b.type = "button";
@@ -313,7 +339,7 @@ function setLane(l) {
 function addAlert(a) {
   const li = document.createElement("li");
   li.dataset.kind = a.kind; li.dataset.lane = a.lane; li.dataset.alertId = a.id;
-  const t = new Date(a.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const t = when(a.at, TIME_24H);
   li.textContent = t + "  Lane " + a.lane + ": " + a.message;
   $("alerts").prepend(li);
   while ($("alerts").children.length > 20) $("alerts").lastChild.remove();
@@ -328,7 +354,7 @@ function renderCounts(counts) {
     const row = document.createElement("div"); row.className = "bar-row";
     row.dataset.field = field; row.dataset.count = String(n); row.id = "count-" + field;
     const name = document.createElement("span"); name.className = "bar-name";
-    name.textContent = COUNT_WORDS[field] || field.replace(/_/g, " ");
+    name.textContent = COUNT_WORDS[field] || cap(field.replace(/_/g, " "));
     const bar = document.createElement("span"); bar.className = "bar";
     bar.style.width = Math.round(100 * n / max) + "%";
     const num = document.createElement("span"); num.className = "bar-num"; num.textContent = String(n);
@@ -350,12 +376,20 @@ function startBoard() {
   state.events = es;
   const status = $("board-status");
   es.onopen = () => { status.textContent = "live"; status.dataset.connected = "true"; };
-  es.onerror = () => { status.textContent = "reconnecting"; status.dataset.connected = "false"; };
+  es.onerror = () => { status.textContent = "reconnecting..."; status.dataset.connected = "false"; };
   es.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
   es.addEventListener("state", (e) => setLane(JSON.parse(e.data)));
   es.addEventListener("alert", (e) => addAlert(JSON.parse(e.data)));
   es.addEventListener("counts", (e) => renderCounts(JSON.parse(e.data).counts));
   es.addEventListener("session_expired", () => { stopBoard(); loggedOut("Your session has ended: log in again."); });
+}
+
+function clearBoard() {
+  stopBoard();
+  $("lanes").replaceChildren();   // lane cards carry role-specific controls: rebuild per log-in
+  $("alerts").replaceChildren();
+  $("counts").replaceChildren();
+  $("active-consents").textContent = "-"; $("next-expiry").textContent = "-";
 }
 
 function stopBoard() {
@@ -367,7 +401,7 @@ async function refreshConsents() {
   try {
     const c = await api("GET", "/api/consents/summary");
     $("active-consents").textContent = String(c.active);
-    $("next-expiry").textContent = c.next_expiry_at ? new Date(c.next_expiry_at * 1000).toLocaleTimeString() : "-";
+    $("next-expiry").textContent = c.next_expiry_at ? when(c.next_expiry_at) : "none";
   } catch (e) { /* shown elsewhere */ }
 }
 
