@@ -64,7 +64,7 @@ def read_thermal_file(path: Path | str) -> np.ndarray:
     except OSError as exc:
         raise ThermalFrameError(f"thermal file {path} cannot be read ({exc.strerror})") from None
     if data.size == 0:
-        raise ThermalFrameError(f"thermal file {path} is empty: pass a 16-bit PNG or TIFF")
+        raise ThermalFrameError(f"thermal file {path} is empty, not a readable 16-bit PNG or TIFF")
     try:
         frame = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
