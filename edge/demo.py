@@ -4,13 +4,22 @@ Provisions a throwaway device in a temp folder (provisioning's own `init_device`
 gate controller on the simulated gate and a local telemetry collector as real processes on
 loopback, and runs the daemon on the synthetic scene (visible + thermal). Then it plays a day:
 
-1. a traveller consents, is enrolled, walks up and boards (the gate opens; the passage marks
-   them boarded and deletes the template);
-2. a traveller with a fever reading is enrolled, walks up: a `refer` alert without identity
-   (boarding is not blocked unless settings say so);
+1. a traveller consents at the kiosk, is enrolled, walks up and boards (the gate opens; the
+   passage marks them boarded and deletes the template);
+2. a traveller with a fever reading is enrolled at the kiosk, walks up: a `refer` alert
+   without identity (boarding is not blocked unless settings say so);
 3. a traveller who never consented is sent to the staffed lane and leaves no record;
-4. a traveller enrols, withdraws with the receipt's code, and is then not matched;
+4. a traveller enrols at the kiosk, withdraws there with the receipt's code, and is then not
+   matched;
 5. a traveller's consent expires before they reach the gate: not matched.
+
+Enrolment and withdrawal go through the kiosk's own HTTP API, as the agent's page does
+(logged-in session, CSRF header, same-origin `Origin`, photo as base64 JSON): consent text,
+photo check, enrolment, receipt, withdrawal by code. Only step 5 writes to the store directly:
+the kiosk always grants `kiosk.consent_ttl_s` (at least a minute), too long to watch expire, so
+the demo grants a 2-second consent itself and says so. Every API response is kept under
+`api/` for the privacy scan (the receipt's withdrawal code is redacted there: it is shown once
+to the traveller and kept only in memory).
 
 It prints a live line per event and at the end the outcomes and the counts the collector
 received. Faces: scikit-image's astronaut by default (the same photo plays every role; each
@@ -264,8 +273,47 @@ class Demo:
             self._log_stream.close()
 
     # -- the day -------------------------------------------------------------------------------
-    def enrol(self, photo: int, reference: str, expires_in_s: float) -> Any:
-        """What the kiosk does after the traveller accepts: consent, then one template."""
+    def enrol(self, photo: int, reference: str) -> str:
+        """What the agent's kiosk page does: show the consent text, check the photo, enrol the
+        traveller who accepted; returns the receipt's withdrawal code (kept in memory only)."""
+        import base64
+
+        import cv2
+
+        chip = self.scene.renderer.photos[photo]
+        ok, jpeg = cv2.imencode(".jpg", chip, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise DemoError("the enrolment photo could not be encoded")
+        photo_b64 = base64.b64encode(jpeg.tobytes()).decode("ascii")
+        del jpeg
+        step = f"enrol {reference[-2:]}"  # file names carry no reference
+        text = self._api_call("GET", step, "/api/consent-text")
+        check = self._api_call("POST", step, "/api/enrolments/check",
+                               {"source": "upload", "photo": photo_b64})
+        if not check.get("ok"):
+            raise DemoError(f"the kiosk refused the enrolment photo: "
+                            f"{', '.join(check.get('advice', [])) or 'no reason given'}")
+        receipt = self._api_call("POST", step, "/api/enrolments",
+                                 {"source": "upload", "photo": photo_b64,
+                                  "reference": reference, "consent_accepted": True,
+                                  "consent_version": text["version"]},
+                                 expect=201, redact=("withdrawal_code",))
+        del photo_b64
+        self.say(f"  kiosk: consent text {text['version'][:8]} accepted, photo checked, "
+                 f"enrolled; receipt valid until {receipt['expires_at_iso'][11:16]}")
+        return str(receipt["withdrawal_code"])
+
+    def withdraw(self, code: str) -> None:
+        """The traveller withdraws at the kiosk with the receipt's code."""
+        out = self._api_call("POST", "withdraw", "/api/withdrawals",
+                             {"code": code, "by": "traveller"})
+        if not out.get("withdrawn"):
+            raise DemoError("the kiosk did not withdraw the consent")
+        self.say("  kiosk: withdrawn with the receipt's code; template deleted")
+
+    def enrol_in_store(self, photo: int, reference: str, expires_in_s: float) -> None:
+        """A consent shorter than the kiosk can grant, written straight to the store (step 5
+        only: the kiosk always grants kiosk.consent_ttl_s, at least a minute)."""
         store, engine = self.daemon.store, self.engine
         chip = self.scene.renderer.photos[photo]
         consent = store.grant_consent(reference, "automated boarding at this gate",
@@ -277,7 +325,6 @@ class Demo:
         probe = engine.embed(chip, faces[:1])
         store.enrol(consent.consent_id, [probe[0]], engine.embedder_name, actor="demo-agent")
         probe.fill(0.0)
-        return consent
 
     def walk(self, name: str, photo: int, canthus_c: float, expected: str,
              board: bool) -> StepResult:
@@ -367,11 +414,39 @@ class Demo:
         if r.status_code != 200:
             raise DemoError(f"the demo agent could not log in to the kiosk ({r.status_code}); "
                             f"see {self.workdir / 'logs' / 'daemon.jsonl'}")
+        # what the kiosk page sends with every change: the session's CSRF token and its origin
+        self._api.headers.update({"X-CSRF-Token": r.json()["csrf_token"],
+                                  "Origin": f"https://127.0.0.1:{self.ports[4]}"})
+
+    def _api_call(self, method: str, name: str, path: str, body: dict | None = None,
+                  expect: int = 200, redact: tuple[str, ...] = ()) -> dict:
+        """One kiosk API call as the agent; the response is kept for the privacy scan (fields
+        in `redact` are replaced in the kept copy only)."""
+        import httpx
+
+        try:
+            r = self._api.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise DemoError(f"the kiosk did not answer {method} {path}: {exc}") from None
+        doc = r.json() if r.headers.get("content-type", "").startswith("application/json") \
+            else {}
+        kept = dict(doc) if isinstance(doc, dict) else doc
+        for key in redact:
+            if isinstance(kept, dict) and key in kept:
+                kept[key] = "<shown once to the traveller; not kept>"
+        self._keep_text(name, path, r.status_code, json.dumps(kept) if redact else r.text)
+        if r.status_code != expect:
+            detail = doc.get("detail", doc) if isinstance(doc, dict) else doc
+            raise DemoError(f"the kiosk answered {method} {path} with {r.status_code}: "
+                            f"{str(detail)[:300]}")
+        return doc
 
     def _keep(self, name: str, path: str, r: Any) -> None:
+        self._keep_text(name, path, r.status_code, r.text)
+
+    def _keep_text(self, name: str, path: str, status: int, text: str) -> None:
         slug = "".join(c if c.isalnum() else "_" for c in name)[:40]
-        (self.api_dir / f"{slug}{path.replace('/', '_')}.txt").write_text(
-            f"{r.status_code}\n{r.text}")
+        (self.api_dir / f"{slug}{path.replace('/', '_')}.txt").write_text(f"{status}\n{text}")
 
     def _snapshot_api(self, name: str) -> None:
         """Keep every API response of the run (the privacy scan reads them)."""
@@ -394,14 +469,14 @@ class Demo:
         def step_ok() -> bool:
             return deadline is None or time.monotonic() < deadline
 
-        self.say("1. traveller 1 consents at the kiosk and is enrolled")
-        self.enrol(0, "CG123SMITH12A", 3600)
+        self.say("1. traveller 1 consents at the kiosk and is enrolled there")
+        self.enrol(0, "QZSM12")
         r = self.walk("1 consenting traveller boards", 0, NORMAL_C, "granted", board=True)
         r.ok = r.decision == "granted" and r.boarded
         results.append(r)
         if step_ok():
-            self.say("2. traveller 2 (enrolled) walks up with a fever reading")
-            self.enrol(1 % n, "CG123JONES14C", 3600)
+            self.say("2. traveller 2 enrols at the kiosk, walks up with a fever reading")
+            self.enrol(1 % n, "QZJO14")
             r = self.walk("2 fever reading referred", 1 % n, FEVER_C, "granted + referred",
                           board=True)
             r.ok = r.thermal == "referred" and r.decision == "granted"
@@ -417,16 +492,20 @@ class Demo:
             r.ok = r.decision == "not_matched" and unchanged
             results.append(r)
         if step_ok():
-            self.say("4. traveller 4 enrols, then withdraws with the receipt's code")
-            consent = self.enrol(3 % n, "CG123LEE3F", 3600)
-            store.withdraw(withdrawal_code=consent.withdrawal_code, actor="traveller")
+            self.say("4. traveller 4 enrols at the kiosk, then withdraws there with the "
+                     "receipt's code")
+            code = self.enrol(3 % n, "QZLE3F")
+            self.withdraw(code)
+            del code
             r = self.walk("4 withdrew, then not matched", 3 % n, NORMAL_C, "not_matched",
                           board=False)
             r.ok = r.decision == "not_matched"
             results.append(r)
         if step_ok():
-            self.say("5. traveller 5's consent expires before they reach the gate")
-            self.enrol(4 % n, "CG123DIAZ21B", 2.0)
+            self.say("5. traveller 5's consent expires before they reach the gate (a 2 s "
+                     "consent written straight to the store: the kiosk grants at least a "
+                     "minute)")
+            self.enrol_in_store(4 % n, "QZDI21", 2.0)
             time.sleep(2.5)
             r = self.walk("5 consent expired, not matched", 4 % n, NORMAL_C, "not_matched",
                           board=False)

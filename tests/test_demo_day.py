@@ -60,7 +60,7 @@ def test_collector_received_the_counts(demo_run: dict) -> None:
     assert c["tailgating_alarms"] == 0 and c["faults"] == 0
 
 
-REFERENCES = ("CG123SMITH12A", "CG123JONES14C", "CG123LEE3F", "CG123DIAZ21B")
+REFERENCES = ("QZSM12", "QZJO14", "QZLE3F", "QZDI21")  # the demo's booking references
 IMAGE_MAGIC = (b"\x89PNG\r\n", b"\xff\xd8\xff", b"GIF8", b"BM6", b"II*\x00", b"RIFF")
 FORBIDDEN_KEYS = {"embedding", "embeddings", "probe", "template", "image", "frame", "crop",
                   "reference", "name", "photo", "landmarks"}
@@ -171,7 +171,9 @@ def test_api_responses_hold_no_identity(demo_run: dict) -> None:
     assert {"board.txt", "session.txt", "consents_summary.txt", "health.txt"} <= names
     for path in responses:
         status, _, body = path.read_text().partition("\n")
-        assert status == "200" or path.name.endswith("healthz.txt"), (path.name, status)
+        created = path.name.endswith("_api_enrolments.txt")
+        assert status == ("201" if created else "200") or path.name.endswith("healthz.txt"), \
+            (path.name, status)
         for ref in REFERENCES:
             assert ref not in body and ref.lower() not in body, path.name
         assert not FLOAT_RUN.search(body.encode()), path.name
@@ -191,3 +193,40 @@ def test_api_responses_hold_no_identity(demo_run: dict) -> None:
                 assert line.startswith(("# ", "consentgate_")), line
                 labels = re.findall(r'(\w+)="', line)
                 assert set(labels) <= {"kind", "cmd", "lane", "state", "camera", "what", "le"}
+
+
+def test_enrolment_and_withdrawal_went_through_the_kiosk_api(demo_run: dict) -> None:
+    """Steps 1, 2 and 4 enrol through the kiosk's HTTP API (consent text, photo check,
+    enrolment) and step 4 withdraws there by the receipt's code; those responses are kept and
+    scanned like the rest. Each receipt is exactly the receipt fields, and its withdrawal code
+    (shown once to the traveller) is not kept on disk."""
+    api = demo_run["workdir"] / "api"
+
+    def kept(suffix: str) -> list[dict]:
+        out = []
+        for p in sorted(api.iterdir()):
+            if p.name.endswith(suffix):
+                status, _, body = p.read_text().partition("\n")
+                out.append({"status": status, "doc": json.loads(body)})
+        return out
+
+    receipts = kept("_api_enrolments.txt")
+    assert len(receipts) == 3, receipts  # travellers 1, 2 and 4
+    for r in receipts:
+        assert r["status"] == "201"
+        assert set(r["doc"]) == {"withdrawal_code", "expires_at", "expires_at_iso", "scope",
+                                 "message"}
+        assert r["doc"]["withdrawal_code"].startswith("<shown once")
+    checks = kept("_api_enrolments_check.txt")
+    assert len(checks) == 3 and all(c["doc"]["ok"] and c["doc"]["faces"] == 1 for c in checks)
+    assert len(kept("_api_consent-text.txt")) == 3
+    withdrawals = kept("_api_withdrawals.txt")
+    assert [w["doc"]["withdrawn"] for w in withdrawals] == [True]
+    # the kiosk's own counts saw it: three enrolled, one withdrawn
+    boards = [json.loads(p.read_text().partition("\n")[2])["counts"] for p in api.iterdir()
+              if p.name.endswith("_api_board.txt")]
+    assert max(c["enrolled"] for c in boards) == 3
+    assert max(c["withdrawn"] for c in boards) == 1
+    out = demo_run["stdout"]
+    assert out.count("kiosk: consent text") == 3 and "kiosk: withdrawn" in out
+    assert "written straight to the store" in out  # step 5 says it bypasses the kiosk
