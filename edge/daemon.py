@@ -229,7 +229,8 @@ class Daemon:
             d.pipeline = Pipeline(
                 engine=d.engine, lanes=lanes, matcher=d.gallery, gate=d.gate_client,
                 boarding=d.store, bus=bus, clock=clock, metrics=d.metrics,
-                tracker=IoUTracker(settings.lanes.track_iou, settings.lanes.track_max_missed_s),
+                tracker=IoUTracker(settings.lanes.track_iou, settings.lanes.track_max_missed_s,
+                                   settings.lanes.track_min_hits),
                 screener=screener, close_quarters=d._build_close_quarters(),
                 counters=d.counters, on_state=d._publish_state)
             d.metrics.gate_available.set(0)

@@ -163,3 +163,7 @@ class DaemonMetrics:
         self.gate_available = r.gauge("gate_controller_up", "1 when the gate controller answers")
         self.lane_state = r.gauge("lane_state", "1 for the lane's current state")
         self.gallery_size = r.gauge("gallery_templates", "opted-in templates loaded")
+        self.thermal_geometry = r.gauge(
+            "thermal_calibration_mismatch",
+            "set to 1 while live visible/thermal frame sizes differ from the thermal "
+            "calibration (every reading is refused as unreliable)")

@@ -3,9 +3,13 @@
 `Pipeline.process(frame)` runs on the daemon's inference thread. Per lane the largest face in
 the gate zone presents; once it passes the quality gate it is embedded (once per track, all
 lanes batched into one embedder run), matched against the gallery, and the embedding is wiped
-at once. Thermal readings are fused per track. Decisions come from each lane's `LaneMachine`;
-their actions are carried out here (gate commands, boarding) and their events go to the bus.
-Frames, crops and embeddings exist only in this call's locals.
+at once. Thermal readings are fused per track, and only while the live visible and thermal
+frames have the sizes the thermal calibration was made for (otherwise eye positions would map
+to the wrong thermal pixels: every track is refused as `unreliable` with reason
+`calibration_size_mismatch`, the log says which camera and the
+`consentgate_thermal_calibration_mismatch` gauge is 1). Decisions come from each lane's
+`LaneMachine`; their actions are carried out here (gate commands, boarding) and their events
+go to the bus. Frames, crops and embeddings exist only in this call's locals.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from edge.vision.tracker import IoUTracker, Track
 from edge.vision.types import Face, Quality
 
 log = structlog.get_logger("edge.pipeline")
+MISMATCH_REASON = "calibration_size_mismatch"  # thermal refused: frame sizes != calibration
 
 
 class GateRefused(Exception):
@@ -100,6 +105,9 @@ class Pipeline:
         self._info: dict[int, _TrackInfo] = {}
         self._published: dict[str, str] = {}
         self._close_pairs = 0
+        self._geometry_problem: str | None = None
+        if screener is not None:
+            self.metrics.thermal_geometry.set(0)
         self.latencies: list[float] = []  # decision latencies (s), for the bench and metrics
         self.sync_states()
 
@@ -134,7 +142,7 @@ class Pipeline:
                         self._run(machine.present(track.track_id))
                         break
         if frame.thermal is not None and self.screener is not None:
-            self._screen(in_zone, frame.thermal)
+            self._screen(in_zone, image, frame.thermal)
         self._match(in_zone, image, frame.captured_mono)
         self.tick()
         self.metrics.frames.inc()
@@ -211,9 +219,50 @@ class Pipeline:
             tracks_in.sort(key=lambda t: -t.face.box[2])  # nearest (largest face) first
         return out
 
-    def _screen(self, in_zone: dict[str, list[Track]], thermal: np.ndarray) -> None:
+    def thermal_geometry_problem(self, image: np.ndarray, thermal: np.ndarray) -> str | None:
+        """What is wrong with these frames' sizes for the thermal calibration, or None."""
+        calibration = getattr(self.screener, "calibration", None)
+        if calibration is None:
+            return None
+        problems = []
+        for what, got, want in (
+                ("visible", (image.shape[1], image.shape[0]), tuple(calibration.visible_size)),
+                ("thermal", (thermal.shape[1], thermal.shape[0]),
+                 tuple(calibration.thermal_size))):
+            if got != want:
+                problems.append(f"the {what} camera gives {got[0]}x{got[1]} frames but the "
+                                f"thermal calibration was made for {want[0]}x{want[1]}")
+        return "; ".join(problems) or None
+
+    def _geometry_ok(self, image: np.ndarray, thermal: np.ndarray) -> bool:
+        """Checked on every frame (a camera may come back at another resolution); logged when
+        it changes, so the operator sees it once, not per frame."""
+        problem = self.thermal_geometry_problem(image, thermal)
+        if problem != self._geometry_problem:
+            if problem is not None:
+                log.error("thermal_calibration_mismatch", problem=problem,
+                          action="thermal screening refused (every reading unreliable): set "
+                                 "the cameras to the calibrated resolution, or re-run "
+                                 "`python -m provisioning calibrate-thermal`")
+            elif self._geometry_problem is not None:
+                log.info("thermal_calibration_match", detail="frame sizes match the thermal "
+                                                             "calibration again")
+            self._geometry_problem = problem
+            self.metrics.thermal_geometry.set(0 if problem is None else 1)
+        return problem is None
+
+    def _screen(self, in_zone: dict[str, list[Track]], image: np.ndarray,
+                thermal: np.ndarray) -> None:
         todo = [(name, t) for name, ts in in_zone.items() for t in ts
                 if not self._info[t.track_id].thermal_done]
+        if not self._geometry_ok(image, thermal):
+            for name, track in todo:  # fail safe: no pass from mis-mapped pixels
+                info = self._info[track.track_id]
+                info.thermal_done = True
+                info.fusion = None
+                self._run(self.lanes[name].machine.thermal(track.track_id, "unreliable",
+                                                           MISMATCH_REASON))
+            return
         if not todo:
             return
         try:

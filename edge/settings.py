@@ -172,6 +172,9 @@ class LanesSettings(Section):
     track_iou: float = Field(0.3, gt=0, lt=1, description="tracker: IoU to continue a track")
     track_max_missed_s: float = Field(1.0, gt=0, le=30,
                                       description="tracker: a face unseen this long is gone")
+    track_min_hits: int = Field(2, ge=1, le=10,
+                                description="tracker: frames in a row a new face must be "
+                                            "detected in before it counts as a person")
 
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")

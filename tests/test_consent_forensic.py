@@ -10,6 +10,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from edge.consent import opening
+from edge.consent import store as store_module
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 
@@ -78,3 +79,59 @@ def test_withdrawn_and_purged_templates_leave_no_trace(tmp_path, fake_clock):
     store.close()
     final = plaintext(store.path, key)
     assert traces(blobs[0], final) == traces(blobs[1], final) == 0
+
+
+def test_bulk_purge_refill_leaves_no_trace_and_keeps_ids(tmp_path, fake_clock, monkeypatch):
+    """The bulk purge path (table emptied and refilled with its survivors) zeroes the purged
+    templates' pages like the row-by-row one, keeps the survivors' ids and never reuses an id."""
+    monkeypatch.setattr(store_module, "REBUILD_MIN_ROWS", 2)  # exercise it on a small store
+    refilled: list[str] = []
+    real_refill = ConsentStore._refill
+
+    def spy(conn, table, survivors, params):
+        refilled.append(table)
+        real_refill(conn, table, survivors, params)
+
+    monkeypatch.setattr(ConsentStore, "_refill", staticmethod(spy))
+    write_key_file(tmp_path / "store.key")
+    write_key_file(tmp_path / "ref.key")
+    key = bytes.fromhex((tmp_path / "store.key").read_text()[:64])
+    store = ConsentStore.open(tmp_path / "store.db", tmp_path / "store.key",
+                              tmp_path / "ref.key", fake_clock, create=True)
+    rng = np.random.default_rng(11)
+    vecs = [v / np.linalg.norm(v) for v in rng.standard_normal((12, 512)).astype(np.float32)]
+    keep = {}
+    for i, vec in enumerate(vecs):  # 10 expire in 1 h, 2 live 12 h
+        c = store.grant_consent(f"BULK{i}", "boarding", "XY1",
+                                fake_clock.now() + (12 if i in (3, 8) else 1) * 3600, "ann")
+        ids = store.enrol(c.consent_id, [vec], "fr_feature", "ann").template_ids
+        if i in (3, 8):
+            keep[ids[0]] = c.consent_id
+    blobs = {row.template_id: row.vector.astype("<f4").tobytes()
+             for row in store.active_templates()}
+    top_id = max(blobs)
+    assert traces(blobs[top_id], plaintext(store.path, key)) == 128  # positive control
+
+    fake_clock.advance(3600)
+    assert store.purge() == 20  # 10 templates + 10 consents
+    assert refilled == ["templates", "consents"]
+    after = plaintext(store.path, key)
+    for tid, blob in blobs.items():
+        expected = len(blob) // 16 if tid in keep else 0
+        assert traces(blob, after) == expected, f"template {tid}"
+    assert {r.template_id: r.consent_id for r in store.active_templates()} == keep
+    assert [r[0] for r in store._read("PRAGMA integrity_check")] == ["ok"]
+    assert store._read("PRAGMA foreign_key_check") == []
+    assert store._read("PRAGMA foreign_keys")[0][0] == 1  # restored after the purge
+    assert {c["consent_id"] for c in store.consent_summary()} == set(keep.values())
+    assert store.verify_audit() > 0
+
+    # every template gone: the id sequence still continues, ids are never reused
+    fake_clock.advance(12 * 3600)
+    assert store.purge() == 4
+    assert refilled[2:] == ["templates", "consents"]  # no survivor at all this time
+    assert traces(blobs[top_id], plaintext(store.path, key)) == 0
+    c = store.grant_consent("NEW1", "boarding", "XY1", fake_clock.now() + 3600, "ann")
+    new_ids = store.enrol(c.consent_id, [vecs[0]], "fr_feature", "ann").template_ids
+    assert new_ids[0] > top_id
+    store.close()

@@ -62,7 +62,8 @@ class RecordingGate:
         self.commands.append(("deny", lane))
 
 
-def run_walk(engine, matcher, gate, canthus_c: float = 36.6, frames: int = 28):
+def run_walk(engine, matcher, gate, canthus_c: float = 36.6, frames: int = 28,
+             screener_calibration=None, rules: LaneRules | None = None):
     clock = FakeClock()
     calibration = synthetic_calibration((640, 480), (160, 120), seed=3)
     scene = SyntheticScene(SceneRenderer(calibration, default_face_photos(), seed=3), clock)
@@ -74,10 +75,11 @@ def run_walk(engine, matcher, gate, canthus_c: float = 36.6, frames: int = 28):
             boarded.append(consent_id)
 
     pipeline = Pipeline(
-        engine=engine, lanes=[Lane(LaneMachine("A", LaneRules(thermal_enabled=True), clock),
-                                   ZONE)],
+        engine=engine, lanes=[Lane(LaneMachine("A", rules or LaneRules(thermal_enabled=True),
+                                               clock), ZONE)],
         matcher=matcher, gate=gate, boarding=Boarding(), bus=EventBus([events.append]),
-        clock=clock, screener=ThermalScreener(calibration, ThermalSettings()))
+        clock=clock, screener=ThermalScreener(screener_calibration or calibration,
+                                              ThermalSettings()))
     scene.walk(0, canthus_c, approach_s=1.0, dwell_s=1.6)
     with structlog.testing.capture_logs() as logs:
         for seq in range(1, frames + 1):
@@ -175,3 +177,48 @@ def test_refused_grant_and_controller_states(engine) -> None:
 
     pipeline.on_gate_event(Closed())
     assert machine.state.value == "idle" and states[-1] == ("A", "idle")
+
+
+@pytest.mark.parametrize(("visible", "thermal", "camera"),
+                         [((1280, 720), (160, 120), "visible"),
+                          ((640, 480), (320, 240), "thermal")])
+def test_frames_not_of_the_calibrated_size_refuse_thermal_screening(
+        engine, visible, thermal, camera) -> None:
+    """The cameras deliver 640x480 / 160x120, but the calibration was made for other sizes:
+    eye positions would map to the wrong thermal pixels, so no reading is taken. Each track
+    gets `unreliable` (reason calibration_size_mismatch), never a pass; the gauge is 1 and the
+    log says it once (not per frame), naming the camera and what to do."""
+    wrong = synthetic_calibration(visible, thermal, seed=3)
+    matcher, gate = RecordingMatcher("c-1"), RecordingGate()
+    pipeline, events, logs, _ = run_walk(engine, matcher, gate, canthus_c=39.4,
+                                         screener_calibration=wrong)
+    thermal_events = [e for e in events
+                      if e.kind in (Kind.THERMAL_PASS, Kind.REFERRED, Kind.UNRELIABLE)]
+    assert [(e.kind, e.reason) for e in thermal_events] == \
+        [(Kind.UNRELIABLE, "calibration_size_mismatch")]
+    assert "consentgate_thermal_calibration_mismatch 1" in \
+        pipeline.metrics.registry.render().splitlines()
+    errors = [e for e in logs if e["event"] == "thermal_calibration_mismatch"]
+    assert len(errors) == 1 and errors[0]["log_level"] == "error"
+    assert f"the {camera} camera gives" in errors[0]["problem"]
+    assert "calibrate-thermal" in errors[0]["action"]
+    # boarding itself is not blocked by default (refer_blocks_boarding is off)
+    assert kinds(events).count(Kind.GRANTED) == 1
+
+
+def test_size_mismatch_holds_a_match_when_thermal_blocks_boarding(engine) -> None:
+    wrong = synthetic_calibration((1280, 720), (160, 120), seed=3)
+    matcher, gate = RecordingMatcher("c-1"), RecordingGate()
+    _, events, _, _ = run_walk(engine, matcher, gate, screener_calibration=wrong,
+                               rules=LaneRules(thermal_enabled=True,
+                                               refer_blocks_boarding=True))
+    assert Kind.GRANTED not in kinds(events) and Kind.MATCHED_HELD in kinds(events)
+    assert [c[0] for c in gate.commands] == ["deny"]
+
+
+def test_calibrated_sizes_pass_the_check(engine) -> None:
+    pipeline, events, logs, _ = run_walk(engine, RecordingMatcher("c-1"), RecordingGate())
+    assert Kind.THERMAL_PASS in kinds(events)
+    assert not [e for e in logs if e["event"] == "thermal_calibration_mismatch"]
+    assert "consentgate_thermal_calibration_mismatch 0" in \
+        pipeline.metrics.registry.render().splitlines()

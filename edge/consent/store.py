@@ -51,6 +51,11 @@ MAX_ENROL_IMAGES = 10
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _REF_RE = re.compile(r"[A-Z0-9]{1,64}")
 _CHANGE_LOG_LIMIT = 4096
+# The purge empties and refills a table instead of deleting row by row once this many of its
+# rows, and this share of it, have expired (a whole-table clear frees pages without per-row
+# b-tree work; the survivors are copied twice, so a mostly-live table is cheaper row by row).
+REBUILD_MIN_ROWS = 1024
+REBUILD_FRACTION = 0.6
 
 
 def _normalise_reference(reference: str) -> str:
@@ -426,27 +431,79 @@ class ConsentStore:
         return bool(ids)
 
     def purge(self) -> int:
-        """Delete expired templates and expired consent records for real; returns rows deleted."""
+        """Delete expired templates and expired consent records for real; returns rows deleted.
+
+        A table most of whose rows expired (at least `REBUILD_MIN_ROWS` and `REBUILD_FRACTION`
+        of it) is emptied and refilled with its survivors instead of being deleted from row
+        by row: see `_refill`. Template ids and the id sequence are kept either way.
+        """
         now = self._clock.now()
-        with self._write() as conn:
-            # Two range deletes instead of one OR: the expiry index drives the first (a
-            # template never outlives its consent, so it takes them all in practice), the
-            # second catches any template of an expired consent all the same.
-            removed = [r[0] for r in conn.execute(
-                "DELETE FROM templates WHERE expires_at <= ? RETURNING template_id", (now,))]
-            removed += [r[0] for r in conn.execute(
-                "DELETE FROM templates WHERE consent_id IN (SELECT consent_id FROM consents "
-                "WHERE expires_at <= ?) RETURNING template_id", (now,))]
-            consents = conn.execute("DELETE FROM consents WHERE expires_at <= ?", (now,)).rowcount
-            if removed or consents:
-                self._audit_in(conn, "purged", "system", None,
-                               f"templates={len(removed)} consents={consents}")
+        conn = self._conn()
+        # Children (templates) are deleted explicitly before their parents (consents), so the
+        # purge needs no cascade; with foreign keys off, a whole-table DELETE is SQLite's
+        # truncate (page-level clear) and needs no statement journal. The pragma only takes
+        # effect outside a transaction; it is restored whatever happens.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with self._write() as conn:
+                removed = [r[0] for r in conn.execute(
+                    "SELECT template_id FROM templates WHERE expires_at <= ?", (now,))]
+                removed += [r[0] for r in conn.execute(
+                    "SELECT t.template_id FROM consents c JOIN templates t ON t.consent_id = "
+                    "c.consent_id WHERE c.expires_at <= ? AND t.expires_at > ?", (now, now))]
+                total = int(conn.execute("SELECT count(*) FROM templates").fetchone()[0])
+                if self._worth_refilling(len(removed), total):
+                    self._refill(conn, "templates", "SELECT t.* FROM templates t JOIN consents "
+                                 "c ON c.consent_id = t.consent_id WHERE t.expires_at > ? AND "
+                                 "c.expires_at > ? ORDER BY t.template_id", (now, now))
+                elif removed:
+                    # Two range deletes instead of one OR: the expiry index drives the first
+                    # (a template never outlives its consent, so it takes them all in
+                    # practice), the second catches any template of an expired consent.
+                    conn.execute("DELETE FROM templates WHERE expires_at <= ?", (now,))
+                    conn.execute("DELETE FROM templates WHERE consent_id IN (SELECT consent_id "
+                                 "FROM consents WHERE expires_at <= ?)", (now,))
+                if conn.execute("SELECT 1 FROM consents c JOIN templates t ON t.consent_id = "
+                                "c.consent_id WHERE c.expires_at <= ? LIMIT 1", (now,)).fetchone():
+                    raise CorruptStoreError("the purge would leave templates without a consent "
+                                            "and was rolled back: run `python -m provisioning "
+                                            "verify`")
+                consents = int(conn.execute("SELECT count(*) FROM consents WHERE expires_at "
+                                            "<= ?", (now,)).fetchone()[0])
+                if self._worth_refilling(consents, int(conn.execute(
+                        "SELECT count(*) FROM consents").fetchone()[0])):
+                    self._refill(conn, "consents", "SELECT * FROM consents WHERE expires_at > ?",
+                                 (now,))
+                elif consents:
+                    conn.execute("DELETE FROM consents WHERE expires_at <= ?", (now,))
+                if removed or consents:
+                    self._audit_in(conn, "purged", "system", None,
+                                   f"templates={len(removed)} consents={consents}")
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
         if removed or consents:
             self._checkpoint()
             log.info("purged", templates=len(removed), consents=consents)
         if removed:
             self._changed((), tuple(removed))
         return len(removed) + consents
+
+    @staticmethod
+    def _worth_refilling(expired: int, total: int) -> bool:
+        return expired >= REBUILD_MIN_ROWS and expired >= REBUILD_FRACTION * total
+
+    @staticmethod
+    def _refill(conn: Any, table: str, survivors: str, params: tuple[Any, ...]) -> None:
+        """Inside the caller's transaction: keep the rows `survivors` selects in an in-memory
+        temp table (`temp_store=MEMORY`; SQLCipher wipes it when freed), empty `table` with a
+        whole-table DELETE (SQLite clears it page by page; `secure_delete` zeroes every freed
+        page) and copy the survivors back. The table, its indexes and its AUTOINCREMENT
+        sequence stay as they were (ids are never reused)."""
+        conn.execute("DROP TABLE IF EXISTS temp.purge_survivors")
+        conn.execute(f"CREATE TEMP TABLE purge_survivors AS {survivors}", params)
+        conn.execute(f"DELETE FROM main.{table}")
+        conn.execute(f"INSERT INTO main.{table} SELECT * FROM temp.purge_survivors")
+        conn.execute("DROP TABLE temp.purge_survivors")
 
     # --------------------------------------------------------------------------- rekeying
     def rekey(self, new_key_file: Path) -> None:
