@@ -8,6 +8,7 @@ file is hashed against models/manifest.toml before it is handed to onnxruntime.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import sys
@@ -25,7 +26,7 @@ from edge.vision.errors import (
     ModelLoadError,
     ModelMissingError,
 )
-from edge.vision.manifest import Manifest, ModelSpec, sha256_file
+from edge.vision.manifest import Manifest, ModelSpec
 
 log = structlog.get_logger(__name__)
 
@@ -36,21 +37,35 @@ PROVIDER_NAMES = {
 }
 
 
-def verify_model_file(model_dir: Path, spec: ModelSpec) -> Path:
-    """Path of the installed file after checking size and sha256; refuse anything else."""
+def read_verified_model(model_dir: Path, spec: ModelSpec) -> bytes:
+    """The installed file's bytes after checking size and sha256; refuse anything else.
+
+    The bytes that were hashed are the bytes onnxruntime loads, so a file swapped between the
+    check and the load cannot slip through.
+    """
     path = Path(model_dir) / spec.file
-    if not path.is_file():
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         raise ModelMissingError(f"model {spec.name} ({spec.file}) is not installed in "
-                                f"{model_dir}: {REINSTALL}")
-    size = path.stat().st_size
-    if size != spec.bytes:
-        raise ModelIntegrityError(f"model {path} has {size} bytes, expected {spec.bytes} "
+                                f"{model_dir}: {REINSTALL}") from None
+    except IsADirectoryError:
+        raise ModelIntegrityError(f"model {path} is a folder, not a model file: "
+                                  f"{REINSTALL}") from None
+    if len(data) != spec.bytes:
+        raise ModelIntegrityError(f"model {path} has {len(data)} bytes, expected {spec.bytes} "
                                   f"(truncated or replaced): {REINSTALL}")
-    actual = sha256_file(path)
+    actual = hashlib.sha256(data).hexdigest()
     if actual != spec.sha256:
         raise ModelIntegrityError(f"model {path} sha256 {actual} does not match the pinned "
                                   f"{spec.sha256} (tampered or corrupt): {REINSTALL}")
-    return path
+    return data
+
+
+def verify_model_file(model_dir: Path, spec: ModelSpec) -> Path:
+    """Path of the installed file after checking size and sha256 (for self-tests)."""
+    read_verified_model(model_dir, spec)
+    return Path(model_dir) / spec.file
 
 
 def ort_providers(names: Sequence[str]) -> list[str]:
@@ -107,7 +122,7 @@ def create_session(manifest: Manifest, name: str, model_dir: Path,
                    warmup_shape: tuple[int, ...] | None = None) -> Session:
     """Verify the model file, open it on the first providers that load, and warm it up."""
     spec = manifest.get(name)
-    path = verify_model_file(model_dir, spec)
+    model_bytes = read_verified_model(model_dir, spec)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = 1
@@ -119,16 +134,17 @@ def create_session(manifest: Manifest, name: str, model_dir: Path,
     for attempt in attempts:
         try:
             if attempt == ["CPUExecutionProvider"]:
-                session = ort.InferenceSession(str(path), sess_options=opts, providers=attempt)
+                session = ort.InferenceSession(model_bytes, sess_options=opts, providers=attempt)
             else:
                 with _quiet_native_output():
-                    session = ort.InferenceSession(str(path), sess_options=opts,
+                    session = ort.InferenceSession(model_bytes, sess_options=opts,
                                                    providers=attempt)
             break
         except Exception as exc:  # onnxruntime raises its own untyped errors
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if session is None:
-        raise ModelLoadError(f"onnxruntime cannot load {path} ({error}): {REINSTALL}")
+        raise ModelLoadError(f"onnxruntime cannot load {Path(model_dir) / spec.file} "
+                             f"({error}): {REINSTALL}")
     active = list(session.get_providers())
     skipped = [p for p in wanted if p not in active]
     if skipped:
