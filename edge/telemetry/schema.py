@@ -1,7 +1,7 @@
 """Wire schemas: the `counts/1` window body and the `uplink/1` envelope around it.
 
 `counts/1` is the only payload that leaves the box; its field whitelist is closed (see
-docs/sections/telemetry.md). `uplink/1` carries the transport: sequence numbers, acks,
+README.md, "Schema counts/1"). `uplink/1` carries the transport: sequence numbers, acks,
 heartbeats. Both are compact UTF-8 JSON; decoding is strict and raises SchemaError.
 """
 

@@ -5,7 +5,7 @@ has arrived, answers the board's handshake, pings it every `ping_s`, and, when t
 vanishes, a line is garbled, the handshake fails or the board stops answering for `timeout_s`,
 closes the port, reports a `fault` input once and reconnects with a capped backoff. After a
 reconnect it reports `restored` and re-sends every wanted output (the board may have rebooted).
-The line protocol is documented in docs/sections/gate.md.
+The line protocol is documented in README.md, "serial_relay line protocol".
 """
 
 from __future__ import annotations
