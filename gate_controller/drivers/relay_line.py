@@ -2,7 +2,8 @@
 
 A line is printable ASCII `PAYLOAD*CS\\n`, where CS is two upper-case hex digits: the XOR of
 the payload's bytes (as in NMEA 0183). At most `MAX_LINE` bytes. A line that breaks any rule
-is garbled; the driver then drops the link and reconnects. See README.md, "serial_relay line protocol".
+is garbled; the driver then drops the link and reconnects. See README.md,
+"serial_relay line protocol".
 """
 
 from __future__ import annotations
