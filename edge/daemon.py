@@ -181,6 +181,7 @@ class Daemon:
         self.app: Any = None
         self.server: Any = None
         self._server_thread: threading.Thread | None = None
+        self._server_kwargs: dict[str, Any] | None = None  # uvicorn's, from kiosk settings
 
     # -- composition ---------------------------------------------------------------------------
     @classmethod
@@ -189,11 +190,14 @@ class Daemon:
         from edge.consent.gallery import Gallery
         from edge.consent.store import ConsentStore
         from edge.kiosk.board import LaneBoard
+        from edge.kiosk.serving import uvicorn_kwargs
         from edge.telemetry.counters import WindowCounters
         from edge.vision.engine import FaceEngine
 
         clock = clock or SystemClock()
         d = cls(settings, clock)
+        # TLS half set up, or a missing certificate, stops here: never a plain-HTTP kiosk
+        d._server_kwargs = uvicorn_kwargs(settings.kiosk)
         try:
             # 1. the store first: a wrong key refuses to start before anything runs
             d.store = ConsentStore.from_settings(settings, clock)
@@ -371,12 +375,10 @@ class Daemon:
     def _start_server(self) -> None:
         import uvicorn
 
+        from edge.kiosk.serving import uvicorn_kwargs
+
         k = self.settings.kiosk
-        tls = {}
-        if k.tls_cert_file and k.tls_key_file:
-            tls = {"ssl_certfile": str(k.tls_cert_file), "ssl_keyfile": str(k.tls_key_file)}
-        config = uvicorn.Config(self.app, host=k.host, port=k.port, log_config=None,
-                                access_log=False, lifespan="on", **tls)
+        config = uvicorn.Config(self.app, **(self._server_kwargs or uvicorn_kwargs(k)))
         self.server = uvicorn.Server(config)
         self._server_thread = threading.Thread(target=self.server.run, name="kiosk-http",
                                                daemon=True)

@@ -79,6 +79,30 @@ def test_validation_errors_never_echo_the_password(kiosk):
     assert "s3cret-pw!" not in r.text
 
 
+def test_validation_errors_never_echo_photos_references_or_unknown_field_names(kiosk):
+    """A 422 names the fields, never what was sent: not a value, and not the name of an
+    unexpected field (a client can put a photo or a boarding reference in a key, too)."""
+    kiosk.login()
+    photo = base64.b64encode(b"\xff\xd8\xff\xe0 not really a jpeg, but personal" * 8).decode()
+    bodies = [
+        {"reference": "ZXQ987", "consent_accepted": "maybe", "consent_version": "v",
+         "photo": photo},
+        {"reference": "ZXQ987", "consent_accepted": True, "consent_version": "v",
+         "photo": photo, photo: 1, "ZXQ987": True},
+        {"reference": ["ZXQ987"], "consent_accepted": True, "consent_version": "v",
+         "photo": photo, "source": "ZXQ987"},
+    ]
+    for body in bodies:
+        r = kiosk.client.post("/api/enrolments", json=body)
+        assert r.status_code == 422 and r.json()["error"] == "invalid_request"
+        assert photo[:24] not in r.text and "ZXQ987" not in r.text
+        assert all(set(p) == {"field", "problem"} for p in r.json()["problems"])
+    r = kiosk.client.post("/api/withdrawals", json={"reference": "ZXQ987", "ZXQ987": 1})
+    assert r.status_code == 422 and "ZXQ987" not in r.text
+    assert r.json()["problems"] == [{"field": "(unexpected field)", "problem":
+                                     "this field is not part of the request: remove it"}]
+
+
 def test_login_must_be_json(kiosk):
     r = kiosk.client.post("/api/session/login",
                           content=b'{"staff_id": "agent1", "password": "%s"}' % PASSWORD.encode(),

@@ -7,6 +7,7 @@ and a lifespan. The daemon serves the result with uvicorn (TLS when configured).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,13 +52,27 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
                   dict(exc.headers or {}))
 
 
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}|[0-9]{1,9}")
+
+
+def _field_name(part: object) -> str:
+    """A location part as sent back: a schema field name or an index, else a placeholder."""
+    text = str(part)
+    return text if _FIELD.fullmatch(text) else "(field)"
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     """422 naming the fields and the problem, never the submitted values (passwords, photos)."""
     assert isinstance(exc, RequestValidationError)
     problems = []
     for item in exc.errors()[:10]:
-        where = ".".join(str(p) for p in item.get("loc", ()) if p != "body") or "request"
-        problems.append({"field": where, "problem": str(item.get("msg", "invalid"))[:200]})
+        if item.get("type") == "extra_forbidden":  # the name itself was sent: never echo it
+            problems.append({"field": "(unexpected field)",
+                             "problem": "this field is not part of the request: remove it"})
+            continue
+        where = ".".join(_field_name(p) for p in item.get("loc", ()) if p != "body")
+        problems.append({"field": where or "request",
+                         "problem": str(item.get("msg", "invalid"))[:200]})
     fields = ", ".join(p["field"] for p in problems)
     return JSONResponse({"error": "invalid_request",
                          "message": f"check these fields and send again: {fields}",
