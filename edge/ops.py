@@ -2,15 +2,19 @@
 
 `/healthz` answers 200 when capture delivers fresh frames, the inference loop is alive and
 the gate controller answers, 503 otherwise, with a small JSON body of states (no identities).
-`/metrics` is the text exposition format with the `consentgate_` prefix.
+`/metrics` is the text exposition format with the `consentgate_` prefix. Its decision counters
+are raw, real-time and unsuppressed, so it answers loopback clients only (a scraper or agent on
+the box); anything else gets 403 and must go through that local agent. Only the k-suppressed
+windows of `edge.telemetry` ever leave the box.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from edge.metrics import DaemonMetrics
@@ -26,11 +30,27 @@ def ops_router(metrics: DaemonMetrics, health: Callable[[], dict[str, Any]]) -> 
         body = health()
         return JSONResponse(body, status_code=200 if body.get("status") == "ok" else 503)
 
-    @router.get("/metrics", include_in_schema=False)
-    def prometheus() -> PlainTextResponse:
+    @router.get("/metrics", include_in_schema=False, response_model=None)
+    def prometheus(request: Request) -> PlainTextResponse | JSONResponse:
+        if not is_loopback(request.client.host if request.client else None):
+            return JSONResponse({"error": "metrics_local_only",
+                                 "message": "metrics are served to this box only: scrape them "
+                                            "from a local agent on 127.0.0.1"}, status_code=403)
         return PlainTextResponse(metrics.registry.render(), media_type=PROMETHEUS_TYPE)
 
     return router
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8 and ::1 (IPv4-mapped too); False for anything else or unknown."""
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
 
 
 def mount_ops(app: FastAPI, router: APIRouter) -> FastAPI:
