@@ -293,11 +293,15 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
 
 # -- store -------------------------------------------------------------------------------------
 def check_store(ctx: VerifyContext) -> list[CheckResult]:
+    from edge.consent.errors import StoreBusyError
     from edge.consent.store import ConsentStore
 
     s = ctx.device.settings
     try:
         store = ConsentStore.open(s.store_path, s.store_key_file, s.hmac_secret_file, ctx.clock)
+    except StoreBusyError as exc:  # the daemon holds the store: not damage, nothing to restore
+        return _fail("consent store", _first_line(exc),
+                     "stop the daemon (`systemctl stop consentgate`) and run verify again")
     except ConsentGateError as exc:
         return _fail("consent store", _first_line(exc),
                      "restore the store and its key from backup, or re-provision")

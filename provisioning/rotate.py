@@ -6,7 +6,9 @@ Order of operations, so no crash loses the store:
   3. reopen with the new key: PRAGMA integrity_check, audit chain, same content digest;
   4. only then shred the old key and move the new one into place.
 A leftover store.key.new from an interrupted rotation is resolved on the next run: whichever
-key opens the store is kept.
+key opens the store is kept. The store's exclusive lock (edge.consent.lock) is held from before
+step 1 to after step 4, so a running daemon makes rotate-key refuse (StoreBusyError, nothing
+changed) and no daemon can open the store half-way through.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 from rich.progress import Progress
 
 from edge.clock import Clock, SystemClock
+from edge.consent.lock import StoreLock
 from edge.errors import ConsentGateError
 from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import Device
@@ -35,16 +38,16 @@ class RotationReport:
     recovered: bool
 
 
-def _open(device: Device, key_file: Path, clock: Clock):
+def _open(device: Device, key_file: Path, clock: Clock, lock: StoreLock):
     from edge.consent.store import ConsentStore
 
     s = device.settings
-    return ConsentStore.open(s.store_path, key_file, s.hmac_secret_file, clock)
+    return ConsentStore.open(s.store_path, key_file, s.hmac_secret_file, clock, lock=lock)
 
 
-def _opens(device: Device, key_file: Path, clock: Clock) -> bool:
+def _opens(device: Device, key_file: Path, clock: Clock, lock: StoreLock) -> bool:
     try:
-        store = _open(device, key_file, clock)
+        store = _open(device, key_file, clock, lock)
     except ConsentGateError:
         return False
     store.close()
@@ -63,16 +66,16 @@ def check_store(store, key_file: Path) -> str:
     return found.digest
 
 
-def _recover(device: Device, clock: Clock) -> bool:
+def _recover(device: Device, clock: Clock, lock: StoreLock) -> bool:
     """Resolve a rotation interrupted earlier; True when there was one."""
     key = device.settings.store_key_file
     new = key.with_name(key.name + ".new")
     if not new.exists():
         return False
-    if key.exists() and _opens(device, key, clock):
+    if key.exists() and _opens(device, key, clock, lock):
         shred_file(new)  # rekey never happened: the new key is useless
         log.warning("rotation_recovered", kept="old")
-    elif _opens(device, new, clock):
+    elif _opens(device, new, clock, lock):
         shred_file(key)
         os.replace(new, key)
         log.warning("rotation_recovered", kept="new")
@@ -84,11 +87,20 @@ def _recover(device: Device, clock: Clock) -> bool:
 
 def rotate_store_key(device: Device, clock: Clock | None = None,
                      progress: Progress | None = None) -> RotationReport:
-    """Rekey the store; the old key is shredded only after the new one verifies."""
+    """Rekey the store; the old key is shredded only after the new one verifies.
+
+    Raises StoreBusyError (and changes nothing) while the daemon or another tool has the store.
+    """
+    clock = clock or SystemClock()
+    with StoreLock.acquire(device.settings.store_path) as lock:  # StoreBusyError: daemon runs
+        return _rotate_locked(device, clock, progress, lock)
+
+
+def _rotate_locked(device: Device, clock: Clock, progress: Progress | None,
+                   lock: StoreLock) -> RotationReport:
     from edge.consent.keys import write_key_file
 
-    clock = clock or SystemClock()
-    recovered = _recover(device, clock)
+    recovered = _recover(device, clock, lock)
     key = device.settings.store_key_file
     new = key.with_name(key.name + ".new")
     task = progress.add_task("rotating the store key", total=3) if progress else None
@@ -97,7 +109,7 @@ def rotate_store_key(device: Device, clock: Clock | None = None,
         if progress is not None and task is not None:
             progress.advance(task)
 
-    store = _open(device, key, clock)
+    store = _open(device, key, clock, lock)
     try:
         before = check_store(store, key)
         write_key_file(new)
@@ -106,7 +118,7 @@ def rotate_store_key(device: Device, clock: Clock | None = None,
         except BaseException:
             store.close()
             store = None
-            if not _opens(device, new, clock):
+            if not _opens(device, new, clock, lock):
                 shred_file(new)
             raise
     finally:
@@ -114,7 +126,7 @@ def rotate_store_key(device: Device, clock: Clock | None = None,
             store.close()
     step()
     try:
-        reopened = _open(device, new, clock)
+        reopened = _open(device, new, clock, lock)
     except ConsentGateError as exc:
         raise RotationError(f"the store did not reopen with the new key ({exc}); the old key "
                             f"is kept in {key} and {new.name} is left for the next rotate-key "
@@ -135,9 +147,10 @@ def rotate_store_key(device: Device, clock: Clock | None = None,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("Stop the daemon first (it holds the store open under the old key); start "
-                     "it again afterwards. The old key is shredded only after the store "
-                     "verifies with the new one.")
+    parser.epilog = ("Stop the daemon first (`systemctl stop consentgate`): while it has the "
+                     "store open, rotate-key refuses and changes nothing. Start it again "
+                     "afterwards. The old key is shredded only after the store verifies with "
+                     "the new one.")
     add_device_args(parser)
 
 

@@ -3,7 +3,9 @@
 Keys are shredded first, so even if the box loses power half-way the store left behind is
 ciphertext without its key. Every file is overwritten in place with random bytes before it is
 unlinked (provisioning.shred). Needs confirmation: type the device id at the prompt, or pass
---yes (required when stdin is not a terminal).
+--yes (required when stdin is not a terminal). The store's exclusive lock (edge.consent.lock) is
+taken before the prompt and held to the end: while the daemon (or another tool) has the store
+open, wipe refuses with StoreBusyError and shreds nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TextIO
 import structlog
 from rich.progress import Progress
 
+from edge.consent.lock import StoreLock, lock_path
 from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import Device, store_files
 from provisioning.errors import WipeRefusedError
@@ -37,9 +40,31 @@ def _model_files(model_dir: Path) -> list[Path]:
     return sorted(p for p in model_dir.iterdir() if p.is_file() or p.is_symlink())
 
 
+def lock_store(device: Device) -> StoreLock | None:
+    """The store's exclusive lock (StoreBusyError while the daemon runs); None when the store's
+    folder is gone (nothing left that a daemon could hold)."""
+    store = device.settings.store_path
+    if not store.parent.is_dir():
+        return None
+    return StoreLock.acquire(store)
+
+
 def wipe_device(device: Device, *, include_models: bool = True,
-                progress: Progress | None = None) -> WipeReport:
-    """Shred keys, store, certificates, settings, everything in the data folder, and models."""
+                progress: Progress | None = None, lock: StoreLock | None = None) -> WipeReport:
+    """Shred keys, store, certificates, settings, everything in the data folder, and models.
+
+    Takes the store's lock first (or uses `lock`, already held by the caller) and refuses with
+    StoreBusyError, shredding nothing, while the daemon or another tool has the store open.
+    """
+    own = lock_store(device) if lock is None else None
+    try:
+        return _wipe(device, include_models, progress)
+    finally:
+        if own is not None:
+            own.release()
+
+
+def _wipe(device: Device, include_models: bool, progress: Progress | None) -> WipeReport:
     s = device.settings
     lay = device.layout
     root = lay.root
@@ -51,7 +76,7 @@ def wipe_device(device: Device, *, include_models: bool = True,
                  lay.device_public_key, lay.central_public_key, lay.tls_key]
     steps: list[tuple[str, list[Path]]] = [
         ("keys", key_files),
-        ("store", store_files(s.store_path)),
+        ("store", [*store_files(s.store_path), lock_path(s.store_path)]),
         ("models", models),
         ("settings", [device.settings_file]),
     ]
@@ -106,10 +131,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     start(args)
     device = device_from_args(args)
-    confirm(device, args.yes)
-    out = console()
-    with progress_bar(out) as progress:
-        report = wipe_device(device, include_models=not args.keep_models, progress=progress)
+    lock = lock_store(device)  # before the prompt: refuse at once while the daemon runs
+    try:
+        confirm(device, args.yes)
+        out = console()
+        with progress_bar(out) as progress:
+            report = wipe_device(device, include_models=not args.keep_models,
+                                 progress=progress, lock=lock)
+    finally:
+        if lock is not None:
+            lock.release()
     out.print(f"wiped: {report.files} files shredded ({report.model_files} model files); "
               "nothing of the device is left to read")
     return 0

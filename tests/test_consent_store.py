@@ -28,6 +28,7 @@ from edge.consent.errors import (
 )
 from edge.consent.gallery import Gallery
 from edge.consent.keys import read_key_file, write_key_file
+from edge.consent.schema import LATEST
 from edge.consent.store import ConsentStore
 from edge.settings import parse_settings
 
@@ -241,13 +242,16 @@ def test_audit_chain_detects_edit_delete_and_reorder(store, fake_clock):
         enrol_one(store, fake_clock, f"AU{i}", unit(i))
     store.audit("operator_note", "ann", reason="shift start")
     n = store.verify_audit()
-    assert n == 1 + 4 * 2 + 1
+    assert n == LATEST + 4 * 2 + 1  # one schema_migrated row per migration
+    enrolled = LATEST + 2  # the first enrolment's row, after its consent_granted row
     conn = raw_conn(store)
     try:
-        conn.execute("UPDATE audit SET reason = 'templates=9 replaced=0' WHERE seq = 3")
-        with pytest.raises(AuditChainError, match="#3"):
+        conn.execute("UPDATE audit SET reason = 'templates=9 replaced=0' WHERE seq = ?",
+                     (enrolled,))
+        with pytest.raises(AuditChainError, match=f"#{enrolled}"):
             store.verify_audit()
-        conn.execute("UPDATE audit SET reason = 'templates=1 replaced=0' WHERE seq = 3")
+        conn.execute("UPDATE audit SET reason = 'templates=1 replaced=0' WHERE seq = ?",
+                     (enrolled,))
         assert store.verify_audit() == n
         conn.execute("DELETE FROM audit WHERE seq = 6")
         with pytest.raises(AuditChainError):
@@ -327,7 +331,7 @@ def test_threads_share_one_store(store, fake_clock):
     assert not errors
     assert store.stats()["templates"] == 40 == gallery.size
     assert store.stats()["outbox_pending"] == 40
-    assert store.verify_audit() == 1 + 40 * 2
+    assert store.verify_audit() == LATEST + 40 * 2
     assert len(store._conns) >= 4
 
 

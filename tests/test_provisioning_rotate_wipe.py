@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from consent_helpers import StoreHolder
 from provisioning_helpers import FakeStdin, make_device, run_cli
 
 from edge.clock import FakeClock
-from edge.consent.errors import StoreOpenError
+from edge.consent.errors import StoreBusyError, StoreOpenError
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 from edge.kiosk.passwords import hash_password
@@ -177,3 +178,66 @@ def test_wipe_confirmation_on_a_terminal(tmp_path: Path, capsys) -> None:
     confirm(dev, yes=False, stdin=FakeStdin(dev.settings.device.device_id + "\n", tty=True))
     wipe_device(dev)
     assert not dev.layout.root.exists()
+
+
+def _device_bytes(dev: Device) -> dict[Path, bytes]:
+    """Every file of the device folder and the models, byte for byte (the lock file aside)."""
+    files = [p for p in dev.layout.root.rglob("*") if p.is_file() and p.suffix != ".lock"]
+    files += [p for p in dev.settings.vision.model_dir.iterdir() if p.is_file()]
+    return {p: p.read_bytes() for p in sorted(files)}
+
+
+def test_rotate_and_wipe_refuse_while_the_daemon_holds_the_store(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    clock = FakeClock()
+    dev = make_device(tmp_path, clock=clock)
+    _populate(dev, clock)
+    _fake_models(dev)
+    s = dev.settings
+    with StoreHolder(s.store_path, s.store_key_file, s.hmac_secret_file) as daemon:
+        before = _device_bytes(dev)
+        code, out, err = run_cli(["rotate-key", "--dir", str(dev.layout.root)])
+        assert code == 1, out
+        assert "in use by the daemon or another tool" in err and f"process {daemon.pid}" in err
+        assert "systemctl stop consentgate" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1  # one line, says what to do
+        with pytest.raises(StoreBusyError):
+            rotate_store_key(dev, clock)
+        assert not dev.layout.store_key.with_name("store.key.new").exists()
+        # wipe refuses before it even asks for the device id, with --yes or without
+        code, out, err = run_cli(["wipe", "--yes", "--dir", str(dev.layout.root)])
+        assert code == 1 and "systemctl stop consentgate" in err, (out, err)
+        code, out, err = run_cli(["wipe", "--dir", str(dev.layout.root)],
+                                 stdin=dev.settings.device.device_id + "\n",
+                                 monkeypatch=monkeypatch)
+        assert code == 1 and "in use by the daemon" in err and "Type the device id" not in out
+        with pytest.raises(StoreBusyError):
+            wipe_device(dev)
+        assert _device_bytes(dev) == before  # nothing rotated, nothing shredded
+        daemon.kill()  # even a daemon killed hard leaves no stale lock behind
+    code, _out, err = run_cli(["rotate-key", "--dir", str(dev.layout.root)])
+    assert code == 0, err
+    code, _out, err = run_cli(["wipe", "--yes", "--dir", str(dev.layout.root)])
+    assert code == 0, err
+    assert not dev.layout.root.exists()
+
+
+def test_no_daemon_opens_the_store_during_a_rotation(tmp_path: Path, monkeypatch) -> None:
+    """The lock spans the whole rotation: a daemon starting half-way is refused."""
+    clock = FakeClock()
+    dev = make_device(tmp_path, clock=clock)
+    _populate(dev, clock)
+    seen: list[str] = []
+    real_rekey = ConsentStore.rekey
+
+    def rekey_and_try_a_second_opener(self, new_key_file):
+        real_rekey(self, new_key_file)
+        try:
+            ConsentStore.from_settings(dev.settings, clock)
+        except StoreBusyError as exc:
+            seen.append(str(exc))
+
+    monkeypatch.setattr(ConsentStore, "rekey", rekey_and_try_a_second_opener)
+    rotate_store_key(dev, clock)
+    assert seen, "a second opener got in during the rotation"
+    _snapshot(dev, clock)  # opens afterwards with the new key

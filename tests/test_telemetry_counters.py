@@ -9,6 +9,7 @@ import pytest
 from edge.clock import FakeClock
 from edge.errors import ConsentGateError
 from edge.telemetry.counters import COUNT_FIELDS, MAX_EMPTY_CATCHUP, WindowCounters
+from edge.telemetry.errors import UnknownCountField
 
 
 def test_count_fields_are_the_agreed_names():
@@ -112,3 +113,21 @@ def test_concurrent_adds_lose_nothing():
     assert sum(w.counts["people_detected"] for w in closed) == 8000
     starts = [w.start for w in closed]
     assert len(starts) == len(set(starts))
+
+
+def test_restore_merges_the_same_window_and_closes_an_older_one() -> None:
+    clock = FakeClock(start=6000.0)
+    c = WindowCounters(clock, 60)
+    v0 = c.version
+    c.add("matched", 2)
+    c.observe_peak(5)
+    assert c.version > v0
+    assert c.restore(6000, 60, {"matched": 3, "peak_in_view": 4}) is True  # same window
+    assert c.snapshot().counts["matched"] == 5 and c.snapshot().counts["peak_in_view"] == 5
+    assert c.restore(5880, 60, {"passages": 9}) is False  # ended before the restart
+    (old,) = c.close_due()
+    assert (old.start, old.counts["passages"]) == (5880, 9)
+    with pytest.raises(UnknownCountField):
+        c.restore(6000, 60, {"names": 1})
+    with pytest.raises(ValueError):
+        c.restore(6000, 60, {"matched": -1})

@@ -270,7 +270,8 @@ def test_device_restarted_with_unacked_windows_sends_them(tmp_path, net):
     # the uplink's log events carry ids and counts only: never a payload or key material
     assert any(e["event"] == "telemetry_window_queued" for e in events)
     allowed = {"event", "log_level", "seq", "pending", "inflight", "backoff_s",
-               "central_last_seq", "error", "detail", "waiting", "timeout_s", "reason", "frames"}
+               "central_last_seq", "error", "detail", "waiting", "timeout_s", "reason", "frames",
+               "resumed", "closed"}  # open windows taken back at start: counts of windows
     for e in events:
         assert set(e) <= allowed, e
         assert not any(isinstance(v, bytes | bytearray) for v in e.values()), e
@@ -382,3 +383,84 @@ def test_out_of_order_windows_get_gap_and_duplicates_are_not_stored(tmp_path, ne
         ctx.term()
     collector.stop()
     assert any(ln.startswith("totals windows=2") for ln in collector.lines)
+
+
+def _restarted_uplink(tmp_path, net, clock, settings):
+    store = open_store(tmp_path, clock, create=False)
+    counters = WindowCounters(clock, WINDOW_S)
+    uplink = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
+    uplink.start()
+    return store, counters, uplink
+
+
+def test_restart_mid_window_loses_no_counts(tmp_path, net):
+    """The window that reaches central holds the counts from before and after the restart."""
+    collector = net.collector().start()
+    clock = SplitClock()
+    settings = make_settings(tmp_path, net.port)
+    window = int(clock.now()) // WINDOW_S * WINDOW_S
+    store = open_store(tmp_path, clock, create=True)
+    counters = WindowCounters(clock, WINDOW_S)
+    first = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
+    first.start()
+    counters.add("matched", 6)
+    counters.add("presented", 6)
+    counters.observe_peak(3)
+    clock.wall.advance(10)
+    # saved within a few seconds while running (a crash loses at most that), not only at stop
+    wait_for(lambda: store.open_window_load() == [
+        (window, WINDOW_S, dict.fromkeys(COUNT_FIELDS, 0) | {"matched": 6, "presented": 6,
+                                                              "peak_in_view": 3})],
+        timeout=10, what="the open window saved in the store")
+    first.stop()
+    store.close()
+    clock.wall.advance(20)  # back inside the same window
+    store, counters, second = _restarted_uplink(tmp_path, net, clock, settings)
+    try:
+        counters.add("matched", 4)
+        counters.add("presented", 4)
+        counters.observe_peak(2)
+        wait_for(lambda: counters.snapshot().counts["matched"] == 10, timeout=10,
+                 what="the saved counts resumed into the open window")
+        clock.wall.advance(WINDOW_S)  # the window ends
+        wait_for(lambda: len(collector.rows()) == 1 and second.status()["pending"] == 0,
+                 what="the window delivered")
+        ((_dev, seq, start, _recv, matched),) = collector.rows()
+        # 6 before + 4 after; either part alone would be 6 or suppressed (4 < k)
+        assert (seq, start, matched) == (1, window, 10)
+        assert all(row[0] != window for row in store.open_window_load())
+    finally:
+        second.stop()
+        store.close()
+    with sqlite3.connect(collector.db) as db:
+        body = db.execute("SELECT presented, peak_in_view FROM windows").fetchone()
+    assert body == (10, None)  # peak is a maximum (3), not a sum: 3 < k is suppressed
+
+
+def test_restart_after_the_window_ended_sends_it_once(tmp_path, net):
+    collector = net.collector().start()
+    clock = SplitClock()
+    settings = make_settings(tmp_path, net.port)
+    window = int(clock.now()) // WINDOW_S * WINDOW_S
+    store = open_store(tmp_path, clock, create=True)
+    counters = WindowCounters(clock, WINDOW_S)
+    first = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
+    first.start()
+    counters.add("matched", 7)
+    counters.add("presented", 7)
+    first.stop()  # saved at stop
+    store.close()
+    clock.wall.advance(2 * WINDOW_S + 5)  # the device was off past the window's end
+    for _restart in range(2):  # a second restart must not send it again
+        store, counters, uplink = _restarted_uplink(tmp_path, net, clock, settings)
+        try:
+            wait_for(lambda u=uplink: len(collector.rows()) >= 1
+                     and u.status()["pending"] == 0, what="the saved window delivered")
+            time.sleep(0.5)  # room for a duplicate to show up
+            rows = collector.rows()
+            assert [(r[1], r[2], r[4]) for r in rows] == [(1, window, 7)]
+            assert store.open_window_load() in ([], [(window + 2 * WINDOW_S, WINDOW_S,
+                                                      dict.fromkeys(COUNT_FIELDS, 0))])
+        finally:
+            uplink.stop()
+            store.close()

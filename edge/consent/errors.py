@@ -81,3 +81,7 @@ class InvalidStaffError(ConsentStoreError):
 
 class AuditChainError(ConsentStoreError):
     """The hash-chained audit log was edited, reordered or cut."""
+
+
+class StoreBusyError(StoreOpenError):
+    """Another process (the daemon or a provisioning tool) has the store open."""

@@ -53,6 +53,13 @@ MIGRATIONS: list[list[str]] = [
                disabled INTEGER NOT NULL DEFAULT 0,
                updated_at REAL NOT NULL)""",
     ],
+    [  # 2: raw counts of telemetry's open window, so a restart loses none (edge.telemetry)
+        """CREATE TABLE open_window (
+               window_start INTEGER PRIMARY KEY,   -- aligned start, epoch s
+               window_s INTEGER NOT NULL,
+               counts TEXT NOT NULL,              -- JSON {field: raw count}; never leaves the box
+               saved_at REAL NOT NULL)""",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

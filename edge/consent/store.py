@@ -5,12 +5,14 @@ one transaction together with its audit row, so a crash leaves whole operations 
 references and withdrawal codes are stored only as HMACs with the per-device secret. Deletions
 (withdrawal, boarding, purge) use `secure_delete` and truncate the WAL so removed template bytes
 leave the file. Nothing here logs or returns a reference, a code or an embedding.
+One process at a time: an open store holds the exclusive `<store>.lock` (edge.consent.lock).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -38,6 +40,7 @@ from edge.consent.errors import (
     StoreNotFoundError,
 )
 from edge.consent.keys import read_key_file
+from edge.consent.lock import StoreLock
 from edge.consent.records import Consent, Enrolment, Staff, TemplateRow
 from edge.consent.schema import LATEST, MIGRATIONS
 
@@ -105,32 +108,52 @@ class ConsentStore:
         self._listeners: list[Callable[[], None]] = []
         self._generation = 0
         self._changes: list[tuple[int, tuple[int, ...], tuple[int, ...]]] = []
+        self._store_lock: StoreLock | None = None  # released on close when this store owns it
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
     def open(cls, path: Path, key_file: Path, hmac_secret_file: Path, clock: Clock, *,
              max_retention_s: int = 86400, delete_on_boarding: bool = True,
-             create: bool = False, full_check: bool = True) -> ConsentStore:
+             create: bool = False, full_check: bool = True,
+             lock: StoreLock | None = None) -> ConsentStore:
         """Open (or with `create=True`, create) the store; refuse bad files without changing them.
 
         `full_check` authenticates every page at open (cost grows with the store's size).
+        The store takes the exclusive `<store>.lock` (edge.consent.lock) for its lifetime and
+        raises StoreBusyError when another process holds it; a caller that already holds the
+        lock (a provisioning tool spanning several opens) passes it as `lock`, and then keeps
+        it after close().
         """
         path = Path(path)
         key = read_key_file(key_file)
         secret = read_key_file(hmac_secret_file)
-        if create and (not path.exists() or path.stat().st_size == 0):
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # WAL/SHM inherit 0600
-            os.chmod(path, 0o600)
-            version, page_size = 0, opening.PAGE_SIZE
-        elif path.exists():
-            version = opening.probe(path, key, full_check=full_check)
-            page_size = opening.page_size_of(path, key)
-        else:
+        creating = create and (not path.exists() or path.stat().st_size == 0)
+        if not creating and not path.exists():
             raise StoreNotFoundError(f"no consent store at {path}: run `python -m provisioning "
                                      "init` (or check the store path in the settings)")
+        if creating:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if lock is not None:
+            if not lock.held or os.path.realpath(lock.store_path) != os.path.realpath(path):
+                raise ValueError("the lock passed to ConsentStore.open is not held for this store")
+            owned = None
+        else:
+            owned = lock = StoreLock.acquire(path)
+        try:
+            if creating:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # WAL/SHM inherit 0600
+                os.chmod(path, 0o600)
+                version, page_size = 0, opening.PAGE_SIZE
+            else:
+                version = opening.probe(path, key, full_check=full_check)
+                page_size = opening.page_size_of(path, key)
+        except BaseException:
+            if owned is not None:
+                owned.release()
+            raise
         store = cls(path, key, secret, clock, max_retention_s=max_retention_s,
                     delete_on_boarding=delete_on_boarding, page_size=page_size)
+        store._store_lock = owned
         try:
             store._migrate(version)
         except BaseException:
@@ -165,6 +188,9 @@ class ConsentStore:
                 except Exception:
                     log.warning("consent_store_close_failed")
             self._conns.clear()
+            if self._store_lock is not None:
+                self._store_lock.release()
+                self._store_lock = None
 
     def __enter__(self) -> ConsentStore:
         return self
@@ -670,14 +696,50 @@ class ConsentStore:
             "SELECT name, role, password_hash, disabled FROM staff ORDER BY name")]
 
     # -------------------------------------------------------------------------------- outbox
-    def outbox_append(self, payload: bytes) -> int:
-        """Queue an opaque telemetry payload; returns its sequence number (never reused)."""
+    def outbox_append(self, payload: bytes, window_start: int | None = None) -> int:
+        """Queue an opaque telemetry payload; returns its sequence number (never reused).
+
+        With `window_start`, the saved open-window counts of that window are deleted in the same
+        transaction: a closed window is either still open in the store or in the outbox, never
+        both (so a restart can neither lose nor repeat it).
+        """
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError("outbox payloads are bytes")
         with self._write() as conn:
             cur = conn.execute("INSERT INTO outbox (created_at, payload) VALUES (?, ?)",
                                (self._clock.now(), bytes(payload)))
+            if window_start is not None:
+                conn.execute("DELETE FROM open_window WHERE window_start = ?",
+                             (int(window_start),))
             return int(cur.lastrowid)
+
+    def open_window_save(self, window_start: int, window_s: int, counts: dict[str, int]) -> None:
+        """Keep the raw counts of telemetry's open window (inside the encrypted store only)."""
+        body = json.dumps({str(k): int(v) for k, v in counts.items()}, sort_keys=True)
+        with self._write() as conn:
+            conn.execute("INSERT INTO open_window (window_start, window_s, counts, saved_at) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT(window_start) DO UPDATE SET "
+                         "window_s = excluded.window_s, counts = excluded.counts, "
+                         "saved_at = excluded.saved_at",
+                         (int(window_start), int(window_s), body, self._clock.now()))
+
+    def open_window_load(self) -> list[tuple[int, int, dict[str, int]]]:
+        """Saved open windows (window_start, window_s, raw counts), oldest first; rows that do
+        not parse are dropped from the result (and logged by count only)."""
+        out: list[tuple[int, int, dict[str, int]]] = []
+        bad = 0
+        for start, length, body in self._read(
+                "SELECT window_start, window_s, counts FROM open_window ORDER BY window_start"):
+            try:
+                counts = json.loads(body)
+                if not isinstance(counts, dict):
+                    raise ValueError("not an object")
+                out.append((int(start), int(length), {str(k): int(v) for k, v in counts.items()}))
+            except (ValueError, TypeError):
+                bad += 1
+        if bad:
+            log.warning("open_window_rows_unreadable", rows=bad)
+        return out
 
     def outbox_pending(self, limit: int = 100) -> list[tuple[int, bytes]]:
         """Unacknowledged payloads, oldest first."""

@@ -3,6 +3,11 @@
 Windows are aligned to multiples of `window_s` on the wall clock (`Clock.now()`), so a window is
 named only by its start; nothing finer than the window is kept. Every elapsed window is closed,
 including empty ones, so central can tell a quiet gate from a silent one.
+
+`restore()` takes back the raw counts of a window saved by an earlier process (see
+`Uplink`): the current window's counts are merged in (sums; the peak is a maximum), any other
+saved window is handed out by `close_due()` as a finished window. `version` grows with every
+change, so a saver knows when there is something new to keep.
 """
 
 from __future__ import annotations
@@ -68,10 +73,40 @@ class WindowCounters:
         self._start = self._align(clock.now())
         self._counts = _zero()
         self._closed: list[Window] = []
+        self._version = 0
 
     @property
     def window_s(self) -> int:
         return self._len
+
+    @property
+    def version(self) -> int:
+        """Grows with every change of the counts (an add, a higher peak, a restore)."""
+        return self._version
+
+    def restore(self, start: int, length_s: int, counts: dict[str, int]) -> bool:
+        """Take back saved raw counts of window `start`; True when merged into the open window,
+        False when handed out as a finished window by the next `close_due()`."""
+        clean = _zero()
+        for name, value in counts.items():
+            if name not in _FIELD_SET:
+                raise UnknownCountField(f"saved window holds unknown field {name!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"saved count {name} must be a whole number >= 0")
+            clean[name] = value
+        with self._lock:
+            self._roll()
+            self._version += 1
+            if int(start) == self._start and int(length_s) == self._len:
+                for name, value in clean.items():
+                    if name == PEAK_FIELD:
+                        self._counts[name] = max(self._counts[name], value)
+                    else:
+                        self._counts[name] += value
+                return True
+            self._closed.append(Window(int(start), int(length_s), clean))
+            self._closed.sort(key=lambda w: w.start)
+            return False
 
     def _align(self, t: float) -> int:
         return int(t // self._len) * self._len
@@ -103,6 +138,7 @@ class WindowCounters:
         with self._lock:
             self._roll()
             self._counts[field] += n
+            self._version += 1
 
     def observe_peak(self, people_in_view: int) -> None:
         """Raise the window's peak of people in view to `people_in_view` if it is higher."""
@@ -113,6 +149,7 @@ class WindowCounters:
             self._roll()
             if people_in_view > self._counts[PEAK_FIELD]:
                 self._counts[PEAK_FIELD] = people_in_view
+                self._version += 1
 
     def close_due(self) -> list[Window]:
         """Windows whose end has passed, oldest first (each is handed out once)."""

@@ -3,12 +3,17 @@
 The real outbox is a table inside the encrypted consent store (`ConsentStore` satisfies
 `Outbox`); `MemoryOutbox` is the in-memory stand-in beside it for unit tests and demos. The
 sequence number an append returns is the window's per-device sequence number on the wire.
+
+`OpenWindowStore` is the optional second half: where the raw counts of the window in progress
+are kept (a table inside the same encrypted store), so a stop or restart loses none of them.
+An append that names its `window_start` removes that window's saved counts in the same
+transaction, so a window is either open in the store or queued in the outbox, never both.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Outbox(Protocol):
@@ -25,6 +30,21 @@ class Outbox(Protocol):
         ...
 
 
+@runtime_checkable
+class OpenWindowStore(Protocol):
+    def outbox_append(self, payload: bytes, window_start: int | None = None) -> int:
+        """As Outbox.outbox_append; also drops the saved open window `window_start`."""
+        ...
+
+    def open_window_save(self, window_start: int, window_s: int, counts: dict[str, int]) -> None:
+        """Keep (replace) the raw counts of the open window `window_start`."""
+        ...
+
+    def open_window_load(self) -> list[tuple[int, int, dict[str, int]]]:
+        """Saved open windows (window_start, window_s, counts), oldest first."""
+        ...
+
+
 class MemoryOutbox:
     """An in-memory Outbox (lost on restart: use the consent store in production)."""
 
@@ -32,13 +52,24 @@ class MemoryOutbox:
         self._lock = threading.Lock()
         self._next = 1
         self._rows: dict[int, bytes] = {}
+        self._open: dict[int, tuple[int, dict[str, int]]] = {}
 
-    def outbox_append(self, payload: bytes) -> int:
+    def outbox_append(self, payload: bytes, window_start: int | None = None) -> int:
         with self._lock:
             seq = self._next
             self._next += 1
             self._rows[seq] = bytes(payload)
+            if window_start is not None:
+                self._open.pop(int(window_start), None)
             return seq
+
+    def open_window_save(self, window_start: int, window_s: int, counts: dict[str, int]) -> None:
+        with self._lock:
+            self._open[int(window_start)] = (int(window_s), dict(counts))
+
+    def open_window_load(self) -> list[tuple[int, int, dict[str, int]]]:
+        with self._lock:
+            return [(s, n, dict(c)) for s, (n, c) in sorted(self._open.items())]
 
     def outbox_pending(self, limit: int) -> list[tuple[int, bytes]]:
         with self._lock:

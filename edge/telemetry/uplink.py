@@ -12,6 +12,13 @@ before it on this stream (null for the oldest unacknowledged window, whose prede
 acked, i.e. stored). Central stores a window only when `prev` is null or its own last stored
 sequence; otherwise it answers `gap` and the device rewinds to its oldest unacked window.
 Acks are cumulative and sent only after central has committed the windows.
+
+Nothing lost on a stop or restart: when the outbox is also an `OpenWindowStore` (the consent
+store is), the raw counts of the window in progress are saved inside the encrypted store at most
+every `OPEN_WINDOW_SAVE_S` seconds when they changed, and at stop. On start they are taken back:
+into the current window if it is still the same one, else closed as a finished window through
+the usual disclosure control and outbox path. Raw counts never leave the store; what is sent is
+unchanged (`counts/1` after suppression).
 """
 
 from __future__ import annotations
@@ -29,14 +36,15 @@ from edge.settings import Settings
 from edge.telemetry import schema
 from edge.telemetry.counters import WindowCounters
 from edge.telemetry.disclosure import apply_disclosure_control
-from edge.telemetry.errors import SchemaError
+from edge.telemetry.errors import SchemaError, UnknownCountField
 from edge.telemetry.keys import load_keypair, load_public_key
-from edge.telemetry.outbox import Outbox
+from edge.telemetry.outbox import OpenWindowStore, Outbox
 
 log = structlog.get_logger("edge.telemetry.uplink")
 
 PENDING_COUNT_LIMIT = 1_000_000
 ACK_SCAN_BATCH = 256
+OPEN_WINDOW_SAVE_S = 2.0  # how often (at most) the open window's raw counts are saved
 
 
 class Uplink:
@@ -66,8 +74,11 @@ class Uplink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ctx: zmq.Context | None = None
+        self._open_store = outbox if isinstance(outbox, OpenWindowStore) else None
         # state below is written by the uplink thread only
-        self._unsaved: list[bytes] = []
+        self._unsaved: list[tuple[bytes, int]] = []  # (counts/1 body, window_start)
+        self._saved_version = -1
+        self._last_save = float("-inf")
         self._pending = 0
         self._last_ack: int | None = None
         self._connected = False
@@ -94,7 +105,8 @@ class Uplink:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Persist windows that have ended, close the socket, end the thread."""
+        """Persist windows that have ended and the open window's raw counts, close the
+        socket, end the thread."""
         self._stop.set()
         thread = self._thread
         if thread is not None:
@@ -113,15 +125,59 @@ class Uplink:
 
     # ------------------------------------------------------------------ windows -> outbox
 
+    def _restore_open_windows(self) -> None:
+        """Take back the raw counts an earlier process saved (see the module docstring)."""
+        if self._open_store is None:
+            return
+        try:
+            saved = self._open_store.open_window_load()
+        except Exception as exc:  # an unreadable store is reported by the outbox path too
+            log.error("telemetry_open_window_unreadable", error=type(exc).__name__)
+            return
+        resumed = closed = 0
+        for start, length, counts in saved:
+            try:
+                if self._counters.restore(start, length, counts):
+                    resumed += 1
+                else:
+                    closed += 1
+            except (ValueError, TypeError, UnknownCountField) as exc:
+                log.error("telemetry_open_window_invalid", error=type(exc).__name__)
+        if saved:
+            log.info("telemetry_open_window_restored", resumed=resumed, closed=closed)
+
+    def _save_open_window(self, *, force: bool = False) -> None:
+        """Keep the open window's raw counts in the store when they changed."""
+        if self._open_store is None:
+            return
+        now = self._clock.monotonic()
+        if not force and now - self._last_save < OPEN_WINDOW_SAVE_S:
+            return
+        version = self._counters.version
+        if version == self._saved_version:
+            return
+        window = self._counters.snapshot()
+        try:
+            self._open_store.open_window_save(window.start, window.length_s, window.counts)
+        except Exception as exc:  # busy or failing store: try again next time
+            log.error("telemetry_open_window_save_failed", error=type(exc).__name__)
+            return
+        self._saved_version, self._last_save = version, now
+
     def _close_windows(self) -> None:
         for window in self._counters.close_due():
             published = apply_disclosure_control(window.counts, self._k, self._epsilon,
                                                  self._rng)
-            self._unsaved.append(schema.encode_counts(self._device_id, self._gate_id, window,
-                                                      published, self._k, self._epsilon))
+            self._unsaved.append((schema.encode_counts(self._device_id, self._gate_id, window,
+                                                       published, self._k, self._epsilon),
+                                  window.start))
         while self._unsaved:
+            payload, start = self._unsaved[0]
             try:
-                seq = self._outbox.outbox_append(self._unsaved[0])
+                if self._open_store is not None:
+                    seq = self._open_store.outbox_append(payload, window_start=start)
+                else:
+                    seq = self._outbox.outbox_append(payload)
             except Exception as exc:  # the store is busy or failing: keep it, retry next loop
                 log.error("telemetry_outbox_append_failed", error=type(exc).__name__,
                           waiting=len(self._unsaved))
@@ -236,6 +292,7 @@ class Uplink:
             self._pending = len(self._outbox.outbox_pending(PENDING_COUNT_LIMIT))
         except Exception as exc:
             log.error("telemetry_outbox_unreadable", error=type(exc).__name__)
+        self._restore_open_windows()
         mono = self._clock.monotonic
         sock: zmq.Socket | None = None
         reconnect_backoff = self._resend_initial
@@ -246,6 +303,7 @@ class Uplink:
             while not self._stop.is_set():
                 try:
                     self._close_windows()
+                    self._save_open_window()
                     now = mono()
                     if sock is None:
                         if now < next_connect:
@@ -299,6 +357,7 @@ class Uplink:
         finally:
             try:
                 self._close_windows()
+                self._save_open_window(force=True)
             except Exception as exc:
                 log.error("telemetry_final_close_failed", error=type(exc).__name__)
             if sock is not None:
