@@ -299,9 +299,8 @@ def check_store(ctx: VerifyContext) -> list[CheckResult]:
     s = ctx.device.settings
     try:
         store = ConsentStore.open(s.store_path, s.store_key_file, s.hmac_secret_file, ctx.clock)
-    except StoreBusyError as exc:  # the daemon holds the store: not damage, nothing to restore
-        return _fail("consent store", _first_line(exc),
-                     "stop the daemon (`systemctl stop consentgate`) and run verify again")
+    except StoreBusyError:  # the daemon holds the store: check it read-only beside the daemon
+        return _check_store_in_use(ctx)
     except ConsentGateError as exc:
         return _fail("consent store", _first_line(exc),
                      "restore the store and its key from backup, or re-provision")
@@ -319,6 +318,22 @@ def check_store(ctx: VerifyContext) -> list[CheckResult]:
         store.close()
     return _pass("consent store", f"opens with its key; integrity ok; audit chain of "
                                   f"{audit_rows} rows verified")
+
+
+def _check_store_in_use(ctx: VerifyContext) -> list[CheckResult]:
+    """The running daemon holds the store's lock: prove the key opens it, read-only."""
+    from edge.consent import opening
+    from edge.consent.keys import read_key_file
+
+    s = ctx.device.settings
+    try:
+        opening.probe(s.store_path, read_key_file(s.store_key_file), full_check=True)
+    except ConsentGateError as exc:
+        return _fail("consent store", _first_line(exc),
+                     "restore the store and its key from backup, or re-provision")
+    return _pass("consent store", "in use by the running daemon; opens with its key and passes "
+                                  "a read-only integrity check (stop the daemon to also verify "
+                                  "the audit chain)")
 
 
 # -- gate controller and central ---------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from consent_helpers import StoreHolder
 from provisioning_helpers import make_device, run_cli
 
 from edge.consent.keys import write_key_file
@@ -93,6 +94,23 @@ def test_store_with_wrong_key_fails(tmp_path: Path) -> None:
     code, report, _ = _verify(dev, "--only", "store")
     item = _by_name(report)["consent store"]
     assert code == 1 and item["status"] == "fail" and "backup" in item["fix"]
+
+
+@pytest.mark.integration
+def test_store_in_use_by_the_daemon_is_checked_read_only(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    store, key = dev.settings.store_path, dev.layout.store_key
+    with StoreHolder(store, key, dev.settings.hmac_secret_file):
+        before = store.read_bytes()
+        code, report, _ = _verify(dev, "--only", "store")
+        item = _by_name(report)["consent store"]
+        assert item["status"] == "pass" and "running daemon" in item["detail"]
+        shred_file(key)  # a wrong key is still caught while the daemon runs
+        write_key_file(key)
+        code, report, _ = _verify(dev, "--only", "store")
+        item = _by_name(report)["consent store"]
+        assert code == 1 and item["status"] == "fail" and "key" in item["detail"]
+        assert store.read_bytes() == before
 
 
 def test_tampered_model_fails(tmp_path: Path, tmp_model_dir: Path) -> None:
