@@ -154,6 +154,23 @@ def test_withdraw_by_reference_and_id(store, fake_clock):
         store.withdraw(reference="A", consent_id="b", actor="kiosk")
 
 
+def test_withdrawal_stops_matching_even_when_the_wal_checkpoint_fails(store, fake_clock,
+                                                                      monkeypatch):
+    gallery = Gallery(store, fake_clock, threshold=0.4, margin=0.05)
+    c = enrol_one(store, fake_clock, "REF77", unit(7))
+    assert gallery.match(unit(7)).consent_id == c.consent_id
+
+    def busy_wal() -> None:
+        raise opening.DatabaseError("database table is locked")
+
+    monkeypatch.setattr(store, "_checkpoint", busy_wal)
+    with capture_logs() as events:
+        assert store.withdraw(reference="REF77", actor="kiosk")
+    assert gallery.match(unit(7)).consent_id is None
+    assert store.active_templates() == []
+    assert any(e["event"] == "consent_store_checkpoint_deferred" for e in events)
+
+
 def test_retention_cap_and_reenrol_replaces(opener, fake_clock):
     store = opener(max_retention_s=3600)
     c = store.grant_consent("R1", "boarding", "XY1", fake_clock.now() + 10 * HOUR, "ann")

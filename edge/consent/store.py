@@ -245,6 +245,20 @@ class ConsentStore:
         """Move WAL frames into the file and truncate the WAL (removed bytes leave the WAL)."""
         self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
+    def _scrub_wal(self, after: str) -> None:
+        """Checkpoint after a deletion so the removed bytes leave the WAL too.
+
+        The deletion itself is committed (and the gallery already told) before this runs, so a
+        failed checkpoint (e.g. a reader holding the WAL) never leaves a deleted template
+        matchable; the bytes leave the WAL at the next successful checkpoint (every purge and
+        close tries again).
+        """
+        try:
+            self._checkpoint()
+        except opening.DatabaseError as exc:
+            log.error("consent_store_checkpoint_deferred", after=after,
+                      error=type(exc).__name__)
+
     def _migrate(self, version: int) -> None:
         for target in range(version + 1, LATEST + 1):
             with self._write() as conn:
@@ -451,8 +465,8 @@ class ConsentStore:
                                  (now, cid))
                 self._audit_in(conn, event, actor, cid, reason)
         if removed:
-            self._checkpoint()
-            self._changed((), tuple(removed))
+            self._changed((), tuple(removed))  # the gallery forgets them before anything else
+            self._scrub_wal("withdrawal" if event == "withdrawn" else "boarding")
         if ids:
             log.info(event, consents=len(ids), templates_deleted=len(removed))
         return bool(ids)
@@ -510,11 +524,11 @@ class ConsentStore:
                                    f"templates={len(removed)} consents={consents}")
         finally:
             conn.execute("PRAGMA foreign_keys = ON")
-        if removed or consents:
-            self._checkpoint()
-            log.info("purged", templates=len(removed), consents=consents)
         if removed:
-            self._changed((), tuple(removed))
+            self._changed((), tuple(removed))  # the gallery forgets them before anything else
+        if removed or consents:
+            self._scrub_wal("purge")
+            log.info("purged", templates=len(removed), consents=consents)
         return len(removed) + consents
 
     @staticmethod
