@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from edge.telemetry import schema
 from edge.telemetry.counters import COUNT_FIELDS, Window
 from edge.telemetry.disclosure import (
+    DERIVED,
     RELATIONS,
     apply_disclosure_control,
     laplace_noise,
@@ -40,9 +41,16 @@ def test_every_field_is_whitelisted_and_every_count_obeys_k(counts, k, eps, seed
     assert set(msg["counts"]) == set(COUNT_FIELDS)
     for value in msg["counts"].values():
         assert value is None or value == 0 or value >= k
+    published = msg["counts"]
     for total, parts in RELATIONS:  # no relation reveals a suppressed cell by subtraction
-        hidden = [c for c in (total, *parts) if msg["counts"][c] is None]
+        if any(c in DERIVED for c in (total, *parts)):
+            continue
+        hidden = [c for c in (total, *parts) if published[c] is None]
         assert len(hidden) != 1
+    for minuend, subtrahend in DERIVED.values():  # nor does a small difference of two cells
+        if published[minuend] is not None and published[subtrahend] is not None:
+            difference = published[minuend] - published[subtrahend]
+            assert difference <= 0 or difference >= k
     assert msg["window_start"] % msg["window_s"] == 0
     schema.decode_counts(data)  # the collector accepts it
 
@@ -69,6 +77,23 @@ def test_secondary_suppression_uses_a_zero_cell_when_nothing_else_is_left():
 def test_relation_with_two_hidden_cells_is_left_alone():
     out = suppress({"presented": 6, "matched": 3, "not_matched": 3}, 5)
     assert out == {"presented": 6, "matched": None, "not_matched": None}
+
+
+def test_a_small_difference_between_matched_and_gates_opened_is_not_published():
+    # 2 travellers matched but held (e.g. a thermal referral): matched - gates_opened would
+    # reveal that small count, so one of the pair is suppressed too
+    counts = dict.fromkeys(COUNT_FIELDS, 0) | {"presented": 40, "matched": 22,
+                                               "not_matched": 18, "gates_opened": 20}
+    out = suppress(counts, 5)
+    assert out["matched"] is None or out["gates_opened"] is None
+    assert "matched_held" not in out
+    assert out["presented"] == 40
+    # with both cells of presented = matched + not_matched still consistent
+    assert sum(out[c] is None for c in ("presented", "matched", "not_matched")) != 1
+    # a large difference is not sensitive: everything published
+    counts |= {"gates_opened": 10}
+    out = suppress(counts, 5)
+    assert out["matched"] == 22 and out["gates_opened"] == 10
 
 
 def test_laplace_noise_is_centred_and_non_negative():

@@ -8,6 +8,11 @@
    recover it by subtraction, so one more cell of that relation is suppressed (the smallest
    non-zero unsuppressed one, else a zero one), repeated until no relation has exactly one.
 
+   Some relations involve a cell that is never published but can be derived by subtraction:
+   `matched = gates_opened + matched_held` (travellers matched but held, e.g. by a thermal
+   referral). Such a derived cell is hidden when it is in 1..k-1, so a published pair whose
+   difference is small gets one of its two cells suppressed too.
+
 Noise is applied before suppression, so suppression only post-processes noisy values.
 """
 
@@ -23,7 +28,13 @@ from edge.telemetry.counters import COUNT_FIELDS
 # decision, matched (opted in) or not matched (sent to the staffed lane).
 RELATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("presented", ("matched", "not_matched")),
+    ("matched", ("gates_opened", "matched_held")),
 )
+
+# Cells never published, derivable from published ones: name -> (minuend, subtrahend).
+DERIVED: dict[str, tuple[str, str]] = {
+    "matched_held": ("matched", "gates_opened"),
+}
 
 
 def laplace_noise(counts: Mapping[str, int], epsilon: float,
@@ -48,8 +59,12 @@ def suppress(counts: Mapping[str, int], k: int,
     """Primary and secondary suppression; suppressed cells become None."""
     if k < 1:
         raise ValueError("k must be >= 1")
+    values = dict(counts)
+    for name, (minuend, subtrahend) in DERIVED.items():
+        if minuend in values and subtrahend in values:
+            values[name] = max(0, int(values[minuend]) - int(values[subtrahend]))
     out: dict[str, int | None] = {
-        name: (None if 0 < value < k else int(value)) for name, value in counts.items()}
+        name: (None if 0 < value < k else int(value)) for name, value in values.items()}
     changed = True
     while changed:
         changed = False
@@ -60,12 +75,14 @@ def suppress(counts: Mapping[str, int], k: int,
             hidden = [c for c in cells if out[c] is None]
             if len(hidden) != 1:
                 continue
-            shown = [c for c in cells if out[c] is not None]
+            shown = [c for c in cells if out[c] is not None and c not in DERIVED]
+            if not shown:
+                continue
             nonzero = sorted((c for c in shown if out[c]), key=lambda c: (out[c], c))
             victim = nonzero[0] if nonzero else shown[0]
             out[victim] = None
             changed = True
-    return out
+    return {name: value for name, value in out.items() if name not in DERIVED}
 
 
 def apply_disclosure_control(counts: Mapping[str, int], k: int, epsilon: float | None,
