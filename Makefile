@@ -38,7 +38,7 @@ lint: install
 test: models browser lint
 	$(PY) -m pytest -q
 
-test-fast: models
+test-fast: models browser
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: models browser
