@@ -392,6 +392,8 @@ class Daemon:
         self._closers.append(("server", self._stop_server))
 
     def _stop_server(self) -> None:
+        if self.board is not None:  # open lane-board streams end now, not at their life's end
+            self.board.end_streams()
         if self.server is not None:
             self.server.should_exit = True
         if self._server_thread is not None:

@@ -256,6 +256,10 @@ class Demo:
         return self.daemon.pipeline.lanes["A"].machine.state.value
 
     def teardown(self) -> None:
+        # the kiosk client first: its idle keep-alive TLS connection would otherwise hold the
+        # web server's graceful shutdown (the server's close_notify goes unanswered)
+        with contextlib.suppress(Exception):
+            self._api.close()
         if self.daemon is not None:
             self.daemon.close()
         for _name, proc in reversed(self.procs):
@@ -267,8 +271,6 @@ class Demo:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
-        with contextlib.suppress(Exception):
-            self._api.close()
         with contextlib.suppress(Exception):
             self._log_stream.close()
 

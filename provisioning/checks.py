@@ -94,26 +94,33 @@ def check_keys(ctx: VerifyContext) -> list[CheckResult]:
 
 
 def check_tls(ctx: VerifyContext) -> list[CheckResult]:
-    from provisioning.tls import certificate_days_left
+    from provisioning.tls import certificate_days_left, certificate_names, covers_host
 
+    name = "kiosk TLS certificate"
     s = ctx.device.settings
     if not s.kiosk.enabled:
-        return [CheckResult("kiosk TLS certificate", "skip", "kiosk disabled")]
+        return [CheckResult(name, "skip", "kiosk disabled")]
     cert = s.kiosk.tls_cert_file or ctx.device.layout.tls_cert
+    renew = "python -m provisioning renew-kiosk-cert"
     if not cert.is_file():
-        return _fail("kiosk TLS certificate", f"{cert} is missing", "re-provision the device")
+        return _fail(name, f"{cert} is missing", f"run `{renew} --dir DIR` (or re-provision)")
     try:
         days = certificate_days_left(cert, ctx.clock.now())
+        names = certificate_names(cert)
     except ValueError as exc:
-        return _fail("kiosk TLS certificate", f"unreadable ({_first_line(exc)})",
-                     "re-provision the device")
+        return _fail(name, f"unreadable ({_first_line(exc)})", f"run `{renew} --dir DIR`")
+    shown = f"names {', '.join(names) or 'none'}"
     if days < 0:
-        return _fail("kiosk TLS certificate", "expired", "re-provision (init --force) or "
-                     "install a new certificate")
+        return _fail(name, f"expired {-days:.0f} days ago; {shown}", f"run `{renew} --dir DIR`")
     if days < 30:
-        return _fail("kiosk TLS certificate", f"expires in {days:.0f} days",
-                     "install a new certificate before it expires")
-    return _pass("kiosk TLS certificate", f"valid for {days:.0f} more days")
+        return _fail(name, f"expires in {days:.0f} days; {shown}",
+                     f"run `{renew} --dir DIR` before it expires")
+    host = s.kiosk.host.strip("[]")
+    if host not in ("0.0.0.0", "::", "") and not covers_host(names, host):
+        return _fail(name, f"does not name kiosk.host {host}, so screens reaching the box "
+                     f"there get a name mismatch; {shown}",
+                     f"run `{renew} --dir DIR --kiosk-name {host}`")
+    return _pass(name, f"valid for {days:.0f} more days; {shown}")
 
 
 # -- models and inference ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from edge.settings import Settings, load_settings, parse_settings
 from provisioning.errors import DeviceExistsError, DeviceNotFoundError, ProvisioningError
 from provisioning.settings_toml import render_settings_toml
 from provisioning.shred import shred_file, shred_tree
+from provisioning.tls import kiosk_names as cert_hosts
 from provisioning.tls import write_self_signed
 
 log = structlog.get_logger("provisioning.device")
@@ -168,17 +169,21 @@ def store_files(store_db: Path) -> list[Path]:
 def init_device(root: Path | str, gate_id: str, *, force: bool = False,
                 model_dir: Path | None = None, central_public_key: Path | None = None,
                 overrides: Mapping[str, Any] | None = None,
-                clock: Clock | None = None) -> Device:
+                clock: Clock | None = None, kiosk_names: Sequence[str] = ()) -> Device:
     """Provision a device in `root`: identity, keys, TLS certificate, settings, empty store.
 
     Refuses (DeviceExistsError) when `root` already holds a device, unless `force`, which shreds
     the old device first. A failure part-way removes what was made, so it can simply be rerun.
     `overrides` are settings sections merged over the defaults (validated like the file).
+    `kiosk_names` (DNS names or IP addresses kiosk screens use to reach the box) go into the
+    kiosk certificate beside localhost and 127.0.0.1; a malformed one raises KioskNameError
+    before anything is written.
     """
     from edge.consent.keys import write_key_file
     from edge.telemetry.keys import create_keypair
 
     clock = clock or SystemClock()
+    hosts = cert_hosts(kiosk_names)  # KioskNameError: nothing written yet
     layout = DeviceLayout(Path(root).resolve())
     if layout.root.exists() and not layout.root.is_dir():
         raise ProvisioningError(f"{layout.root} is a file, not a folder: pick another --dir")
@@ -203,7 +208,7 @@ def init_device(root: Path | str, gate_id: str, *, force: bool = False,
         create_keypair(layout.keys_dir, "device")
         os.chmod(layout.device_secret_key, 0o600)
         write_self_signed(layout.tls_cert, layout.tls_key, common_name=f"kiosk-{device_id}",
-                          now=clock.now())
+                          now=clock.now(), hosts=hosts)
         write_settings(layout.settings_file, settings)
         _create_store(settings, clock)
         if central_public_key is not None:

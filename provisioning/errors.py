@@ -35,3 +35,11 @@ class WipeRefusedError(ProvisioningError):
 
 class CalibrationError(ProvisioningError):
     """Thermal captures were unusable for calibration."""
+
+
+class KioskNameError(ProvisioningError):
+    """A --kiosk-name is neither a DNS name nor an IP address."""
+
+
+class KioskCertError(ProvisioningError):
+    """The kiosk certificate could not be renewed (the old one is kept)."""

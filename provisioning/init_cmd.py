@@ -11,6 +11,7 @@ from pathlib import Path
 
 from provisioning.common import console, progress_bar, start
 from provisioning.device import init_device
+from provisioning.tls import certificate_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "$CONSENTGATE_MODEL_DIR or /var/lib/consentgate/models)")
     parser.add_argument("--central-key", type=Path, default=None,
                         help="also import central's public key file")
+    parser.add_argument("--kiosk-name", action="append", default=[], metavar="NAME",
+                        help="DNS name or IP address kiosk screens use to reach this box, put "
+                             "in the kiosk certificate beside localhost/127.0.0.1 (repeatable)")
     parser.add_argument("--log-level", default="warning",
                         choices=["debug", "info", "warning", "error"])
 
@@ -33,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(out) as progress:
         task = progress.add_task("provisioning (keys, certificate, store)", total=None)
         device = init_device(args.dir, args.gate_id, force=args.force,
-                             model_dir=args.model_dir, central_public_key=args.central_key)
+                             model_dir=args.model_dir, central_public_key=args.central_key,
+                             kiosk_names=args.kiosk_name)
         progress.update(task, completed=1, total=1)
     lay = device.layout
     public = lay.device_public_key.read_text(encoding="utf-8")
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
               f"{device.settings.device.gate_id} in {lay.root}")
     out.print(f"  settings      {lay.settings_file}")
     out.print(f"  store         {lay.store_db} (SQLCipher, key in {lay.store_key})")
-    out.print(f"  kiosk TLS     {lay.tls_cert}")
+    out.print(f"  kiosk TLS     {lay.tls_cert} ({', '.join(certificate_names(lay.tls_cert))})")
     out.print(f"  device Curve public key (give to central): {z85}")
     s = device.settings
     cli, where = "python -m provisioning", f"--dir {lay.root}"

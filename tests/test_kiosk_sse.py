@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
@@ -75,3 +76,61 @@ def test_stream_ends_after_its_life_and_the_subscription_is_released(kiosk_store
         assert body.startswith("retry: 1000")
         time.sleep(0.2)
         assert env.board.subscriber_count == 0
+
+
+def _open_stream(server, out: dict) -> threading.Thread:
+    def reader() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            login(client)
+            with client.stream("GET", "/api/board/events") as r:
+                out["started"] = time.monotonic()
+                out["body"] = "".join(r.iter_text())
+                out["ended"] = time.monotonic()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    return t
+
+
+def test_end_streams_closes_open_streams_at_once(live_kiosk):
+    env, server = live_kiosk
+    out: dict = {}
+    t = _open_stream(server, out)
+    deadline = time.monotonic() + 10
+    while env.board.subscriber_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert env.board.end_streams() == 1
+    t.join(5)
+    assert not t.is_alive() and out["ended"] - out["started"] < 3  # not the 30 s life
+    assert "event: snapshot" in out["body"]
+    late = env.board.subscribe()  # after the end: closed from the start, never queued
+    assert late.closed and late.get(timeout=5) is None and env.board.subscriber_count == 0
+    env.board.publish_state("A", "refer")  # publishing still works
+
+
+def test_daemon_stop_ends_streams_before_the_server_so_shutdown_is_graceful(live_kiosk):
+    from edge.daemon import Daemon
+    from edge.settings import Settings
+
+    env, server = live_kiosk
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    uv = logging.getLogger("uvicorn.error")
+    uv.addHandler(handler)
+    try:
+        out: dict = {}
+        t = _open_stream(server, out)
+        deadline = time.monotonic() + 10
+        while env.board.subscriber_count == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        d = Daemon(Settings(), env.clock)
+        d.board, d.server, d._server_thread = env.board, server.server, server.thread
+        started = time.monotonic()
+        d._stop_server()
+        assert not server.thread.is_alive() and time.monotonic() - started < 1.5
+        t.join(5)
+        assert not t.is_alive()
+    finally:
+        uv.removeHandler(handler)
+    assert not [r for r in records if "graceful shutdown exceeded" in r.getMessage()]

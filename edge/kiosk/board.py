@@ -4,7 +4,9 @@ The daemon's worker threads call `publish_state`, `publish_alert` and `record_co
 streams the resulting events to browsers (server-sent events). Everything is guarded by one lock;
 subscribers created inside an asyncio loop receive events through `call_soon_threadsafe`, others
 through a thread-safe queue. A subscriber that falls behind is not allowed to grow without bound:
-its queue is cleared and it receives one fresh snapshot instead.
+its queue is cleared and it receives one fresh snapshot instead. `end_streams` (the daemon,
+before it stops the web server) closes every subscription and wakes its consumer, so open
+lane-board streams end at once and the server's graceful shutdown does not wait on them.
 
 Nothing here carries identity: states, alert kinds and counts only.
 """
@@ -35,6 +37,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_TEXT = 200
 MAX_ALERTS = 50
 SUBSCRIBER_QUEUE = 256
+_END: dict[str, Any] = {"type": "end"}  # wakes a consumer whose subscription was ended
 
 
 class BoardError(ConsentGateError, ValueError):
@@ -87,11 +90,23 @@ class Subscription:
             with contextlib.suppress(queue.Empty):
                 while True:
                     self._squeue.get_nowait()
-            self._squeue.put_nowait(self._board.snapshot_event())
+            self._squeue.put_nowait(_END if event is _END else self._board.snapshot_event())
+
+    def _end(self) -> None:
+        """Close this subscription from any thread and wake its consumer (board lock held)."""
+        self.closed = True
+        if self._loop is None:
+            self._put_sync(_END)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to wake
+            self._loop.call_soon_threadsafe(self._put_async, _END)
 
     def _put_async(self, event: dict[str, Any]) -> None:
         assert self._aqueue is not None
-        if self._aqueue.full():
+        if event is _END:
+            while not self._aqueue.empty():
+                self._aqueue.get_nowait()
+        elif self._aqueue.full():
             while not self._aqueue.empty():
                 self._aqueue.get_nowait()
             event = self._board.snapshot_event()
@@ -99,22 +114,29 @@ class Subscription:
 
     # -- consumer side --
     def get(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """Next event for a thread consumer; None after `timeout` seconds without one."""
+        """Next event for a thread consumer; None after `timeout` seconds without one, or at
+        once when the subscription has been ended (check `closed`)."""
         if self._loop is not None:
             raise RuntimeError("this subscription belongs to an event loop: use `async for`")
+        if self.closed and self._squeue.empty():
+            return None
         try:
-            return self._squeue.get(timeout=timeout)
+            event = self._squeue.get(timeout=timeout)
         except queue.Empty:
             return None
+        return None if event is _END else event
 
     async def next(self, timeout: float | None = None) -> dict[str, Any] | None:
         """Next event inside the loop; None after `timeout` seconds without one."""
         if self._aqueue is None:
             raise RuntimeError("this subscription was made outside an event loop: use get()")
+        if self.closed and self._aqueue.empty():
+            return None
         try:
-            return await asyncio.wait_for(self._aqueue.get(), timeout)
+            event = await asyncio.wait_for(self._aqueue.get(), timeout)
         except TimeoutError:
             return None
+        return None if event is _END else event
 
     def __aiter__(self) -> Subscription:
         return self
@@ -123,7 +145,8 @@ class Subscription:
         if self.closed:
             raise StopAsyncIteration
         event = await self.next()
-        assert event is not None
+        if event is None:  # ended while waiting
+            raise StopAsyncIteration
         return event
 
     def close(self) -> None:
@@ -157,6 +180,7 @@ class LaneBoard:
         self._counts: dict[str, int] = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
         self._seq = 0
         self._subscribers: list[Subscription] = []
+        self._ended = False
 
     # ---- publishing (daemon threads) ----
     @property
@@ -222,8 +246,21 @@ class LaneBoard:
             loop = None
         sub = Subscription(self, loop, maxsize)
         with self._lock:
-            self._subscribers.append(sub)
+            if self._ended:  # the server is stopping: a new stream ends after its snapshot
+                sub.closed = True
+            else:
+                self._subscribers.append(sub)
         return sub
+
+    def end_streams(self) -> int:
+        """End every subscription now and refuse new ones (the daemon calls this before it
+        stops the web server); returns how many were open. Publishing still works."""
+        with self._lock:
+            self._ended = True
+            subs, self._subscribers = self._subscribers, []
+            for sub in subs:
+                sub._end()
+        return len(subs)
 
     @property
     def subscriber_count(self) -> int:

@@ -2,7 +2,8 @@
 
 The stream starts with a full snapshot, so a reconnecting page is always consistent, and ends
 after `stream_life_s` (the browser's EventSource reconnects by itself); that keeps server
-shutdown quick and re-checks the session on every reconnect.
+shutdown quick and re-checks the session on every reconnect. When the daemon stops, the board
+ends every stream at once (`LaneBoard.end_streams`), so no stream holds up the shutdown.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ async def events(request: Request, _: ViewerDep, board: BoardDep,
         try:
             yield "retry: 1000\n\n"
             yield sse(board.snapshot_event())
-            while (left := end - loop.time()) > 0:
+            while not sub.closed and (left := end - loop.time()) > 0:
                 event = await sub.next(timeout=min(KEEPALIVE_S, left))
+                if sub.closed:  # the server is stopping (LaneBoard.end_streams)
+                    return
                 if event is not None:
                     yield sse(event)
                     continue
