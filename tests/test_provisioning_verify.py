@@ -113,6 +113,26 @@ def test_store_in_use_by_the_daemon_is_checked_read_only(tmp_path: Path) -> None
         assert store.read_bytes() == before
 
 
+@pytest.mark.parametrize(("patch", "needle"), [
+    ({"telemetry": {"k_anonymity": 1}}, "k_anonymity"),
+    ({"telemetry": {"window_s": 5}}, "window_s"),
+])
+def test_settings_that_would_publish_small_counts_fail(tmp_path: Path, patch: dict,
+                                                       needle: str) -> None:
+    dev = update_settings(make_device(tmp_path), patch)
+    code, report, _ = _verify(dev, "--only", "privacy")
+    item = _by_name(report)["telemetry privacy"]
+    assert code == 1 and item["status"] == "fail"
+    assert needle in item["detail"] and needle in item["fix"]
+
+
+def test_default_telemetry_settings_pass_the_privacy_check(tmp_path: Path) -> None:
+    code, report, _ = _verify(make_device(tmp_path), "--only", "privacy")
+    assert code == 0
+    item = _by_name(report)["telemetry privacy"]
+    assert item["status"] == "pass" and "counts below 5 suppressed" in item["detail"]
+
+
 def test_tampered_model_fails(tmp_path: Path, tmp_model_dir: Path) -> None:
     dev = make_device(tmp_path, model_dir=tmp_model_dir)
     f = tmp_model_dir / "fr_feature.onnx"
