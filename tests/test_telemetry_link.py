@@ -151,6 +151,17 @@ def make_uplink(settings, counters, outbox, clock, keys_dir: Path, central_keys:
                   load_public_key(central_keys / "central.key"))
 
 
+def started_uplink(tmp_path: Path, net, clock, settings: Settings | None = None, *,
+                   create: bool = False) -> tuple[ConsentStore, WindowCounters, Uplink]:
+    """A real store (new or reopened), fresh counters and a running uplink to `net`."""
+    store = open_store(tmp_path, clock, create=create)
+    counters = WindowCounters(clock, WINDOW_S)
+    uplink = make_uplink(settings or make_settings(tmp_path, net.port), counters, store, clock,
+                         net.device_keys, net.central_keys)
+    uplink.start()
+    return store, counters, uplink
+
+
 def produce(clock: SplitClock, counters: WindowCounters, n: int, base: int = 0) -> None:
     """n windows; window i carries matched = 10 + base + i so each is recognisable."""
     for i in range(n):
@@ -179,11 +190,7 @@ def assert_exactly_once_in_order(rows: list[tuple], n: int) -> None:
 
 def test_collector_down_for_a_while_then_up(tmp_path, net):
     clock = SplitClock()
-    store = open_store(tmp_path, clock, create=True)
-    counters = WindowCounters(clock, WINDOW_S)
-    uplink = make_uplink(make_settings(tmp_path, net.port), counters, store, clock,
-                         net.device_keys, net.central_keys)
-    uplink.start()
+    store, counters, uplink = started_uplink(tmp_path, net, clock, create=True)
     try:
         produce(clock, counters, 12)
         wait_for(lambda: uplink.status()["pending"] == 12, what="windows queued")
@@ -242,10 +249,7 @@ def test_collector_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, net)
 def test_device_restarted_with_unacked_windows_sends_them(tmp_path, net):
     clock = SplitClock()
     settings = make_settings(tmp_path, net.port)
-    store = open_store(tmp_path, clock, create=True)
-    counters = WindowCounters(clock, WINDOW_S)
-    first = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
-    first.start()
+    store, counters, first = started_uplink(tmp_path, net, clock, settings, create=True)
     produce(clock, counters, 7)
     wait_for(lambda: first.status()["pending"] == 7, what="windows queued")
     first.stop()
@@ -281,11 +285,7 @@ def test_device_key_not_in_allow_list_gets_nothing_accepted(tmp_path, net):
     (net.central_keys / "gate7.key").unlink()
     collector = net.collector().start()
     clock = SplitClock()
-    store = open_store(tmp_path, clock, create=True)
-    counters = WindowCounters(clock, WINDOW_S)
-    uplink = make_uplink(make_settings(tmp_path, net.port), counters, store, clock,
-                         net.device_keys, net.central_keys)
-    uplink.start()
+    store, counters, uplink = started_uplink(tmp_path, net, clock, create=True)
     try:
         produce(clock, counters, 3)
         time.sleep(2.0)
@@ -385,24 +385,13 @@ def test_out_of_order_windows_get_gap_and_duplicates_are_not_stored(tmp_path, ne
     assert any(ln.startswith("totals windows=2") for ln in collector.lines)
 
 
-def _restarted_uplink(tmp_path, net, clock, settings):
-    store = open_store(tmp_path, clock, create=False)
-    counters = WindowCounters(clock, WINDOW_S)
-    uplink = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
-    uplink.start()
-    return store, counters, uplink
-
-
 def test_restart_mid_window_loses_no_counts(tmp_path, net):
     """The window that reaches central holds the counts from before and after the restart."""
     collector = net.collector().start()
     clock = SplitClock()
     settings = make_settings(tmp_path, net.port)
     window = int(clock.now()) // WINDOW_S * WINDOW_S
-    store = open_store(tmp_path, clock, create=True)
-    counters = WindowCounters(clock, WINDOW_S)
-    first = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
-    first.start()
+    store, counters, first = started_uplink(tmp_path, net, clock, settings, create=True)
     counters.add("matched", 6)
     counters.add("presented", 6)
     counters.observe_peak(3)
@@ -415,7 +404,7 @@ def test_restart_mid_window_loses_no_counts(tmp_path, net):
     first.stop()
     store.close()
     clock.wall.advance(20)  # back inside the same window
-    store, counters, second = _restarted_uplink(tmp_path, net, clock, settings)
+    store, counters, second = started_uplink(tmp_path, net, clock, settings)
     try:
         counters.add("matched", 4)
         counters.add("presented", 4)
@@ -442,17 +431,14 @@ def test_restart_after_the_window_ended_sends_it_once(tmp_path, net):
     clock = SplitClock()
     settings = make_settings(tmp_path, net.port)
     window = int(clock.now()) // WINDOW_S * WINDOW_S
-    store = open_store(tmp_path, clock, create=True)
-    counters = WindowCounters(clock, WINDOW_S)
-    first = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
-    first.start()
+    store, counters, first = started_uplink(tmp_path, net, clock, settings, create=True)
     counters.add("matched", 7)
     counters.add("presented", 7)
     first.stop()  # saved at stop
     store.close()
     clock.wall.advance(2 * WINDOW_S + 5)  # the device was off past the window's end
     for _restart in range(2):  # a second restart must not send it again
-        store, counters, uplink = _restarted_uplink(tmp_path, net, clock, settings)
+        store, counters, uplink = started_uplink(tmp_path, net, clock, settings)
         try:
             wait_for(lambda u=uplink: len(collector.rows()) >= 1
                      and u.status()["pending"] == 0, what="the saved window delivered")
