@@ -109,21 +109,6 @@ class ThermalFrames:
         self._source.close()
 
 
-class ReaderCamera:
-    """The kiosk's enrolment camera: the newest frame of a LatestFrameReader, or None."""
-
-    def __init__(self, reader: LatestFrameReader, clock: Clock, stale_after_s: float) -> None:
-        self.reader = reader
-        self._clock = clock
-        self._stale_after = stale_after_s
-
-    def latest(self) -> np.ndarray | None:
-        frame = self.reader.wait_frame(0, 0)
-        if frame is None or self._clock.monotonic() - frame.captured_mono > self._stale_after:
-            return None
-        return frame.image
-
-
 def visible_source(settings: Settings, clock: Clock, spec: str | None = None) -> FrameSource:
     """The camera the settings name (the only place that picks an implementation)."""
     spec = spec or settings.capture.visible_source
@@ -296,6 +281,7 @@ class Daemon:
         if not self.settings.kiosk.enabled:
             return mount_ops(FastAPI(docs_url=None, redoc_url=None, openapi_url=None), router)
         from edge.kiosk.app import create_app
+        from edge.kiosk.camera import ReaderCamera
         from edge.kiosk.services import KioskServices
 
         camera = None
@@ -305,7 +291,7 @@ class Daemon:
                 visible_source(self.settings, self.clock, self.settings.kiosk.camera_source),
                 self.clock, backoff_initial_s=cap.reconnect_initial_s,
                 backoff_max_s=cap.reconnect_max_s, stale_after_s=cap.stale_after_s)
-            camera = ReaderCamera(self.kiosk_reader, self.clock, cap.stale_after_s)
+            camera = ReaderCamera(self.kiosk_reader, max_age_s=cap.stale_after_s)
         services = KioskServices(settings=self.settings, clock=self.clock, store=self.store,
                                  engine=self.engine, board=self.board, gate=self.gate_client,
                                  camera=camera)
