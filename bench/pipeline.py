@@ -38,19 +38,19 @@ import numpy as np  # noqa: E402
 
 from edge.capture.reader import LatestFrameReader  # noqa: E402
 from edge.capture.source import Capture, Frame, Pacer  # noqa: E402
-from edge.capture.synthetic import SyntheticScene  # noqa: E402
-from edge.clock import FakeClock, SystemClock  # noqa: E402
-from edge.events import EventBus  # noqa: E402
-from edge.lanes import LaneMachine, LaneRules  # noqa: E402
-from edge.pipeline import Lane, Pipeline  # noqa: E402
+from edge.decisions.events import EventBus  # noqa: E402
+from edge.decisions.lanes import LaneMachine, LaneRules  # noqa: E402
+from edge.decisions.pipeline import Lane, Pipeline  # noqa: E402
 from edge.screening.synth import (  # noqa: E402
     SceneRenderer,
     default_face_photos,
     synthetic_calibration,
 )
+from edge.screening.synth_source import SyntheticScene  # noqa: E402
 from edge.screening.thermal import ThermalScreener  # noqa: E402
-from edge.settings import ThermalSettings, VisionSettings, default_model_dir  # noqa: E402
 from edge.vision.types import Face  # noqa: E402
+from foundation.clock import FakeClock, SystemClock  # noqa: E402
+from foundation.settings import ThermalSettings, VisionSettings, default_model_dir  # noqa: E402
 
 ZONE = np.array([(200, 90), (440, 90), (440, 420), (200, 420)], np.float32)
 YUNET_CANDIDATES = ("face_detection_yunet_2023mar.onnx",)

@@ -31,12 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.clock import FakeClock
 from edge.consent import opening
 from edge.consent.gallery import Gallery
 from edge.consent.keys import read_key_file, write_key_file
 from edge.consent.store import ConsentStore
-from edge.logs import configure_logging
+from foundation.clock import FakeClock
+from foundation.logs import configure_logging
 
 DIM = 512
 
@@ -50,7 +50,7 @@ def bulk_load(store: ConsentStore, clock: FakeClock, vectors: np.ndarray, ttl_s:
               prefix: str = "b") -> None:
     """Load templates in one transaction (setup only; enrol() is timed separately)."""
     now = clock.now()
-    with store._write() as conn:
+    with store.db.write() as conn:
         conn.executemany(
             "INSERT INTO consents (consent_id, ref_hash, code_hash, purpose, scope, granted_at, "
             "expires_at) VALUES (?, ?, ?, 'boarding', 'BENCH', ?, ?)",
@@ -162,30 +162,30 @@ def bench_enrol(workdir: Path, keys: Path, count: int, rng: np.random.Generator)
 
 def previous_purge(store: ConsentStore, now: float) -> int:
     """The purge as first shipped (one OR delete), for the same-run baseline."""
-    with store._write() as conn:
+    with store.db.write() as conn:
         removed = conn.execute(
             "SELECT count(*) FROM templates WHERE expires_at <= ? OR consent_id IN "
             "(SELECT consent_id FROM consents WHERE expires_at <= ?)", (now, now)).fetchone()[0]
         conn.execute("DELETE FROM templates WHERE expires_at <= ? OR consent_id IN "
                      "(SELECT consent_id FROM consents WHERE expires_at <= ?)", (now, now))
         consents = conn.execute("DELETE FROM consents WHERE expires_at <= ?", (now,)).rowcount
-        store._audit_in(conn, "purged", "system", None, f"templates={removed}")
-    store._checkpoint()
+        store.audit_log.record_in(conn, "purged", "system", None, f"templates={removed}")
+    store.db.checkpoint()
     return int(removed) + consents
 
 
 def rowwise_purge(store: ConsentStore, now: float) -> int:
     """The purge before the table rebuild (two range deletes, row by row), same-run baseline."""
-    with store._write() as conn:
+    with store.db.write() as conn:
         removed = [r[0] for r in conn.execute(
             "DELETE FROM templates WHERE expires_at <= ? RETURNING template_id", (now,))]
         removed += [r[0] for r in conn.execute(
             "DELETE FROM templates WHERE consent_id IN (SELECT consent_id FROM consents "
             "WHERE expires_at <= ?) RETURNING template_id", (now,))]
         consents = conn.execute("DELETE FROM consents WHERE expires_at <= ?", (now,)).rowcount
-        store._audit_in(conn, "purged", "system", None,
+        store.audit_log.record_in(conn, "purged", "system", None,
                         f"templates={len(removed)} consents={consents}")
-    store._checkpoint()
+    store.db.checkpoint()
     return len(removed) + consents
 
 
@@ -208,7 +208,7 @@ def bench_purge(workdir: Path, keys: Path, n: int, keep: int, rng: np.random.Gen
         bulk_load(store, clock, vectors, 60)
         if keep:
             bulk_load(store, clock, live, 3600, prefix="live")
-        store._checkpoint()
+        store.db.checkpoint()
         clock.advance(61)
         t, c = time.perf_counter(), time.process_time()
         purge = {"purge": lambda s, _now: s.purge(), "rowwise": rowwise_purge,

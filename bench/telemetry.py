@@ -1,6 +1,6 @@
 """Benchmark of the telemetry path to central (issue 6).
 
-Runs the real collector process (`python -m edge.telemetry.collector`: CurveZMQ + ZAP allow-list,
+Runs the real collector process (`python -m central collect`: CurveZMQ + ZAP allow-list,
 strict counts/1 validation, SQLite in batches, acks after commit) and drives it with simulated
 devices speaking the device's wire protocol (uplink/1: seq, prev, cumulative acks, gap rewind),
 each with its own Curve keypair, several hundred DEALER sockets per process. Scenarios:
@@ -33,9 +33,9 @@ import zmq.auth
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.telemetry import schema  # noqa: E402
-from edge.telemetry.counters import COUNT_FIELDS  # noqa: E402
-from edge.telemetry.keys import create_keypair, load_public_key  # noqa: E402
+from foundation.curve_keys import create_keypair, load_public_key  # noqa: E402
+from wire import telemetry as schema  # noqa: E402
+from wire.telemetry import COUNT_FIELDS  # noqa: E402
 
 IN_FLIGHT = 64
 BASE_T = 1_800_000_000
@@ -197,7 +197,7 @@ class CollectorProc:
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.db = db
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.telemetry.collector", "--keys", str(keys), "--db",
+            [sys.executable, "-m", "central", "collect", "--keys", str(keys), "--db",
              str(db), "--bind", self.endpoint, "--print-every", "3600", "--log-level", "error"],
             cwd=ROOT, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()

@@ -32,8 +32,8 @@ from edge.screening.synth import (
     synthetic_calibration,
 )
 from edge.screening.thermal import ThermalScreener
-from edge.settings import ThermalSettings
 from edge.vision.types import Face
+from foundation.settings import ThermalSettings
 
 
 def naive_face_box_max(calibration: Calibration, face: Face, frame: np.ndarray,

@@ -21,13 +21,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.logs import configure_logging  # noqa: E402
-from edge.settings import VisionSettings  # noqa: E402
 from edge.vision.align import align_face  # noqa: E402
 from edge.vision.embedder import FrFeatureEmbedder  # noqa: E402
 from edge.vision.engine import FaceEngine, build_detector  # noqa: E402
 from edge.vision.manifest import load_manifest  # noqa: E402
 from edge.vision.runtime import create_session  # noqa: E402
+from foundation.logs import configure_logging  # noqa: E402
+from foundation.settings import VisionSettings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 PHOTOS = ["img1.jpg", "img2.jpg", "img3.jpg", "img9.jpg", "img17.jpg", "img20.jpg",

@@ -1,7 +1,24 @@
-"""`python -m edge`: see edge.cli."""
+"""`python -m edge COMMAND`: the daemon's command table (each command lives in its room)."""
+
+from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
-from edge.cli import main
+from foundation.cli import dispatch
 
-sys.exit(main())
+# command -> (module, help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "faces": ("edge.vision.cli", "detect, compare and evaluate faces"),
+    "thermal": ("edge.screening.cli", "measure, synthesise and evaluate thermal screening"),
+    "run": ("edge.daemon", "run the gate daemon from a settings file"),
+    "demo": ("demo.day", "run the whole appliance on embedded defaults and a scripted day"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return dispatch("python -m edge", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,9 +26,7 @@ import structlog
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import Capture, FrameSource, Pacer
-from edge.clock import Clock, SystemClock
-from edge.errors import ConsentGateError
-from edge.events import (
+from edge.decisions.events import (
     ALERT_KINDS,
     BOARDED,
     DecisionEvent,
@@ -37,17 +35,19 @@ from edge.events import (
     counters_sink,
     log_sink,
 )
-from edge.gatelink import GateLink
-from edge.lanes import LaneMachine, LaneRules
-from edge.logs import configure_logging
-from edge.metrics import DaemonMetrics
-from edge.pipeline import Lane, Pipeline
-from edge.restart_budget import RestartBudget
-from edge.sdnotify import SdNotifier
-from edge.settings import Settings, load_settings
+from edge.decisions.gatelink import GateLink
+from edge.decisions.lanes import LaneMachine, LaneRules
+from edge.decisions.pipeline import Lane, Pipeline
+from edge.operations.metrics import DaemonMetrics
+from edge.operations.restart_budget import RestartBudget
+from edge.operations.sdnotify import SdNotifier
 from edge.vision.tracker import IoUTracker
+from foundation.clock import Clock, SystemClock
+from foundation.errors import ConsentGateError
+from foundation.logs import configure_logging
+from foundation.settings import Settings, load_settings
 
-log = structlog.get_logger("edge.daemon")
+log = structlog.get_logger(__name__)
 
 # lane machine state -> kiosk board state
 BOARD_STATE = {"idle": "idle", "presenting": "presenting", "granted": "granted",
@@ -113,8 +113,8 @@ def visible_source(settings: Settings, clock: Clock, spec: str | None = None) ->
     """The camera the settings name (the only place that picks an implementation)."""
     spec = spec or settings.capture.visible_source
     if spec == "synthetic":
-        from edge.capture.synthetic import SyntheticScene
         from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
+        from edge.screening.synth_source import SyntheticScene
 
         calibration = (_load_calibration(settings) if settings.thermal.calibration_file
                        else synthetic_calibration((640, 480), (160, 120),
@@ -228,7 +228,7 @@ class Daemon:
             if settings.telemetry.enabled:
                 from edge.telemetry.uplink import Uplink
 
-                d.uplink = Uplink.from_settings(settings, d.counters, d.store, clock)
+                d.uplink = Uplink.from_settings(settings, d.counters, d.store.outbox, clock)
             d.app = d._build_app()
         except BaseException:
             d.close()
@@ -275,7 +275,7 @@ class Daemon:
     def _build_app(self) -> Any:
         from fastapi import FastAPI
 
-        from edge.ops import mount_ops, ops_router
+        from edge.operations.health import mount_ops, ops_router
 
         router = ops_router(self.metrics, self.health)
         if not self.settings.kiosk.enabled:

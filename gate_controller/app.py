@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from edge.clock import Clock, SystemClock
-from edge.settings import GateSettings
+from foundation.clock import Clock, SystemClock
+from foundation.settings import GateSettings
 from gate_controller.drivers.serial_relay import SerialRelayGateIO
 from gate_controller.drivers.sim_control import SimulatorControl
 from gate_controller.drivers.simulated import SimulatedGateIO
@@ -25,7 +25,7 @@ from gate_controller.gateio import GateIO
 from gate_controller.safety import GateMachine
 from gate_controller.server import GateServer
 
-log = structlog.get_logger("gate_controller.app")
+log = structlog.get_logger(__name__)
 
 
 @dataclass

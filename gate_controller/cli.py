@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edge.cli import dispatch
+from foundation.cli import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("gate_controller.commands.run", "run the gate controller from a settings file"),

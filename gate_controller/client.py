@@ -28,8 +28,8 @@ import structlog
 import zmq
 from pydantic import ValidationError
 
-from edge.errors import ConsentGateError
-from gate_controller.protocol import (
+from foundation.errors import ConsentGateError
+from wire.gate import (
     Ack,
     Command,
     DenyCmd,
@@ -45,7 +45,7 @@ from gate_controller.protocol import (
     encode,
 )
 
-log = structlog.get_logger("gate_controller.client")
+log = structlog.get_logger(__name__)
 
 
 class GateUnavailableError(ConsentGateError):

@@ -25,7 +25,7 @@ from rich.text import Text
 from gate_controller.client import GateClient, GateUnavailableError
 from gate_controller.drivers.sim_control import apply
 from gate_controller.drivers.simulated import SimulatedGateIO
-from gate_controller.protocol import (
+from wire.gate import (
     Ack,
     FaultEvent,
     PassageEvent,

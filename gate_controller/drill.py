@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from edge.errors import ConsentGateError
-from edge.settings import GateSettings, load_settings
+from foundation.errors import ConsentGateError
+from foundation.settings import GateSettings, load_settings
 from gate_controller.client import GateClient, GateUnavailableError
 from gate_controller.drivers.sim_control import send
-from gate_controller.protocol import LaneState, StateEvent
+from wire.gate import LaneState, StateEvent
 
 
 class DrillError(ConsentGateError):

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from gate_controller.protocol import (
+from wire.gate import (
     Ack,
     Command,
     DenyCmd,

@@ -20,10 +20,11 @@ from typing import IO
 import structlog
 import zmq
 
-from edge.clock import Clock
-from edge.errors import ConsentGateError
+from foundation.clock import Clock
+from foundation.errors import ConsentGateError
 from gate_controller.gateio import GateInput, GateIO
-from gate_controller.protocol import (
+from gate_controller.safety import Effect, Emit, GateMachine, SetAlarm, SetOutput
+from wire.gate import (
     MAX_MESSAGE_BYTES,
     Ack,
     FaultEvent,
@@ -37,9 +38,8 @@ from gate_controller.protocol import (
     error_ack,
     request_id_of,
 )
-from gate_controller.safety import Effect, Emit, GateMachine, SetAlarm, SetOutput
 
-log = structlog.get_logger("gate_controller.server")
+log = structlog.get_logger(__name__)
 
 
 class GateStartError(ConsentGateError):

@@ -19,7 +19,7 @@ import pytest
 
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
-from edge.clock import SystemClock
+from foundation.clock import SystemClock
 
 SIM_FPS = 10.0
 

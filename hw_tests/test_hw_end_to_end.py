@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.clock import SystemClock
 from edge.consent.store import ConsentStore
 from edge.vision.engine import FaceEngine
+from foundation.clock import SystemClock
 from gate_controller.client import GateClient
 from gate_controller.drivers.relay_board_sim import RelayBoardSim
 from provisioning.device import init_device

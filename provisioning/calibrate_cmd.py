@@ -16,13 +16,13 @@ from pathlib import Path
 import structlog
 from rich.table import Table
 
-from edge.clock import SystemClock
+from foundation.clock import SystemClock
 from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import update_settings
 from provisioning.errors import CalibrationError
 from provisioning.thermal_calibrate import calibrate, read_thermal, read_visible
 
-log = structlog.get_logger("provisioning.calibrate")
+log = structlog.get_logger(__name__)
 
 
 def _pair(text: str) -> tuple[int, int]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from edge.clock import Clock
-from edge.errors import ConsentGateError
+from foundation.clock import Clock
+from foundation.errors import ConsentGateError
 from provisioning.device import Device
 
 Status = Literal["pass", "fail", "skip"]
@@ -314,7 +314,7 @@ def check_store(ctx: VerifyContext) -> list[CheckResult]:
     try:
         from provisioning.store_check import inspect_store
 
-        audit_rows = store.verify_audit()
+        audit_rows = store.audit_log.verify()
         found = inspect_store(s.store_path, s.store_key_file)
         if found.problems:
             return _fail("consent store", f"integrity check: {found.problems[0]}",

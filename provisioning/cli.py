@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edge.cli import dispatch
+from foundation.cli import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "install-models": ("provisioning.install_models", "install and verify the pinned models"),

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from edge.logs import configure_logging
+from foundation.logs import configure_logging
 from provisioning.device import Device, open_device
 
 

@@ -23,16 +23,24 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import zmq
+import zmq.auth
+import zmq.utils.z85
 
-from edge.clock import Clock, SystemClock
-from edge.settings import Settings, load_settings, parse_settings
-from provisioning.errors import DeviceExistsError, DeviceNotFoundError, ProvisioningError
+from foundation.clock import Clock, SystemClock
+from foundation.settings import Settings, load_settings, parse_settings
+from provisioning.errors import (
+    CentralKeyError,
+    DeviceExistsError,
+    DeviceNotFoundError,
+    ProvisioningError,
+)
 from provisioning.settings_toml import render_settings_toml
 from provisioning.shred import shred_file, shred_tree
 from provisioning.tls import kiosk_names as cert_hosts
 from provisioning.tls import write_self_signed
 
-log = structlog.get_logger("provisioning.device")
+log = structlog.get_logger(__name__)
 
 SETTINGS_NAME = "settings.toml"
 
@@ -180,7 +188,7 @@ def init_device(root: Path | str, gate_id: str, *, force: bool = False,
     before anything is written.
     """
     from edge.consent.keys import write_key_file
-    from edge.telemetry.keys import create_keypair
+    from foundation.curve_keys import create_keypair
 
     clock = clock or SystemClock()
     hosts = cert_hosts(kiosk_names)  # KioskNameError: nothing written yet
@@ -212,7 +220,6 @@ def init_device(root: Path | str, gate_id: str, *, force: bool = False,
         write_settings(layout.settings_file, settings)
         _create_store(settings, clock)
         if central_public_key is not None:
-            from provisioning.central_key import import_central_key
             import_central_key(layout, Path(central_public_key))
     except PermissionError as exc:
         _remove_parts(layout)
@@ -267,3 +274,36 @@ def update_settings(device: Device, patch: Mapping[str, Any]) -> Device:
     settings = parse_settings(data)
     write_settings(device.settings_file, settings)
     return Device(device.layout, settings, device.settings_file)
+
+
+def check_public_key_file(path: Path) -> bytes:
+    """Central's public key (Z85) from a zmq.auth file, or CentralKeyError saying why not."""
+    if not path.is_file():
+        raise CentralKeyError(f"{path} does not exist: copy central's public key file "
+                              "(central.key, not central.key_secret) onto this box first")
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise CentralKeyError(f"{path} is not a CurveZMQ key file ({exc}): ask central for "
+                              "its public key file in zmq.auth format") from None
+    if secret is not None:
+        raise CentralKeyError(f"{path} holds a SECRET key: never copy central's secret to a "
+                              "gate; import its public key file (central.key) instead")
+    if public is None or len(public) != 40:
+        raise CentralKeyError(f"{path} has no valid public key: ask central for its public "
+                              "key file in zmq.auth format")
+    try:
+        zmq.utils.z85.decode(public)
+    except (ValueError, KeyError):
+        raise CentralKeyError(f"{path} has a malformed public key: ask central for the file "
+                              "again") from None
+    return public
+
+
+def import_central_key(layout: DeviceLayout, source: Path) -> Path:
+    """Validate `source` and install it as the device's central.key; returns the path."""
+    check_public_key_file(source)
+    layout.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    copy_private(source, layout.central_public_key)
+    log.info("central_key_imported")
+    return layout.central_public_key

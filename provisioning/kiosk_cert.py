@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from edge.clock import Clock, SystemClock
+from foundation.clock import Clock, SystemClock
 from provisioning.common import add_device_args, console, device_from_args, start
 from provisioning.device import Device
 from provisioning.errors import KioskCertError
@@ -31,7 +31,7 @@ from provisioning.tls import (
     write_self_signed,
 )
 
-log = structlog.get_logger("provisioning.kiosk_cert")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

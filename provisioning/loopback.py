@@ -19,11 +19,11 @@ from types import TracebackType
 
 import structlog
 
-from edge.clock import Clock, SystemClock
+from foundation.clock import Clock, SystemClock
 from provisioning.central_key import import_central_key
 from provisioning.device import Device, update_settings
 
-log = structlog.get_logger("provisioning.loopback")
+log = structlog.get_logger(__name__)
 
 
 def free_port() -> int:
@@ -84,8 +84,8 @@ class LoopbackPeers:
         self._threads.append(t)
 
     def _start_central(self) -> None:
-        from edge.telemetry.collector import Collector
-        from edge.telemetry.keys import create_keypair
+        from central.collector import Collector
+        from foundation.curve_keys import create_keypair
 
         self._tmp = Path(tempfile.mkdtemp(prefix="cg-central-"))
         keys = self._tmp / "keys"

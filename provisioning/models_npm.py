@@ -11,7 +11,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 DEFAULT_CACHE = Path.home() / ".cache" / "consentgate" / "npm"
 

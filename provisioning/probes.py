@@ -13,8 +13,8 @@ import time
 
 import zmq
 
-from edge.errors import ConsentGateError
-from edge.settings import Settings
+from foundation.errors import ConsentGateError
+from foundation.settings import Settings
 from provisioning.device import Device
 
 
@@ -25,7 +25,7 @@ class ProbeError(ConsentGateError):
 def probe_gate(settings: Settings, timeout_s: float) -> str:
     """'lane A closed, ...' from the gate controller, or GateUnavailableError/ProbeError."""
     from gate_controller.client import GateClient
-    from gate_controller.protocol import ProtocolError
+    from wire.gate import ProtocolError
 
     g = settings.gate
     client = GateClient(g.command_endpoint, g.event_endpoint, timeout_ms=int(timeout_s * 1000),
@@ -48,8 +48,8 @@ def probe_gate(settings: Settings, timeout_s: float) -> str:
 
 def probe_central(device: Device, timeout_s: float) -> str:
     """Heartbeat round trip to central over CurveZMQ; ProbeError when it does not answer."""
-    from edge.telemetry import schema
-    from edge.telemetry.keys import load_keypair, load_public_key
+    from foundation.curve_keys import load_keypair, load_public_key
+    from wire import telemetry as schema
 
     s, lay = device.settings, device.layout
     t = s.telemetry

@@ -21,15 +21,15 @@ from pathlib import Path
 import structlog
 from rich.progress import Progress
 
-from edge.clock import Clock, SystemClock
 from edge.consent.lock import StoreLock
-from edge.errors import ConsentGateError
+from foundation.clock import Clock, SystemClock
+from foundation.errors import ConsentGateError
 from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import Device
 from provisioning.errors import RotationError
 from provisioning.shred import shred_file
 
-log = structlog.get_logger("provisioning.rotate")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def check_store(store, key_file: Path) -> str:
     """Audit chain of an open store + integrity check; returns its content digest."""
     from provisioning.store_check import inspect_store
 
-    store.verify_audit()
+    store.audit_log.verify()
     found = inspect_store(store.path, key_file)
     if found.problems:
         raise RotationError(f"the store fails PRAGMA integrity_check ({found.problems[0]}): "

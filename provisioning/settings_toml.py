@@ -1,9 +1,10 @@
 """Render a `Settings` object as a TOML file with every field documented.
 
 The text is generated from the pydantic model itself (field descriptions, bounds, allowed
-values), so the provisioned file stays in sync with `edge.settings` as fields are added. Fields
-whose value is None cannot be written in TOML; they appear commented out with their meaning.
-`render_settings_toml(s)` parsed back through `edge.settings.parse_settings` gives `s` again.
+values), so the provisioned file stays in sync with `foundation.settings` as fields are
+added. Fields whose value is None cannot be written in TOML; they appear commented out with
+their meaning.
+`render_settings_toml(s)` parsed back through `foundation.settings.parse_settings` gives `s` again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 HEADER = """\
 # consentgate device settings, written by `python -m provisioning init`.
-# Every field is documented below (generated from edge/settings.py). Values that are commented
+# Every field is documented below (generated from foundation/settings.py). Values that are commented
 # out are unset and take the default the comment describes. Edit, then restart the daemon;
 # a bad value stops the daemon at start with the field's name and what is allowed.
 """

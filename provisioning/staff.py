@@ -15,13 +15,13 @@ from typing import TextIO
 
 import structlog
 
-from edge.clock import Clock, SystemClock
 from edge.kiosk.auth import ROLES
+from foundation.clock import Clock, SystemClock
 from provisioning.common import add_device_args, console, device_from_args, start
 from provisioning.device import Device
 from provisioning.errors import StaffError
 
-log = structlog.get_logger("provisioning.staff")
+log = structlog.get_logger(__name__)
 
 MIN_PASSWORD_CHARS = 12
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -77,7 +77,7 @@ def add_staff(device: Device, name: str, role: str, password: str,
     store = ConsentStore.open(s.store_path, s.store_key_file, s.hmac_secret_file,
                               clock or SystemClock())
     try:
-        store.upsert_staff(name, role, encoded)
+        store.staff.upsert(name, role, encoded)
     finally:
         store.close()
     log.info("staff_upserted", role=role)

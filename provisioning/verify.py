@@ -18,12 +18,12 @@ import structlog
 from rich.progress import Progress
 from rich.table import Table
 
-from edge.clock import Clock, SystemClock
+from foundation.clock import Clock, SystemClock
 from provisioning.checks import ALL_CHECKS, CheckResult, VerifyContext
 from provisioning.common import add_device_args, console, device_from_args, progress_bar, start
 from provisioning.device import Device
 
-log = structlog.get_logger("provisioning.verify")
+log = structlog.get_logger(__name__)
 CHECK_NAMES = tuple(name for name, _ in ALL_CHECKS)
 
 

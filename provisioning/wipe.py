@@ -25,7 +25,7 @@ from provisioning.device import Device, store_files
 from provisioning.errors import WipeRefusedError
 from provisioning.shred import shred_file, shred_tree
 
-log = structlog.get_logger("provisioning.wipe")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 import structlog
 from hypothesis import settings as hypothesis_settings
 
-from edge.clock import FakeClock
+from foundation.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -11,7 +11,7 @@ from pathlib import Path
 _HOLDER = r"""
 import sys
 from pathlib import Path
-from edge.clock import SystemClock
+from foundation.clock import SystemClock
 from edge.consent.store import ConsentStore
 store = ConsentStore.open(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), SystemClock())
 print("ready", flush=True)

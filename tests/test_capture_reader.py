@@ -12,7 +12,7 @@ import pytest
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import Capture, CaptureError, CorruptFrameError, check_image
-from edge.clock import SystemClock
+from foundation.clock import SystemClock
 
 
 def img(value: int, w: int = 64, h: int = 48) -> np.ndarray:

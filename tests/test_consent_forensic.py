@@ -10,7 +10,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from edge.consent import opening
-from edge.consent import store as store_module
+from edge.consent import purge
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 
@@ -84,15 +84,15 @@ def test_withdrawn_and_purged_templates_leave_no_trace(tmp_path, fake_clock):
 def test_bulk_purge_refill_leaves_no_trace_and_keeps_ids(tmp_path, fake_clock, monkeypatch):
     """The bulk purge path (table emptied and refilled with its survivors) zeroes the purged
     templates' pages like the row-by-row one, keeps the survivors' ids and never reuses an id."""
-    monkeypatch.setattr(store_module, "REBUILD_MIN_ROWS", 2)  # exercise it on a small store
+    monkeypatch.setattr(purge, "REBUILD_MIN_ROWS", 2)  # exercise it on a small store
     refilled: list[str] = []
-    real_refill = ConsentStore._refill
+    real_refill = purge._refill
 
     def spy(conn, table, survivors, params):
         refilled.append(table)
         real_refill(conn, table, survivors, params)
 
-    monkeypatch.setattr(ConsentStore, "_refill", staticmethod(spy))
+    monkeypatch.setattr(purge, "_refill", spy)
     write_key_file(tmp_path / "store.key")
     write_key_file(tmp_path / "ref.key")
     key = bytes.fromhex((tmp_path / "store.key").read_text()[:64])
@@ -120,11 +120,11 @@ def test_bulk_purge_refill_leaves_no_trace_and_keeps_ids(tmp_path, fake_clock, m
         expected = len(blob) // 16 if tid in keep else 0
         assert traces(blob, after) == expected, f"template {tid}"
     assert {r.template_id: r.consent_id for r in store.active_templates()} == keep
-    assert [r[0] for r in store._read("PRAGMA integrity_check")] == ["ok"]
-    assert store._read("PRAGMA foreign_key_check") == []
-    assert store._read("PRAGMA foreign_keys")[0][0] == 1  # restored after the purge
+    assert [r[0] for r in store.db.read("PRAGMA integrity_check")] == ["ok"]
+    assert store.db.read("PRAGMA foreign_key_check") == []
+    assert store.db.read("PRAGMA foreign_keys")[0][0] == 1  # restored after the purge
     assert {c["consent_id"] for c in store.consent_summary()} == set(keep.values())
-    assert store.verify_audit() > 0
+    assert store.audit_log.verify() > 0
 
     # every template gone: the id sequence still continues, ids are never reused
     fake_clock.advance(12 * 3600)

@@ -11,6 +11,7 @@ import pytest
 from edge.consent import coarse, opening
 from edge.consent.gallery import Gallery
 from edge.consent.keys import read_key_file, write_key_file
+from edge.consent.database import StoreDatabase
 from edge.consent.store import ConsentStore
 
 DIM = 512
@@ -39,7 +40,7 @@ def genuine(rng: np.random.Generator, rows: np.ndarray, target: float) -> np.nda
 def bulk_load(store: ConsentStore, now: float, vectors: np.ndarray, hours: float,
               per_consent: int = 1, prefix: str = "c") -> None:
     """Setup only: many consents and templates in one transaction (enrol() is one commit each)."""
-    with store._write() as conn:
+    with store.db.write() as conn:
         for i, vec in enumerate(vectors):
             cid = f"{prefix}{i // per_consent}"
             if i % per_consent == 0:
@@ -148,10 +149,12 @@ def test_legacy_4k_page_store_opens(tmp_path, fake_clock):
     write_key_file(tmp_path / "ref.key")
     path = tmp_path / "old.db"
     path.touch(mode=0o600)
-    old = ConsentStore(path, read_key_file(tmp_path / "store.key"),
-                       read_key_file(tmp_path / "ref.key"), fake_clock, max_retention_s=86400,
-                       delete_on_boarding=True, page_size=opening.LEGACY_PAGE_SIZE)
-    old._migrate(0)
+    db = StoreDatabase(path, read_key_file(tmp_path / "store.key"), fake_clock,
+                       page_size=opening.LEGACY_PAGE_SIZE)
+    old = ConsentStore(db, read_key_file(tmp_path / "ref.key"), fake_clock,
+                       max_retention_s=86400, delete_on_boarding=True)
+    db.migrate(0, lambda conn, target: old.audit_log.record_in(
+        conn, "schema_migrated", "system", None, f"version={target}"))
     c = old.grant_consent("OLD1", "boarding", "T", fake_clock.now() + HOUR, "ann")
     old.enrol(c.consent_id, [unit_rows(np.ones((1, DIM)))[0]], "fr", "ann")
     old.close()
@@ -160,4 +163,4 @@ def test_legacy_4k_page_store_opens(tmp_path, fake_clock):
     with ConsentStore.open(path, tmp_path / "store.key", tmp_path / "ref.key",
                            fake_clock) as store:
         assert len(store.active_templates()) == 1
-        assert store.verify_audit() >= 3
+        assert store.audit_log.verify() >= 3

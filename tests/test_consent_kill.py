@@ -13,18 +13,18 @@ import time
 import numpy as np
 import pytest
 
-from edge.clock import SystemClock
 from edge.consent import opening
 from edge.consent.keys import read_key_file, write_key_file
 from edge.consent.store import ConsentStore
+from foundation.clock import SystemClock
 
 CHILD = textwrap.dedent("""
     import sys
     import numpy as np
     from pathlib import Path
-    from edge.clock import SystemClock
+    from foundation.clock import SystemClock
     from edge.consent.store import ConsentStore
-    from edge.logs import configure_logging
+    from foundation.logs import configure_logging
     configure_logging("warning", stream=sys.stderr)
     d = Path(sys.argv[1])
     store = ConsentStore.open(d / "store.db", d / "store.key", d / "ref.key", SystemClock())
@@ -81,6 +81,6 @@ def test_sigkill_during_enrolment_burst_leaves_whole_enrolments(tmp_path):
             assert enrolled_events == len(per_consent)
             for row in store.active_templates():
                 assert abs(float(np.linalg.norm(row.vector)) - 1.0) < 1e-5
-            assert store.verify_audit() == store.stats()["audit_rows"]
+            assert store.audit_log.verify() == store.stats()["audit_rows"]
         finally:
             store.close()

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from consent_helpers import StoreHolder
 
-from edge.clock import FakeClock
 from edge.consent.errors import StoreBusyError, StoreNotFoundError
 from edge.consent.keys import write_key_file
 from edge.consent.lock import StoreLock, lock_path
 from edge.consent.store import ConsentStore
+from foundation.clock import FakeClock
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_second_process_is_refused_with_a_clear_message(made) -> None:
             StoreLock.acquire(path)
     assert path.read_bytes() == before  # refused openers never touched the store
     with _open(made) as store:  # holder gone: the store opens again
-        assert store.verify_audit() >= 1
+        assert store.audit_log.verify() >= 1
 
 
 def test_close_in_the_holder_releases_the_lock(made) -> None:
@@ -54,7 +54,7 @@ def test_close_in_the_holder_releases_the_lock(made) -> None:
             _open(made)
         holder.close_store()  # the child lives on, but has closed its store
         with _open(made) as store:
-            store.audit("checked", "test")
+            store.audit_log.record("checked", "test")
 
 
 def test_sigkill_of_the_holder_releases_the_lock(made) -> None:
@@ -63,7 +63,7 @@ def test_sigkill_of_the_holder_releases_the_lock(made) -> None:
             _open(made)
         holder.kill()  # no close(): the kernel drops the flock with the process
         with _open(made) as store:
-            assert store.verify_audit() >= 1
+            assert store.audit_log.verify() >= 1
 
 
 def test_one_store_per_process_shared_by_threads(made) -> None:
@@ -75,7 +75,7 @@ def test_one_store_per_process_shared_by_threads(made) -> None:
 
         def work(i: int) -> None:
             try:
-                store.audit("thread", f"t{i}")
+                store.audit_log.record("thread", f"t{i}")
             except BaseException as exc:  # pragma: no cover - reported below
                 errors.append(exc)
 
@@ -111,7 +111,7 @@ def test_caller_held_lock_spans_several_opens(made) -> None:
     with StoreLock.acquire(made[0]) as lock:
         for _ in range(2):
             with _open(made, lock=lock) as store:
-                store.audit("checked", "test")
+                store.audit_log.record("checked", "test")
         assert lock.held  # a store opened with the caller's lock leaves it held on close
         with pytest.raises(StoreBusyError):
             _open(made)

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.clock import FakeClock
 from edge.consent import retention
 from edge.consent.errors import ConsentRequiredError, InvalidConsentError
 from edge.consent.gallery import Gallery
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
+from foundation.clock import FakeClock
 
 times = st.floats(min_value=1e9, max_value=4e9, allow_nan=False)
 spans = st.floats(min_value=1.0, max_value=30 * 86400.0, allow_nan=False)

@@ -30,7 +30,7 @@ from edge.consent.gallery import Gallery
 from edge.consent.keys import read_key_file, write_key_file
 from edge.consent.schema import LATEST
 from edge.consent.store import ConsentStore
-from edge.settings import parse_settings
+from foundation.settings import parse_settings
 
 DIM = 512
 HOUR = 3600.0
@@ -126,10 +126,10 @@ def test_lifecycle_enrol_match_withdraw_expire_board_purge(store, fake_clock):
     fake_clock.advance(11 * HOUR)
     assert store.purge() == 2
     assert store.consent_summary() == []
-    events = [r[0] for r in store._read("SELECT event FROM audit ORDER BY seq")]
+    events = [r[0] for r in store.db.read("SELECT event FROM audit ORDER BY seq")]
     assert events.count("enrolled") == 3 and "withdrawn" in events and "boarded" in events
     assert events.count("purged") == 2
-    assert store.verify_audit() == len(events)
+    assert store.audit_log.verify() == len(events)
 
 
 def test_boarding_keeps_templates_when_configured(opener, fake_clock):
@@ -163,7 +163,7 @@ def test_withdrawal_stops_matching_even_when_the_wal_checkpoint_fails(store, fak
     def busy_wal() -> None:
         raise opening.DatabaseError("database table is locked")
 
-    monkeypatch.setattr(store, "_checkpoint", busy_wal)
+    monkeypatch.setattr(store.db, "checkpoint", busy_wal)
     with capture_logs() as events:
         assert store.withdraw(reference="REF77", actor="kiosk")
     assert gallery.match(unit(7)).consent_id is None
@@ -251,14 +251,14 @@ def test_gallery_incremental_matches_full_reload(store, fake_clock):
 
 # ------------------------------------------------------------------------------ audit
 def raw_conn(store: ConsentStore):
-    return opening.connect(store.path, store._key)
+    return opening.connect(store.path, store.db.key)
 
 
 def test_audit_chain_detects_edit_delete_and_reorder(store, fake_clock):
     for i in range(4):
         enrol_one(store, fake_clock, f"AU{i}", unit(i))
-    store.audit("operator_note", "ann", reason="shift start")
-    n = store.verify_audit()
+    store.audit_log.record("operator_note", "ann", reason="shift start")
+    n = store.audit_log.verify()
     assert n == LATEST + 4 * 2 + 1  # one schema_migrated row per migration
     enrolled = LATEST + 2  # the first enrolment's row, after its consent_granted row
     conn = raw_conn(store)
@@ -266,13 +266,13 @@ def test_audit_chain_detects_edit_delete_and_reorder(store, fake_clock):
         conn.execute("UPDATE audit SET reason = 'templates=9 replaced=0' WHERE seq = ?",
                      (enrolled,))
         with pytest.raises(AuditChainError, match=f"#{enrolled}"):
-            store.verify_audit()
+            store.audit_log.verify()
         conn.execute("UPDATE audit SET reason = 'templates=1 replaced=0' WHERE seq = ?",
                      (enrolled,))
-        assert store.verify_audit() == n
+        assert store.audit_log.verify() == n
         conn.execute("DELETE FROM audit WHERE seq = 6")
         with pytest.raises(AuditChainError):
-            store.verify_audit()
+            store.audit_log.verify()
     finally:
         conn.close()
 
@@ -280,7 +280,8 @@ def test_audit_chain_detects_edit_delete_and_reorder(store, fake_clock):
 def test_audit_rows_carry_no_reference_or_code(store, fake_clock):
     c = enrol_one(store, fake_clock, "SECRETREF9", unit(1))
     store.withdraw(withdrawal_code=c.withdrawal_code, actor="kiosk")
-    dump = repr(store._read("SELECT * FROM audit")) + repr(store._read("SELECT * FROM consents"))
+    dump = repr(store.db.read("SELECT * FROM audit"))
+    dump += repr(store.db.read("SELECT * FROM consents"))
     assert "SECRETREF9" not in dump and c.withdrawal_code.replace("-", "") not in dump
 
 
@@ -300,30 +301,30 @@ def test_logs_carry_ids_and_counts_only(store, fake_clock):
 
 # ------------------------------------------------------------------------- staff, outbox
 def test_staff_accounts(store):
-    assert store.get_staff("ann") is None
-    store.upsert_staff("ann", "supervisor", "$scrypt$1")
-    store.upsert_staff("bob", "agent", "$scrypt$2")
-    store.upsert_staff("ann", "agent", "$scrypt$3")
-    ann = store.get_staff("ann")
+    assert store.staff.get("ann") is None
+    store.staff.upsert("ann", "supervisor", "$scrypt$1")
+    store.staff.upsert("bob", "agent", "$scrypt$2")
+    store.staff.upsert("ann", "agent", "$scrypt$3")
+    ann = store.staff.get("ann")
     assert (ann.role, ann.password_hash, ann.disabled) == ("agent", "$scrypt$3", False)
     assert "$scrypt" not in repr(ann)
-    assert store.set_staff_disabled("bob", True)
-    assert [(s.name, s.disabled) for s in store.list_staff()] == [("ann", False), ("bob", True)]
-    assert not store.set_staff_disabled("carol", True)
+    assert store.staff.set_disabled("bob", True)
+    assert [(s.name, s.disabled) for s in store.staff.all()] == [("ann", False), ("bob", True)]
+    assert not store.staff.set_disabled("carol", True)
 
 
 def test_outbox_sequence_is_never_reused(opener):
     store = opener()
-    assert [store.outbox_append(b"w%d" % i) for i in range(3)] == [1, 2, 3]
-    store.outbox_ack(3)
-    store.outbox_ack(3)
-    assert store.outbox_pending() == [(1, b"w0"), (2, b"w1")]
-    assert store.outbox_pending(limit=1) == [(1, b"w0")]
-    store.outbox_ack(1)
-    store.outbox_ack(2)
+    assert [store.outbox.append(b"w%d" % i) for i in range(3)] == [1, 2, 3]
+    store.outbox.ack(3)
+    store.outbox.ack(3)
+    assert store.outbox.pending() == [(1, b"w0"), (2, b"w1")]
+    assert store.outbox.pending(limit=1) == [(1, b"w0")]
+    store.outbox.ack(1)
+    store.outbox.ack(2)
     store.close()
     store = opener(create=False)
-    assert store.outbox_append(b"w3") == 4
+    assert store.outbox.append(b"w3") == 4
     assert store.stats()["outbox_pending"] == 1
 
 
@@ -335,7 +336,7 @@ def test_threads_share_one_store(store, fake_clock):
         try:
             for i in range(10):
                 enrol_one(store, fake_clock, f"T{k}X{i}", unit(100 * k + i))
-                store.outbox_append(b"x")
+                store.outbox.append(b"x")
                 gallery.match(unit(100 * k + i))
         except BaseException as exc:
             errors.append(exc)
@@ -348,8 +349,8 @@ def test_threads_share_one_store(store, fake_clock):
     assert not errors
     assert store.stats()["templates"] == 40 == gallery.size
     assert store.stats()["outbox_pending"] == 40
-    assert store.verify_audit() == LATEST + 40 * 2
-    assert len(store._conns) >= 4
+    assert store.audit_log.verify() == LATEST + 40 * 2
+    assert len(store.db.connections) >= 4
 
 
 def test_closed_store_refuses_use(store):
@@ -456,7 +457,7 @@ def test_rekey(closed_store, keys, fake_clock):
     before = store.stats()
     store.rekey(keys / "new.key")
     assert store.stats()["templates"] == before["templates"] == 20
-    assert store.verify_audit() == before["audit_rows"] + 1
+    assert store.audit_log.verify() == before["audit_rows"] + 1
     store.close()
     with pytest.raises(WrongKeyError):
         reopen(closed_store, keys, fake_clock)

@@ -12,10 +12,10 @@ import pytest
 
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import Capture
-from edge.clock import FakeClock, SystemClock
 from edge.daemon import Daemon, DaemonError
-from edge.restart_budget import RestartBudget
-from edge.settings import Settings
+from edge.operations.restart_budget import RestartBudget
+from foundation.clock import FakeClock, SystemClock
+from foundation.settings import Settings
 
 
 def test_budget_allows_n_restarts_per_window() -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from edge.capture.source import Frame
-from edge.clock import FakeClock
-from edge.events import EventBus
-from edge.lanes import LaneMachine, LaneRules
-from edge.pipeline import Lane, Pipeline
+from edge.decisions.events import EventBus
+from edge.decisions.lanes import LaneMachine, LaneRules
+from edge.decisions.pipeline import Lane, Pipeline
 from edge.screening.close_quarters import CloseQuarters
-from edge.settings import CloseQuartersSettings
 from edge.vision.types import Face, Quality
+from foundation.clock import FakeClock
+from foundation.settings import CloseQuartersSettings
 
 NOWHERE = np.array([(0, 0), (1, 0), (1, 1)], np.float32)  # a zone nobody stands in
 

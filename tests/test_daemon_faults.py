@@ -16,10 +16,10 @@ import pytest
 from test_daemon_process import ROOT, provision
 
 from edge.capture.opencv import OpenCVSource
-from edge.clock import SystemClock
 from edge.daemon import Daemon
-from edge.events import Kind
-from edge.settings import load_settings
+from edge.decisions.events import Kind
+from foundation.clock import SystemClock
+from foundation.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +33,8 @@ def wait_for(cond, timeout: float, what: str) -> None:
 
 
 def synthetic_daemon(tmp_path: Path, model_dir: Path, engine=None):
-    from edge.capture.synthetic import SyntheticScene
     from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
+    from edge.screening.synth_source import SyntheticScene
 
     zone = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
     settings_file, _ = provision(tmp_path, model_dir,

@@ -10,7 +10,7 @@ import logging
 import pytest
 import structlog
 
-from edge import logs
+from foundation import logs
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def test_uvicorn_records_join_the_json_output(capsys) -> None:
     logs.configure_logging("info", json_logs=True, stream=buf)
     logging.getLogger("uvicorn.error").error("Cancel %s running task(s)", 0)
     logging.getLogger("uvicorn.error").debug("below the level")
-    structlog.get_logger("x").info("ours")
+    structlog.get_logger(__name__).info("ours")
     lines = [json.loads(ln) for ln in buf.getvalue().splitlines()]
     assert lines[0]["event"] == "Cancel 0 running task(s)"
     assert lines[0]["level"] == "error" and lines[0]["logger"] == "uvicorn.error"

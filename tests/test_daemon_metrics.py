@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from edge.metrics import DaemonMetrics, Registry
-from edge.sdnotify import SdNotifier
+from edge.operations.metrics import DaemonMetrics, Registry
+from edge.operations.sdnotify import SdNotifier
 
 
 def test_text_format_counters_gauges_histograms() -> None:

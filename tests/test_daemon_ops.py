@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from edge.metrics import DaemonMetrics
-from edge.ops import is_loopback, mount_ops, ops_router
+from edge.operations.health import is_loopback, mount_ops, ops_router
+from edge.operations.metrics import DaemonMetrics
 
 
 def _app() -> FastAPI:

@@ -12,14 +12,14 @@ import pytest
 import structlog
 
 from edge.capture.source import Frame
-from edge.capture.synthetic import SyntheticScene
-from edge.clock import FakeClock
-from edge.events import DecisionEvent, EventBus, Kind
-from edge.lanes import LaneMachine, LaneRules
-from edge.pipeline import Lane, Pipeline
+from edge.decisions.events import DecisionEvent, EventBus, Kind
+from edge.decisions.lanes import LaneMachine, LaneRules
+from edge.decisions.pipeline import Lane, Pipeline
 from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
+from edge.screening.synth_source import SyntheticScene
 from edge.screening.thermal import ThermalScreener
-from edge.settings import ThermalSettings, VisionSettings
+from foundation.clock import FakeClock
+from foundation.settings import ThermalSettings, VisionSettings
 
 ZONE = np.array([(200, 90), (440, 90), (440, 420), (200, 420)], np.float32)
 
@@ -147,7 +147,7 @@ def test_gate_failure_goes_manual_and_sends_nothing_more(engine) -> None:
 def test_refused_grant_and_controller_states(engine) -> None:
     """An ack with ok=false (e.g. during a fire alarm) is a failed grant; controller states
     manual/fault/emergency put the lane in manual, closed brings it back."""
-    from edge.clock import FakeClock
+    from foundation.clock import FakeClock
 
     class Ack:
         ok, code, error = False, "emergency", "fire alarm active"

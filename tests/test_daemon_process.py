@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demo.day import free_ports
 from edge.consent.keys import write_key_file
-from edge.demo import free_ports
 from provisioning.device import init_device
 
 ROOT = Path(__file__).resolve().parents[1]

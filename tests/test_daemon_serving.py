@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import FakeClock
 from edge.daemon import Daemon
 from edge.kiosk.serving import KioskTlsError
-from edge.settings import Settings
+from foundation.clock import FakeClock
+from foundation.settings import Settings
 
 
 def _settings(tmp_path: Path, **kiosk) -> Settings:

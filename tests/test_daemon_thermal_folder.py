@@ -14,9 +14,8 @@ import pytest
 from test_daemon_process import provision
 
 from edge.capture.thermal import write_thermal_file
-from edge.clock import SystemClock
 from edge.daemon import Daemon
-from edge.events import Kind
+from edge.decisions.events import Kind
 from edge.screening.calibration import save_calibration
 from edge.screening.synth import (
     Person,
@@ -24,7 +23,8 @@ from edge.screening.synth import (
     default_face_photos,
     synthetic_calibration,
 )
-from edge.settings import load_settings
+from foundation.clock import SystemClock
+from foundation.settings import load_settings
 
 pytestmark = pytest.mark.integration
 ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.telemetry.counters import COUNT_FIELDS
+from wire.telemetry import COUNT_FIELDS
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -75,8 +75,8 @@ FLOAT_RUN = re.compile(rb"(-?\d+\.\d+[,\s]+){24,}")
 def astronaut_embedding(installed_model_dir: Path) -> np.ndarray:
     """The template the demo enrolled (same photo, same engine, deterministic)."""
     from edge.screening.synth import default_face_photos
-    from edge.settings import VisionSettings
     from edge.vision.engine import FaceEngine
+    from foundation.settings import VisionSettings
 
     engine = FaceEngine.from_settings(VisionSettings(model_dir=installed_model_dir))
     chip = default_face_photos()[0]

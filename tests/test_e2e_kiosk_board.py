@@ -22,8 +22,8 @@ import cv2
 import pytest
 from browser_helpers import Shots, chromium_page, log_in
 
-from edge.clock import SystemClock
-from edge.events import DecisionEvent, Kind
+from edge.decisions.events import DecisionEvent, Kind
+from foundation.clock import SystemClock
 from provisioning.device import init_device
 from provisioning.loopback import LoopbackPeers, free_port
 from provisioning.staff import add_staff
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 PASSWORD = "e2e-agent-password-1"
 REFERENCE = "ASTRO1"
-ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]  # as in edge/demo.py
+ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]  # as in demo/day.py
 DECISIONS = {Kind.GRANTED, Kind.NOT_MATCHED, Kind.MATCHED_HELD}
 
 
@@ -77,9 +77,9 @@ def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.fixture
 def appliance(tmp_path: Path, installed_model_dir: Path) -> Iterator[Appliance]:
-    from edge.capture.synthetic import SyntheticScene
     from edge.daemon import Daemon
     from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
+    from edge.screening.synth_source import SyntheticScene
     from edge.vision.engine import FaceEngine
 
     port = free_port()

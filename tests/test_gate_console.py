@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import SystemClock
+from foundation.clock import SystemClock
 from gate_controller.console import ConsoleView
 from gate_controller.drivers.simulated import SimulatedGateIO
 from gate_controller.safety import GateMachine

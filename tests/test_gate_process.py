@@ -28,7 +28,7 @@ from gate_controller.drill import (
     write_config,
 )
 from gate_controller.drivers.relay_board_sim import RelayBoardSim
-from gate_controller.protocol import LaneState, StateEvent
+from wire.gate import LaneState, StateEvent
 
 pytestmark = pytest.mark.integration
 

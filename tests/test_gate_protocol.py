@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gate_controller.protocol import (
+from wire.gate import (
     MAX_MESSAGE_BYTES,
     Ack,
     DenyCmd,

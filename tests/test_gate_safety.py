@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from gate_controller.protocol import (
+from gate_controller.safety import Emit, GateMachine, SetAlarm, SetOutput
+from wire.gate import (
     DenyCmd,
     FaultEvent,
     HeartbeatCmd,
@@ -22,7 +23,6 @@ from gate_controller.protocol import (
     StatusCmd,
     TailgatingEvent,
 )
-from gate_controller.safety import Emit, GateMachine, SetAlarm, SetOutput
 
 T0 = 100.0
 S = LaneState

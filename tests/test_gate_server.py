@@ -21,12 +21,12 @@ import pytest
 import zmq
 from structlog.testing import capture_logs
 
-from edge.clock import SystemClock
+from foundation.clock import SystemClock
 from gate_controller.client import GateClient, GateUnavailableError
 from gate_controller.drivers.simulated import SimulatedGateIO
-from gate_controller.protocol import LaneState, StateEvent, decode_ack
 from gate_controller.safety import GateMachine
 from gate_controller.server import GateServer, GateStartError
+from wire.gate import LaneState, StateEvent, decode_ack
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from gate_controller.protocol import (
+from gate_controller.safety import Emit, GateMachine, SetAlarm, SetOutput
+from wire.gate import (
     DenyCmd,
     HeartbeatCmd,
     LaneState,
@@ -24,7 +25,6 @@ from gate_controller.protocol import (
     StateEvent,
     TailgatingEvent,
 )
-from gate_controller.safety import Emit, GateMachine, SetAlarm, SetOutput
 
 LANES = ["A", "B"]
 lanes = st.sampled_from(LANES)

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from test_kiosk_fixtures import *  # noqa: F403  (fixtures: kiosk, kiosk_store, kiosk_engine)
 from test_kiosk_fixtures import PASSWORD, StillCamera, b64_array, b64_file, make_env
 
-from edge.settings import Settings
+from foundation.settings import Settings
 
 BCBP = ("M1DESMARAIS/LUC       EABC123 YULFRAAC 0834 326J001A0025 100")
 
@@ -28,7 +28,7 @@ def enrol_body(kiosk, photo: str, reference: str = "ABC123", **extra) -> dict:
 
 
 def audit_rows(store) -> list[tuple]:
-    return store._read("SELECT event, actor, subject, reason FROM audit ORDER BY seq")
+    return store.db.read("SELECT event, actor, subject, reason FROM audit ORDER BY seq")
 
 
 # ---------------------------------------------------------------- log-in, cookies, sessions
@@ -67,7 +67,7 @@ def test_bad_login_is_refused_the_same_way(kiosk, name, password):
 
 
 def test_disabled_account_cannot_log_in(kiosk):
-    kiosk.store.set_staff_disabled("agent1", True)
+    kiosk.store.staff.set_disabled("agent1", True)
     r = kiosk.client.post("/api/session/login", json={"staff_id": "agent1", "password": PASSWORD})
     assert r.status_code == 401
 
@@ -140,10 +140,10 @@ def test_one_client_guessing_many_names_is_throttled(kiosk_store, kiosk_engine, 
 def test_disabling_an_account_ends_its_sessions_at_once(kiosk):
     kiosk.login()
     assert kiosk.client.get("/api/board").status_code == 200
-    kiosk.store.set_staff_disabled("agent1", True)
+    kiosk.store.staff.set_disabled("agent1", True)
     r = kiosk.client.get("/api/board")
     assert r.status_code == 401 and r.json()["error"] == "session_expired"
-    kiosk.store.set_staff_disabled("agent1", False)
+    kiosk.store.staff.set_disabled("agent1", False)
     assert kiosk.client.get("/api/board").status_code == 401  # that session is gone for good
 
 
@@ -271,7 +271,7 @@ def test_enrol_refuses_a_poor_photo_with_advice_and_stores_nothing(kiosk, faces_
     assert r.status_code == 422
     assert r.json()["error"] == "poor_quality" and "move closer" in r.json()["message"]
     assert kiosk.store.stats()["active_consents"] == 0
-    assert kiosk.store._read("SELECT count(*) FROM consents")[0][0] == 0
+    assert kiosk.store.db.read("SELECT count(*) FROM consents")[0][0] == 0
 
 
 @pytest.mark.parametrize("photo,code", [

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from edge.clock import FakeClock
 from edge.kiosk.board import STATES, BoardError, LaneBoard
+from foundation.clock import FakeClock
 
 
 def test_initial_snapshot_has_every_lane_idle(fake_clock):

@@ -20,14 +20,14 @@ with warnings.catch_warnings():  # starlette suggests httpx2; TestClient is stil
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from edge.clock import FakeClock
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 from edge.kiosk.app import create_app
 from edge.kiosk.board import LaneBoard
 from edge.kiosk.passwords import hash_password
 from edge.kiosk.services import KioskServices
-from edge.settings import Settings
+from foundation.clock import FakeClock
+from foundation.settings import Settings
 
 PASSWORD = "correct-horse-battery"
 STAFF = {"agent1": "agent", "sup1": "supervisor", "eng1": "engineer"}
@@ -59,7 +59,7 @@ class RecordingGate:
     unavailable: bool = False
 
     def _answer(self):
-        from gate_controller.protocol import Ack, LaneState
+        from wire.gate import Ack, LaneState
         if self.unavailable:
             from gate_controller.client import GateUnavailableError
             raise GateUnavailableError("gate controller did not acknowledge within 1000 ms")
@@ -101,7 +101,7 @@ def kiosk_store(tmp_path: Path, fake_clock: FakeClock):
     store = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
                               fake_clock, create=True)
     for name, role in STAFF.items():
-        store.upsert_staff(name, role, password_hash())
+        store.staff.upsert(name, role, password_hash())
     yield store
     store.close()
 

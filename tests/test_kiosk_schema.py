@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, settings
 from test_kiosk_fixtures import *  # noqa: F403  (fixtures: kiosk_store, kiosk_engine)
 from test_kiosk_fixtures import PASSWORD, LiveServer, make_env
 
-from edge.clock import FakeClock
 from edge.kiosk.app import create_app
 from edge.kiosk.board import LaneBoard
 from edge.kiosk.services import KioskServices
-from edge.settings import Settings
+from foundation.clock import FakeClock
+from foundation.settings import Settings
 
 
 def _schema_only() -> dict:

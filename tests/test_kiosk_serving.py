@@ -9,7 +9,7 @@ import pytest
 
 from edge.kiosk.camera import ReaderCamera
 from edge.kiosk.serving import KioskTlsError, uvicorn_kwargs
-from edge.settings import KioskSettings
+from foundation.settings import KioskSettings
 
 
 def test_plain_http_by_default():

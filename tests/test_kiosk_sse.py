@@ -110,7 +110,7 @@ def test_end_streams_closes_open_streams_at_once(live_kiosk):
 
 def test_daemon_stop_ends_streams_before_the_server_so_shutdown_is_graceful(live_kiosk):
     from edge.daemon import Daemon
-    from edge.settings import Settings
+    from foundation.settings import Settings
 
     env, server = live_kiosk
     records: list[logging.LogRecord] = []

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.clock import FakeClock
-from edge.events import DecisionEvent
-from edge.lanes import DenyGate, LaneMachine, LaneRules, LaneState, MarkBoarded, OpenGate
+from edge.decisions.events import DecisionEvent
+from edge.decisions.lanes import DenyGate, LaneMachine, LaneRules, LaneState, MarkBoarded, OpenGate
+from foundation.clock import FakeClock
 
 
 def machine(clock: FakeClock, **rules) -> LaneMachine:

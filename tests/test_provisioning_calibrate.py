@@ -10,7 +10,7 @@ import pytest
 from provisioning_helpers import make_device, run_cli
 
 from edge.screening.calibration import load_calibration
-from edge.settings import load_settings
+from foundation.settings import load_settings
 from provisioning.errors import CalibrationError
 from provisioning.target import simulate_captures
 from provisioning.thermal_calibrate import calibrate

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from provisioning_helpers import make_device, run_cli
 
-from edge.clock import SystemClock
 from edge.consent.store import ConsentStore
+from foundation.clock import SystemClock
 from provisioning.loopback import LoopbackPeers, free_port
 
 

@@ -11,10 +11,10 @@ import pytest
 import zmq.auth
 from provisioning_helpers import make_device, run_cli, secret_strings
 
-from edge.clock import FakeClock
 from edge.consent.keys import read_key_file
 from edge.consent.store import ConsentStore
-from edge.settings import Settings, SettingsError, load_settings, parse_settings
+from foundation.clock import FakeClock
+from foundation.settings import Settings, SettingsError, load_settings, parse_settings
 from provisioning import device as device_mod
 from provisioning.device import DeviceLayout, init_device, open_device
 from provisioning.errors import DeviceExistsError, DeviceNotFoundError
@@ -58,7 +58,7 @@ def test_settings_point_at_the_device(tmp_path: Path) -> None:
 def test_store_opens_with_the_provisioned_key(tmp_path: Path, fake_clock: FakeClock) -> None:
     dev = make_device(tmp_path)
     with ConsentStore.from_settings(dev.settings, fake_clock) as store:
-        assert store.verify_audit() >= 0
+        assert store.audit_log.verify() >= 0
         assert store.stats()["templates"] == 0
 
 
@@ -148,7 +148,7 @@ def test_every_field_is_documented(tmp_path: Path) -> None:
         sub = getattr(s, section)
         assert f"[{section}]" in lines
         for name, info in _fields(sub):
-            assert info.description, f"{section}.{name} has no description in edge/settings.py"
+            assert info.description, f"{section}.{name} has no description in the settings"
             hits = [i for i, ln in enumerate(lines)
                     if ln.startswith((f"{name} =", f"# {name} =", f"[[{section}.{name}]]"))]
             assert hits, f"{section}.{name} missing from settings.toml"

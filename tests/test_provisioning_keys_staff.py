@@ -9,9 +9,9 @@ import pytest
 import zmq.auth
 from provisioning_helpers import FakeStdin, make_device, run_cli
 
-from edge.clock import FakeClock
 from edge.consent.store import ConsentStore
 from edge.kiosk.passwords import verify_password
+from foundation.clock import FakeClock
 from provisioning.central_key import import_central_key
 from provisioning.errors import CentralKeyError, StaffError
 from provisioning.staff import read_password
@@ -72,7 +72,7 @@ def test_commands_need_a_device(tmp_path: Path, central_keys) -> None:
 # -- add-staff ----------------------------------------------------------------------------------
 def _staff(dev, name: str):
     with ConsentStore.from_settings(dev.settings, FakeClock()) as store:
-        return store.get_staff(name)
+        return store.staff.get(name)
 
 
 def test_add_staff_from_stdin(tmp_path: Path, monkeypatch) -> None:
@@ -115,7 +115,7 @@ def test_add_staff_refusals(tmp_path: Path, monkeypatch, argv, stdin, message) -
                               stdin=stdin, monkeypatch=monkeypatch)
     assert code == 1 and message in err
     with ConsentStore.from_settings(dev.settings, FakeClock()) as store:
-        assert store.list_staff() == []
+        assert store.staff.all() == []
 
 
 def test_unknown_role_is_a_usage_error(tmp_path: Path, monkeypatch) -> None:

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from provisioning_helpers import make_device, run_cli
 
-from edge.clock import FakeClock
+from foundation.clock import FakeClock
 from provisioning.device import update_settings
 from provisioning.errors import KioskNameError
 from provisioning.kiosk_cert import renew_kiosk_cert

@@ -10,11 +10,11 @@ import pytest
 from consent_helpers import StoreHolder
 from provisioning_helpers import FakeStdin, make_device, run_cli
 
-from edge.clock import FakeClock
 from edge.consent.errors import StoreBusyError, StoreOpenError
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 from edge.kiosk.passwords import hash_password
+from foundation.clock import FakeClock
 from provisioning.device import Device
 from provisioning.errors import RotationError, WipeRefusedError
 from provisioning.rotate import rotate_store_key
@@ -28,7 +28,7 @@ def _populate(dev: Device, clock: FakeClock) -> tuple[str, np.ndarray]:
     vec = rng.normal(size=512).astype(np.float32)
     vec /= np.linalg.norm(vec)
     with ConsentStore.from_settings(dev.settings, clock) as store:
-        store.upsert_staff("agent7", "agent", hash_password("a long enough password"))
+        store.staff.upsert("agent7", "agent", hash_password("a long enough password"))
         consent = store.grant_consent("PNR123", "boarding", "BA117", clock.now() + 3600, "agent7")
         store.enrol(consent.consent_id, [vec], "fr_feature", "agent7")
     return consent.consent_id, vec
@@ -41,7 +41,7 @@ def _snapshot(dev: Device, clock: FakeClock, key_file: Path | None = None):
         rows = store.active_templates()
         stats = {k: v for k, v in store.stats().items() if k != "audit_rows"}  # audit grows
         return (stats, [(r.consent_id, r.vector.tobytes()) for r in rows],
-                store.get_staff("agent7"), store.verify_audit())
+                store.staff.get("agent7"), store.audit_log.verify())
 
 
 def test_rotation_keeps_data_and_kills_old_key(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import ConsentGateError
 from edge.screening.calibration import (
     Calibration,
     CalibrationError,
@@ -16,6 +15,7 @@ from edge.screening.calibration import (
     save_calibration,
 )
 from edge.screening.synth import synthetic_calibration
+from foundation.errors import ConsentGateError
 
 
 def _good() -> dict:

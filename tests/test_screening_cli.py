@@ -12,10 +12,10 @@ import pytest
 import structlog
 
 from edge.capture.thermal import write_thermal_file
-from edge.cli import main
 from edge.screening.evaluate import EvalSetError, evaluate_set, write_synth_set
 from edge.screening.synth import default_face_photos
-from edge.settings import ThermalSettings
+from foundation.cli import main
+from foundation.settings import ThermalSettings
 
 TARGETS = {"mae_c": 0.2, "max_error_c": 0.5}
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edge.screening.close_quarters import CloseQuarters, Observation, WindowSummary
-from edge.settings import CloseQuartersSettings
 from edge.vision.types import Face
+from foundation.settings import CloseQuartersSettings
 
 F = 900.0
 IPD = 0.063

@@ -13,8 +13,8 @@ from edge.capture.thermal import CK_AT_0C, ThermalFrameError
 from edge.screening.calibration import Calibration
 from edge.screening.synth import Person, SceneRenderer, default_face_photos, synthetic_calibration
 from edge.screening.thermal import REASONS, Decision, Reading, ThermalScreener
-from edge.settings import ThermalSettings
 from edge.vision.types import Face
+from foundation.settings import ThermalSettings
 
 
 @pytest.fixture(scope="module")

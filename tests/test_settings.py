@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.settings import Settings, SettingsError, load_settings
+from foundation.settings import Settings, SettingsError, load_settings
 
 
 def test_defaults_are_valid() -> None:

@@ -12,10 +12,10 @@ import threading
 import pytest
 import zmq
 
-from edge.telemetry import schema
-from edge.telemetry.collector import Collector, CollectorError, main
-from edge.telemetry.counters import COUNT_FIELDS
-from edge.telemetry.keys import create_keypair, load_keypair, load_public_key
+from central.collector import Collector, CollectorError, main
+from foundation.curve_keys import create_keypair, load_keypair, load_public_key
+from wire import telemetry as schema
+from wire.telemetry import COUNT_FIELDS
 
 pytestmark = pytest.mark.timeout(60)
 

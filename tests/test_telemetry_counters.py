@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from edge.clock import FakeClock
-from edge.errors import ConsentGateError
 from edge.telemetry.counters import COUNT_FIELDS, MAX_EMPTY_CATCHUP, WindowCounters
 from edge.telemetry.errors import UnknownCountField
+from foundation.clock import FakeClock
+from foundation.errors import ConsentGateError
 
 
 def test_count_fields_are_the_agreed_names():

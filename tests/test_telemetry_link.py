@@ -21,14 +21,14 @@ import pytest
 import zmq
 from structlog.testing import capture_logs
 
-from edge.clock import FakeClock
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
-from edge.settings import Settings
-from edge.telemetry import schema
 from edge.telemetry.counters import COUNT_FIELDS, WindowCounters
-from edge.telemetry.keys import create_keypair, load_keypair, load_public_key
 from edge.telemetry.uplink import Uplink
+from foundation.clock import FakeClock
+from foundation.curve_keys import create_keypair, load_keypair, load_public_key
+from foundation.settings import Settings
+from wire import telemetry as schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -56,7 +56,7 @@ def free_port() -> int:
 
 
 class CollectorProc:
-    """`python -m edge.telemetry.collector` as a child process."""
+    """`python -m central collect` as a child process."""
 
     def __init__(self, keys: Path, db: Path, port: int, log: Path) -> None:
         self.keys, self.db, self.port, self.log = keys, db, port, log
@@ -70,7 +70,7 @@ class CollectorProc:
     def start(self) -> CollectorProc:
         err = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.telemetry.collector", "--keys", str(self.keys),
+            [sys.executable, "-m", "central", "collect", "--keys", str(self.keys),
              "--db", str(self.db), "--bind", self.endpoint, "--print-every", "0.2"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
         err.close()
@@ -156,8 +156,8 @@ def started_uplink(tmp_path: Path, net, clock, settings: Settings | None = None,
     """A real store (new or reopened), fresh counters and a running uplink to `net`."""
     store = open_store(tmp_path, clock, create=create)
     counters = WindowCounters(clock, WINDOW_S)
-    uplink = make_uplink(settings or make_settings(tmp_path, net.port), counters, store, clock,
-                         net.device_keys, net.central_keys)
+    uplink = make_uplink(settings or make_settings(tmp_path, net.port), counters, store.outbox,
+                         clock, net.device_keys, net.central_keys)
     uplink.start()
     return store, counters, uplink
 
@@ -200,7 +200,7 @@ def test_collector_down_for_a_while_then_up(tmp_path, net):
         wait_for(lambda: uplink.status()["pending"] == 0, what="outbox drained")
         assert uplink.status()["connected"] is True
         assert uplink.status()["last_ack_seq"] == 12
-        assert store.outbox_pending(100) == []
+        assert store.outbox.pending(100) == []
         assert_exactly_once_in_order(collector.rows(), 12)
         wait_for(lambda: any("totals windows=12" in ln for ln in collector.lines),
                  what="running totals printed")
@@ -218,7 +218,7 @@ def test_collector_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, net)
     # windows sent just before the kill are lost, so central must spot the gap itself
     settings = make_settings(tmp_path, net.port, heartbeat_s=0.5, heartbeat_liveness=8,
                              resend_initial_s=3.0, resend_max_s=3.0, max_in_flight=256)
-    uplink = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
+    uplink = make_uplink(settings, counters, store.outbox, clock, net.device_keys, net.central_keys)
     uplink.start()
     n = 150
     try:
@@ -256,9 +256,9 @@ def test_device_restarted_with_unacked_windows_sends_them(tmp_path, net):
     store.close()
     # the device comes back: new process state, same encrypted store
     store = open_store(tmp_path, clock, create=False)
-    assert len(store.outbox_pending(100)) == 7
+    assert len(store.outbox.pending(100)) == 7
     counters = WindowCounters(clock, WINDOW_S)
-    second = make_uplink(settings, counters, store, clock, net.device_keys, net.central_keys)
+    second = make_uplink(settings, counters, store.outbox, clock, net.device_keys, net.central_keys)
     with capture_logs() as events:
         second.start()
         try:
@@ -292,7 +292,7 @@ def test_device_key_not_in_allow_list_gets_nothing_accepted(tmp_path, net):
         assert collector.rows() == []
         assert uplink.status() == {"pending": 3, "last_ack_seq": None, "connected": False}
         assert "telemetry_device_denied" in collector.log.read_text()
-        assert len(store.outbox_pending(100)) == 3  # kept for when central admits the key
+        assert len(store.outbox.pending(100)) == 3  # kept for when central admits the key
         # admitting the key later (the allow-list is re-read when its folder changes) delivers
         shutil.copy(net.device_keys / "device.key", net.central_keys / "gate7.key")
         wait_for(lambda: len(collector.rows()) == 3, timeout=30, what="delivery once admitted")
@@ -397,7 +397,7 @@ def test_restart_mid_window_loses_no_counts(tmp_path, net):
     counters.observe_peak(3)
     clock.wall.advance(10)
     # saved within a few seconds while running (a crash loses at most that), not only at stop
-    wait_for(lambda: store.open_window_load() == [
+    wait_for(lambda: store.outbox.load_open_windows() == [
         (window, WINDOW_S, dict.fromkeys(COUNT_FIELDS, 0) | {"matched": 6, "presented": 6,
                                                               "peak_in_view": 3})],
         timeout=10, what="the open window saved in the store")
@@ -417,7 +417,7 @@ def test_restart_mid_window_loses_no_counts(tmp_path, net):
         ((_dev, seq, start, _recv, matched),) = collector.rows()
         # 6 before + 4 after; either part alone would be 6 or suppressed (4 < k)
         assert (seq, start, matched) == (1, window, 10)
-        assert all(row[0] != window for row in store.open_window_load())
+        assert all(row[0] != window for row in store.outbox.load_open_windows())
     finally:
         second.stop()
         store.close()
@@ -445,7 +445,7 @@ def test_restart_after_the_window_ended_sends_it_once(tmp_path, net):
             time.sleep(0.5)  # room for a duplicate to show up
             rows = collector.rows()
             assert [(r[1], r[2], r[4]) for r in rows] == [(1, window, 7)]
-            assert store.open_window_load() in ([], [(window + 2 * WINDOW_S, WINDOW_S,
+            assert store.outbox.load_open_windows() in ([], [(window + 2 * WINDOW_S, WINDOW_S,
                                                       dict.fromkeys(COUNT_FIELDS, 0))])
         finally:
             uplink.stop()

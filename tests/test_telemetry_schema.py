@@ -9,8 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.telemetry import schema
-from edge.telemetry.counters import COUNT_FIELDS, Window
 from edge.telemetry.disclosure import (
     DERIVED,
     RELATIONS,
@@ -18,7 +16,9 @@ from edge.telemetry.disclosure import (
     laplace_noise,
     suppress,
 )
-from edge.telemetry.errors import SchemaError
+from foundation.errors import SchemaError
+from wire import telemetry as schema
+from wire.telemetry import COUNT_FIELDS, Window
 
 WHITELIST = {"schema", "device", "gate", "window_start", "window_s", "k", "epsilon", "counts"}
 

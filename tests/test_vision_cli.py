@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from edge.cli import main
+from foundation.cli import main
 
 
 @pytest.fixture(autouse=True)

@@ -13,10 +13,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from edge.settings import VisionSettings
 from edge.vision.engine import FaceEngine
 from edge.vision.imageio import load_image
 from edge.vision.quality import BLURRED, NOT_FRONTAL, TOO_SMALL, yaw_ratio
+from foundation.settings import VisionSettings
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "golden_faces.json").read_text())["files"]
 DETECTORS = ["ultraface_landmark68", "yunet"]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.settings import VisionSettings
 from edge.vision.engine import FaceEngine
 from edge.vision.errors import ModelIntegrityError, ModelMissingError
 from edge.vision.manifest import load_manifest
 from edge.vision.runtime import create_session
+from foundation.settings import VisionSettings
 
 REINSTALL = "python -m provisioning install-models"
 
@@ -52,7 +52,7 @@ def test_gpu_providers_absent_fall_back_to_cpu(installed_model_dir: Path):
     """Ask for TensorRT and CUDA first with no usable GPU: the session must come up on CPU."""
     code = (
         "import json, sys; from pathlib import Path\n"
-        "from edge.logs import configure_logging; configure_logging(stream=sys.stderr)\n"
+        "from foundation.logs import configure_logging; configure_logging(stream=sys.stderr)\n"
         "from edge.vision.manifest import load_manifest\n"
         "from edge.vision.runtime import create_session\n"
         f"s = create_session(load_manifest(), 'fr_feature', Path({str(installed_model_dir)!r}),"

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import structlog
 
 from edge.capture.source import CaptureError, CorruptFrameError, Frame, FrameSource
-from edge.clock import Clock
-from edge.restart_budget import RestartBudget
+from edge.operations.restart_budget import RestartBudget
+from foundation.clock import Clock
 
-log = structlog.get_logger("edge.capture")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 
 class CaptureError(ConsentGateError):

@@ -5,7 +5,7 @@ Messages carry paths, ids and counts only: never keys, references, codes or embe
 
 from __future__ import annotations
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 
 class ConsentStoreError(ConsentGateError):

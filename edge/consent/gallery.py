@@ -22,13 +22,13 @@ from typing import Literal
 import numpy as np
 import structlog
 
-from edge.clock import Clock
 from edge.consent.coarse import Int8Blocks
 from edge.consent.errors import InvalidEmbeddingError
 from edge.consent.records import TemplateRow
 from edge.consent.store import ConsentStore
+from foundation.clock import Clock
 
-log = structlog.get_logger("edge.consent.gallery")
+log = structlog.get_logger(__name__)
 
 Reason = Literal["match", "below_threshold", "ambiguous", "empty"]
 NO_RUNNER_UP = -1.0
@@ -75,11 +75,11 @@ class Gallery:
         self._dead = 0
         self._generation = -1
         self.reload()
-        store.add_listener(self.refresh)
+        store.changes.add_listener(self.refresh)
 
     def close(self) -> None:
         """Stop following the store and drop every template from memory."""
-        self._store.remove_listener(self.refresh)
+        self._store.changes.remove_listener(self.refresh)
         with self._lock:
             self._matrix.fill(0)
             self._reset(0)
@@ -96,7 +96,7 @@ class Gallery:
 
     def reload(self) -> None:
         """Rebuild from the store's live templates."""
-        generation = self._store.generation
+        generation = self._store.changes.generation
         rows = self._store.active_templates()
         with self._lock:
             self._matrix.fill(0)
@@ -108,7 +108,7 @@ class Gallery:
 
     def refresh(self) -> None:
         """Apply the store's changes since the last refresh (listener callback)."""
-        change = self._store.changes_since(self._generation)
+        change = self._store.changes.since(self._generation)
         if change is None:
             self.reload()
             return

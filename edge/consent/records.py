@@ -1,4 +1,5 @@
-"""Plain value types returned by the consent store (no behaviour, no secrets).
+"""Plain value types returned by the consent store (no behaviour, no secrets), and the one
+text bound every repository applies to names, actors and reasons.
 
 `TemplateRow.vector` is excluded from repr so that a logged row never carries an embedding.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from edge.consent.errors import InvalidConsentError
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,11 @@ class Staff:
     role: str
     password_hash: str = field(repr=False)
     disabled: bool = False
+
+
+def bounded_text(value: str, what: str, limit: int = 128) -> str:
+    """`value` stripped, refused with InvalidConsentError unless 1..`limit` characters."""
+    value = str(value).strip()
+    if not value or len(value) > limit:
+        raise InvalidConsentError(f"{what} must be 1-{limit} characters")
+    return value

@@ -26,7 +26,7 @@ from edge.kiosk.photo import b64_limit
 from edge.kiosk.routers import board, consents, enrolments, lanes, pages, session, withdrawals
 from edge.kiosk.services import KioskServices
 
-log = structlog.get_logger("edge.kiosk")
+log = structlog.get_logger(__name__)
 
 UPLOAD_PATHS = ("/api/enrolments", "/api/enrolments/check")
 

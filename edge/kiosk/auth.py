@@ -15,7 +15,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
-from edge.clock import Clock
+from foundation.clock import Clock
 
 SESSION_COOKIE = "cg_session"
 CSRF_HEADER = "X-CSRF-Token"

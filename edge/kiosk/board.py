@@ -23,8 +23,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from edge.clock import Clock
-from edge.errors import ConsentGateError
+from foundation.clock import Clock
+from foundation.errors import ConsentGateError
 
 STATES = ("idle", "presenting", "granted", "staffed_lane", "refer", "manual", "emergency")
 # Count fields the chart knows about (any identifier-like field is accepted and shown too).

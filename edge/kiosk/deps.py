@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
-from edge.clock import Clock
 from edge.kiosk import auth
 from edge.kiosk.board import LaneBoard
 from edge.kiosk.errors import (
@@ -26,7 +25,8 @@ from edge.kiosk.errors import (
 )
 from edge.kiosk.services import CameraLike, EngineLike, GateLike, KioskServices, StoreLike
 from edge.kiosk.store_ops import find_staff
-from edge.settings import KioskSettings
+from foundation.clock import Clock
+from foundation.settings import KioskSettings
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -7,7 +7,7 @@ or the logs.
 
 from __future__ import annotations
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 
 class KioskError(ConsentGateError):

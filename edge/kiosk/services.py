@@ -13,16 +13,21 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge.clock import Clock
+from edge.consent.audit import AuditLog
+from edge.consent.staff import StaffAccounts
 from edge.kiosk.board import LaneBoard
-from edge.settings import Settings
 from edge.vision.types import Face, Quality
+from foundation.clock import Clock
+from foundation.settings import Settings
 
 
 class StoreLike(Protocol):
     """The parts of edge.consent.store.ConsentStore the kiosk uses."""
 
-    def get_staff(self, name: str) -> Any: ...
+    @property
+    def staff(self) -> StaffAccounts: ...
+    @property
+    def audit_log(self) -> AuditLog: ...
     def grant_consent(self, reference: str, purpose: str, scope: str, expires_at: float,
                       actor: str) -> Any: ...
     def enrol(self, consent_id: str, embeddings: Sequence[np.ndarray], model_name: str,
@@ -31,8 +36,6 @@ class StoreLike(Protocol):
                  consent_id: str | None = None, actor: str, reason: str = "withdrawn") -> bool: ...
     def consent_summary(self) -> list[dict[str, Any]]: ...
     def stats(self) -> dict[str, int]: ...
-    def audit(self, event: str, actor: str, subject: str | None = None,
-              reason: str | None = None) -> None: ...
 
 
 class EngineLike(Protocol):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.errors import ConsentGateError
-from edge.settings import KioskSettings
+from foundation.errors import ConsentGateError
+from foundation.settings import KioskSettings
 
 
 class KioskTlsError(ConsentGateError):

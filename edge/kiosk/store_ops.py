@@ -26,7 +26,7 @@ from edge.kiosk.errors import (
 )
 from edge.kiosk.services import StoreLike
 
-log = structlog.get_logger("edge.kiosk.store")
+log = structlog.get_logger(__name__)
 
 
 class EnrolmentConflictError(KioskError):
@@ -40,7 +40,7 @@ def _unavailable(exc: ConsentStoreError) -> ServiceUnavailableError:
 
 def find_staff(store: StoreLike, name: str) -> Any:
     try:
-        return store.get_staff(name)
+        return store.staff.get(name)
     except ConsentStoreError as exc:
         raise _unavailable(exc) from None
 
@@ -48,7 +48,7 @@ def find_staff(store: StoreLike, name: str) -> Any:
 def audit(store: StoreLike, event: str, actor: str, subject: str | None = None,
           reason: str | None = None) -> None:
     try:
-        store.audit(event, actor, subject, reason)
+        store.audit_log.record(event, actor, subject, reason)
     except ConsentStoreError as exc:
         raise _unavailable(exc) from None
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 SCHEMA = "thermal-calibration/1"
 _REDO = "re-run the thermal calibration (python -m provisioning) or fix the file"

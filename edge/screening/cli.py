@@ -20,8 +20,8 @@ from edge.screening.evaluate import (
 )
 from edge.screening.synth import SynthError, default_face_photos, load_face_photos
 from edge.screening.thermal import REASONS, ThermalScreener
-from edge.settings import Settings, load_settings
 from edge.vision.clilog import cli_logging
+from foundation.settings import Settings, load_settings
 
 
 def _size(text: str) -> tuple[int, int]:

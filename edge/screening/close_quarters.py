@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.settings import CloseQuartersSettings
 from edge.vision.types import Face
+from foundation.settings import CloseQuartersSettings
 
 MIN_EYE_GAP_PX = 2.0  # faces with a smaller (or invalid) eye gap are counted but not placed
 

@@ -22,12 +22,12 @@ import cv2
 import numpy as np
 
 from edge.capture.thermal import read_thermal_file, write_thermal_file
-from edge.errors import ConsentGateError
 from edge.screening.calibration import load_calibration, save_calibration
 from edge.screening.synth import Person, SceneRenderer, synthetic_calibration
 from edge.screening.thermal import ThermalScreener
-from edge.settings import ThermalSettings
 from edge.vision.types import Face
+from foundation.errors import ConsentGateError
+from foundation.settings import ThermalSettings
 
 REFER_MARGIN_C = 0.3
 CANTHUS_RANGE_C = (35.5, 39.5)

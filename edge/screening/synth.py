@@ -39,9 +39,9 @@ import cv2
 import numpy as np
 
 from edge.capture.thermal import CK_AT_0C
-from edge.errors import ConsentGateError
 from edge.screening.calibration import Calibration
 from edge.vision.types import Face
+from foundation.errors import ConsentGateError
 
 CHIP_SIZE = (256, 320)  # w, h
 CHIP_EYES = np.array([[98.0, 140.0], [158.0, 140.0]])  # subject's right eye (image left), left

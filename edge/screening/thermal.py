@@ -30,8 +30,8 @@ import structlog
 
 from edge.capture.thermal import CK_AT_0C, ThermalFrameError, check_thermal
 from edge.screening.calibration import Calibration
-from edge.settings import ThermalSettings
 from edge.vision.types import Face
+from foundation.settings import ThermalSettings
 
 log = structlog.get_logger(__name__)
 

@@ -13,48 +13,20 @@ change, so a saver knows when there is something new to keep.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 import structlog
 
-from edge.clock import Clock
 from edge.telemetry.errors import UnknownCountField
+from foundation.clock import Clock
+from wire.telemetry import COUNT_FIELDS, Window
 
-log = structlog.get_logger("edge.telemetry.counters")
+log = structlog.get_logger(__name__)
 
-COUNT_FIELDS: tuple[str, ...] = (
-    "people_detected",
-    "presented",
-    "matched",
-    "not_matched",
-    "gates_opened",
-    "passages",
-    "tailgating_alarms",
-    "temperature_screened",
-    "referred",
-    "unreliable",
-    "close_contacts",
-    "peak_in_view",
-    "faults",
-)
 _FIELD_SET = frozenset(COUNT_FIELDS)
 PEAK_FIELD = "peak_in_view"
 
 # After a long clock jump (or a long pause) at most this many empty windows are emitted.
 MAX_EMPTY_CATCHUP = 2016
-
-
-@dataclass(frozen=True)
-class Window:
-    """One closed window: its aligned start (epoch s), its length, and raw counts per field."""
-
-    start: int
-    length_s: int
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def end(self) -> int:
-        return self.start + self.length_s
 
 
 def _zero() -> dict[str, int]:

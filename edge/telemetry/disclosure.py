@@ -22,7 +22,7 @@ import math
 import random
 from collections.abc import Mapping
 
-from edge.telemetry.counters import COUNT_FIELDS
+from wire.telemetry import COUNT_FIELDS
 
 # Exact additive relations between count fields: every traveller presented at the gate gets one
 # decision, matched (opted in) or not matched (sent to the staffed lane).

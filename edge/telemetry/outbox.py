@@ -1,6 +1,6 @@
 """The outbox boundary: where closed, disclosure-controlled windows wait for central's ack.
 
-The real outbox is a table inside the encrypted consent store (`ConsentStore` satisfies
+The real outbox is a table inside the encrypted consent store (`ConsentStore.outbox` satisfies
 `Outbox`); `MemoryOutbox` is the in-memory stand-in beside it for unit tests and demos. The
 sequence number an append returns is the window's per-device sequence number on the wire.
 
@@ -17,30 +17,30 @@ from typing import Protocol, runtime_checkable
 
 
 class Outbox(Protocol):
-    def outbox_append(self, payload: bytes) -> int:
+    def append(self, payload: bytes) -> int:
         """Store one payload; return its sequence number (strictly increasing)."""
         ...
 
-    def outbox_pending(self, limit: int) -> list[tuple[int, bytes]]:
+    def pending(self, limit: int) -> list[tuple[int, bytes]]:
         """Up to `limit` unacknowledged (seq, payload), oldest first."""
         ...
 
-    def outbox_ack(self, seq: int) -> None:
+    def ack(self, seq: int) -> None:
         """Central holds window `seq`: it leaves the outbox."""
         ...
 
 
 @runtime_checkable
 class OpenWindowStore(Protocol):
-    def outbox_append(self, payload: bytes, window_start: int | None = None) -> int:
-        """As Outbox.outbox_append; also drops the saved open window `window_start`."""
+    def append(self, payload: bytes, window_start: int | None = None) -> int:
+        """As Outbox.append; also drops the saved open window `window_start`."""
         ...
 
-    def open_window_save(self, window_start: int, window_s: int, counts: dict[str, int]) -> None:
+    def save_open_window(self, window_start: int, window_s: int, counts: dict[str, int]) -> None:
         """Keep (replace) the raw counts of the open window `window_start`."""
         ...
 
-    def open_window_load(self) -> list[tuple[int, int, dict[str, int]]]:
+    def load_open_windows(self) -> list[tuple[int, int, dict[str, int]]]:
         """Saved open windows (window_start, window_s, counts), oldest first."""
         ...
 
@@ -54,7 +54,7 @@ class MemoryOutbox:
         self._rows: dict[int, bytes] = {}
         self._open: dict[int, tuple[int, dict[str, int]]] = {}
 
-    def outbox_append(self, payload: bytes, window_start: int | None = None) -> int:
+    def append(self, payload: bytes, window_start: int | None = None) -> int:
         with self._lock:
             seq = self._next
             self._next += 1
@@ -63,18 +63,18 @@ class MemoryOutbox:
                 self._open.pop(int(window_start), None)
             return seq
 
-    def open_window_save(self, window_start: int, window_s: int, counts: dict[str, int]) -> None:
+    def save_open_window(self, window_start: int, window_s: int, counts: dict[str, int]) -> None:
         with self._lock:
             self._open[int(window_start)] = (int(window_s), dict(counts))
 
-    def open_window_load(self) -> list[tuple[int, int, dict[str, int]]]:
+    def load_open_windows(self) -> list[tuple[int, int, dict[str, int]]]:
         with self._lock:
             return [(s, n, dict(c)) for s, (n, c) in sorted(self._open.items())]
 
-    def outbox_pending(self, limit: int) -> list[tuple[int, bytes]]:
+    def pending(self, limit: int) -> list[tuple[int, bytes]]:
         with self._lock:
             return [(s, self._rows[s]) for s in sorted(self._rows)[:limit]]
 
-    def outbox_ack(self, seq: int) -> None:
+    def ack(self, seq: int) -> None:
         with self._lock:
             self._rows.pop(seq, None)

@@ -31,16 +31,17 @@ from typing import Any
 import structlog
 import zmq
 
-from edge.clock import Clock
-from edge.settings import Settings
-from edge.telemetry import schema
 from edge.telemetry.counters import WindowCounters
 from edge.telemetry.disclosure import apply_disclosure_control
-from edge.telemetry.errors import SchemaError, UnknownCountField
-from edge.telemetry.keys import load_keypair, load_public_key
+from edge.telemetry.errors import UnknownCountField
 from edge.telemetry.outbox import OpenWindowStore, Outbox
+from foundation.clock import Clock
+from foundation.curve_keys import load_keypair, load_public_key
+from foundation.errors import SchemaError
+from foundation.settings import Settings
+from wire import telemetry as schema
 
-log = structlog.get_logger("edge.telemetry.uplink")
+log = structlog.get_logger(__name__)
 
 PENDING_COUNT_LIMIT = 1_000_000
 ACK_SCAN_BATCH = 256
@@ -130,7 +131,7 @@ class Uplink:
         if self._open_store is None:
             return
         try:
-            saved = self._open_store.open_window_load()
+            saved = self._open_store.load_open_windows()
         except Exception as exc:  # an unreadable store is reported by the outbox path too
             log.error("telemetry_open_window_unreadable", error=type(exc).__name__)
             return
@@ -158,7 +159,7 @@ class Uplink:
             return
         window = self._counters.snapshot()
         try:
-            self._open_store.open_window_save(window.start, window.length_s, window.counts)
+            self._open_store.save_open_window(window.start, window.length_s, window.counts)
         except Exception as exc:  # busy or failing store: try again next time
             log.error("telemetry_open_window_save_failed", error=type(exc).__name__)
             return
@@ -175,9 +176,9 @@ class Uplink:
             payload, start = self._unsaved[0]
             try:
                 if self._open_store is not None:
-                    seq = self._open_store.outbox_append(payload, window_start=start)
+                    seq = self._open_store.append(payload, window_start=start)
                 else:
-                    seq = self._outbox.outbox_append(payload)
+                    seq = self._outbox.append(payload)
             except Exception as exc:  # the store is busy or failing: keep it, retry next loop
                 log.error("telemetry_outbox_append_failed", error=type(exc).__name__,
                           waiting=len(self._unsaved))
@@ -214,7 +215,7 @@ class Uplink:
         """Send unsent pending windows while the in-flight window allows; True if any went."""
         if not self._dirty or len(self._inflight) >= self._max_in_flight:
             return False
-        rows = self._outbox.outbox_pending(self._max_in_flight)
+        rows = self._outbox.pending(self._max_in_flight)
         self._dirty = False
         sent = False
         for seq, payload in rows:
@@ -238,15 +239,15 @@ class Uplink:
         progressed = False
         if self._inflight and upto <= (self._last_sent or 0):
             while self._inflight and self._inflight[0] <= upto:
-                self._outbox.outbox_ack(self._inflight.pop(0))
+                self._outbox.ack(self._inflight.pop(0))
                 self._pending = max(0, self._pending - 1)
                 progressed = True
         else:  # acks from an earlier stream: look in the outbox itself
             while True:
-                rows = self._outbox.outbox_pending(ACK_SCAN_BATCH)
+                rows = self._outbox.pending(ACK_SCAN_BATCH)
                 done = [seq for seq, _ in rows if seq <= upto]
                 for seq in done:
-                    self._outbox.outbox_ack(seq)
+                    self._outbox.ack(seq)
                     self._pending = max(0, self._pending - 1)
                     progressed = True
                 if len(done) < len(rows) or not rows:
@@ -289,7 +290,7 @@ class Uplink:
 
     def _run(self) -> None:
         try:
-            self._pending = len(self._outbox.outbox_pending(PENDING_COUNT_LIMIT))
+            self._pending = len(self._outbox.pending(PENDING_COUNT_LIMIT))
         except Exception as exc:
             log.error("telemetry_outbox_unreadable", error=type(exc).__name__)
         self._restore_open_windows()

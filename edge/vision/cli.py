@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from edge.settings import load_settings
 from edge.vision.clilog import cli_logging
 from edge.vision.engine import DETECTORS, FaceEngine
 from edge.vision.errors import ImageDecodeError, NoFaceError, VisionError
@@ -31,6 +30,7 @@ from edge.vision.evaluate import (
 )
 from edge.vision.imageio import load_image
 from edge.vision.types import Face
+from foundation.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

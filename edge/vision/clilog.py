@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import structlog
 
-from edge.logs import configure_logging
+from foundation.logs import configure_logging
 
 
 @contextlib.contextmanager

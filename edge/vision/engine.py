@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from edge.settings import VisionSettings
 from edge.vision.detect_ultraface import UltraFaceLandmarkDetector
 from edge.vision.detect_yunet import YuNetDetector
 from edge.vision.embedder import FrFeatureEmbedder
@@ -22,6 +21,7 @@ from edge.vision.manifest import Manifest, load_manifest
 from edge.vision.quality import assess
 from edge.vision.runtime import create_session
 from edge.vision.types import Detector, Face, Quality
+from foundation.settings import VisionSettings
 
 log = structlog.get_logger(__name__)
 

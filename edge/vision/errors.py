@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 REINSTALL = "run: python -m provisioning install-models"
 

@@ -6,7 +6,7 @@ import argparse
 
 from pydantic import ValidationError
 
-from edge.settings import GateSettings, SettingsError, load_settings
+from foundation.settings import GateSettings, SettingsError, load_settings
 
 
 def add_settings_options(parser: argparse.ArgumentParser, *, config_required: bool = False,

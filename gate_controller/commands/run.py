@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edge.logs import configure_logging
+from foundation.logs import configure_logging
 from gate_controller.app import run_controller
 from gate_controller.commands import add_settings_options, gate_settings, logging_settings
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 from gate_controller.commands import add_settings_options, gate_settings
 from gate_controller.drivers.sim_control import send
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from edge.logs import configure_logging
+from foundation.logs import configure_logging
 from gate_controller.app import Controller, run_controller
 from gate_controller.commands import add_settings_options, gate_settings, logging_settings
 from gate_controller.console import ConsoleView

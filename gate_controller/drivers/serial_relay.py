@@ -20,7 +20,7 @@ import structlog
 from gate_controller.drivers.relay_line import GarbledLine, frame, parse
 from gate_controller.gateio import GateInput
 
-log = structlog.get_logger("gate_controller.serial_relay")
+log = structlog.get_logger(__name__)
 
 MAX_BUFFER = 4096
 

@@ -24,7 +24,7 @@ from gate_controller.drivers.simulated import SimulatedGateIO
 from gate_controller.server import bind_private
 
 SIM_SCHEMA = "gate-sim/1"
-log = structlog.get_logger("gate_controller.sim_control")
+log = structlog.get_logger(__name__)
 
 
 def apply(sim: SimulatedGateIO, request: Any) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from edge.kiosk.errors import BadImageError, ConsentNotGivenError, StaleConsentT
 from edge.kiosk.references import parse_reference
 from edge.kiosk.store_ops import grant_and_enrol
 
-log = structlog.get_logger("edge.kiosk.enrolments")
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["enrolment"])
 
 MAX_PHOTO_B64 = photo.b64_limit(64 * 1024 * 1024)  # schema bound; settings bound is tighter

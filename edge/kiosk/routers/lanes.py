@@ -12,12 +12,12 @@ import structlog
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.errors import ConsentGateError
 from edge.kiosk.deps import BoardDep, GateDep, StoreDep, SupervisorDep
 from edge.kiosk.errors import GateRefusedError, GateUnavailableError, NoGateError, UnknownLaneError
 from edge.kiosk.store_ops import audit
+from foundation.errors import ConsentGateError
 
-log = structlog.get_logger("edge.kiosk.lanes")
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/lanes", tags=["lanes"])
 
 LanePath = Path(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")

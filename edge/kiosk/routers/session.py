@@ -14,7 +14,7 @@ from edge.kiosk.errors import BadLoginError, KioskError, LockedOutError
 from edge.kiosk.passwords import hash_password, verify_password
 from edge.kiosk.store_ops import audit, find_staff
 
-log = structlog.get_logger("edge.kiosk.session")
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/session", tags=["session"])
 
 _DUMMY_HASH: list[str] = []  # verified against for unknown names, so timing does not tell

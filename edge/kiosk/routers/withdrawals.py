@@ -11,7 +11,7 @@ from edge.kiosk.errors import NothingToWithdrawError
 from edge.kiosk.references import parse_reference
 from edge.kiosk.store_ops import withdraw
 
-log = structlog.get_logger("edge.kiosk.withdrawals")
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/withdrawals", tags=["withdrawal"])
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.capture.source import Capture, Pacer
-from edge.clock import Clock
 from edge.screening.synth import Person, SceneRenderer
+from foundation.clock import Clock
 
 
 @dataclass(frozen=True)

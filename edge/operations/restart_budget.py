@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from edge.clock import Clock
+from foundation.clock import Clock
 
 
 class RestartBudget:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 SCHEMA = "gate/1"
 MAX_MESSAGE_BYTES = 4096

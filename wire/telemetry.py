@@ -9,10 +9,41 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
-from edge.telemetry.counters import COUNT_FIELDS, Window
-from edge.telemetry.errors import SchemaError
+from foundation.errors import SchemaError
+
+COUNT_FIELDS: tuple[str, ...] = (
+    "people_detected",
+    "presented",
+    "matched",
+    "not_matched",
+    "gates_opened",
+    "passages",
+    "tailgating_alarms",
+    "temperature_screened",
+    "referred",
+    "unreliable",
+    "close_contacts",
+    "peak_in_view",
+    "faults",
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One closed window: its aligned start (epoch s), its length, and raw counts per field."""
+
+    start: int
+    length_s: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length_s
+
+
 
 COUNTS_SCHEMA = "counts/1"
 UPLINK_SCHEMA = "uplink/1"

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edge.clock import Clock
-from edge.events import BOARDED, DecisionEvent, Kind
+from edge.decisions.events import BOARDED, DecisionEvent, Kind
+from foundation.clock import Clock
 
 
 class LaneState(StrEnum):

@@ -1,4 +1,4 @@
-"""Reference central collector: `python -m edge.telemetry.collector --keys DIR --db FILE`.
+"""Reference central collector: `python -m central collect --keys DIR --db FILE`.
 
 One CurveZMQ ROUTER socket that every device's DEALER connects to (fan-in through ZeroMQ
 itself). ZAP (pyzmq's ThreadAuthenticator) admits only device public keys found as *.key files
@@ -32,13 +32,12 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from edge.errors import ConsentGateError
-from edge.telemetry import schema
-from edge.telemetry.counters import COUNT_FIELDS
-from edge.telemetry.errors import KeyFileError, SchemaError, TelemetryError
-from edge.telemetry.keys import create_keypair, load_keypair
+from foundation.curve_keys import create_keypair, load_keypair
+from foundation.errors import ConsentGateError, KeyFileError, SchemaError
+from wire import telemetry as schema
+from wire.telemetry import COUNT_FIELDS
 
-log = structlog.get_logger("edge.telemetry.collector")
+log = structlog.get_logger(__name__)
 
 SERVER_KEY_NAME = "central"
 BATCH_MAX = 4096
@@ -46,7 +45,7 @@ _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: enum flag arithmetic costs per messag
 _SNDMORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
 
 
-class CollectorError(TelemetryError):
+class CollectorError(ConsentGateError):
     """The collector cannot start (database, keys, endpoint)."""
 
 
@@ -389,7 +388,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge.logs import configure_logging
+    from foundation.logs import configure_logging
 
     configure_logging(args.log_level)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -410,7 +409,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge.telemetry.collector",
+    parser = argparse.ArgumentParser(prog="python -m central collect",
                                      description="reference central telemetry collector")
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-log = structlog.get_logger("edge.gatelink")
+log = structlog.get_logger(__name__)
 
 
 class GateLink:

@@ -11,7 +11,7 @@ import socket
 
 import structlog
 
-log = structlog.get_logger("edge.sdnotify")
+log = structlog.get_logger(__name__)
 
 
 class SdNotifier:

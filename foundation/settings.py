@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from edge.errors import ConsentGateError
+from foundation.errors import ConsentGateError
 
 MODEL_DIR_ENV = "CONSENTGATE_MODEL_DIR"
 

@@ -6,9 +6,9 @@ import stat
 
 import pytest
 
-from edge.settings import Settings
-from edge.telemetry.errors import KeyFileError
-from edge.telemetry.keys import create_keypair, load_keypair, load_public_key
+from foundation.curve_keys import create_keypair, load_keypair, load_public_key
+from foundation.errors import KeyFileError
+from foundation.settings import Settings
 
 
 def test_create_and_load(tmp_path):
@@ -43,10 +43,10 @@ def test_settings_default_key_paths_sit_in_data_dir(tmp_path):
 
 
 def test_uplink_from_settings_names_the_missing_key_file(tmp_path):
-    from edge.clock import FakeClock
     from edge.telemetry.counters import WindowCounters
     from edge.telemetry.outbox import MemoryOutbox
     from edge.telemetry.uplink import Uplink
+    from foundation.clock import FakeClock
 
     s = Settings.model_validate({"device": {"data_dir": str(tmp_path)}})
     clock = FakeClock()

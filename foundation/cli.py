@@ -1,4 +1,4 @@
-"""Command-line front door of the edge daemon: `python -m edge COMMAND ...`.
+"""The command-line dispatcher every process shares: `python -m PACKAGE COMMAND ...`.
 
 Each command lives in its own room's module, which provides `add_arguments(parser)` and
 `run(args) -> int`; only the chosen command's module is imported. Operator errors
@@ -12,15 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from edge.errors import ConsentGateError
-
-# command -> (module, help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "faces": ("edge.vision.cli", "detect, compare and evaluate faces"),
-    "thermal": ("edge.screening.cli", "measure, synthesise and evaluate thermal screening"),
-    "run": ("edge.daemon", "run the gate daemon from a settings file"),
-    "demo": ("edge.demo", "run the whole appliance on embedded defaults and a scripted day"),
-}
+from foundation.errors import ConsentGateError
 
 
 def dispatch(prog: str, commands: dict[str, tuple[str, str]], argv: Sequence[str] | None) -> int:
@@ -45,7 +37,3 @@ def dispatch(prog: str, commands: dict[str, tuple[str, str]], argv: Sequence[str
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return dispatch("python -m edge", COMMANDS, argv)

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 import structlog
 
-log = structlog.get_logger("edge.events")
+log = structlog.get_logger(__name__)
 
 
 class Kind(StrEnum):

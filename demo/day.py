@@ -50,11 +50,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.clock import SystemClock
-from edge.errors import ConsentGateError
-from edge.events import DecisionEvent, Kind
-from edge.logs import configure_logging
-from edge.settings import default_model_dir
+from edge.decisions.events import DecisionEvent, Kind
+from foundation.clock import SystemClock
+from foundation.errors import ConsentGateError
+from foundation.logs import configure_logging
+from foundation.settings import default_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
@@ -183,8 +183,8 @@ class Demo:
     # -- set-up --------------------------------------------------------------------------------
     def setup(self) -> None:
         from edge.daemon import Daemon
-        from edge.telemetry.keys import create_keypair
         from edge.vision.engine import FaceEngine
+        from foundation.curve_keys import create_keypair
         from provisioning.device import init_device
 
         logs = self.workdir / "logs"
@@ -207,7 +207,7 @@ class Demo:
         shutil.copy(device.layout.device_public_key, central / f"{device_id}.key")
         self.say(f"provisioned device {device_id} in {self.workdir}")
         self.collector_db = central / "windows.db"
-        self._spawn("collector", [sys.executable, "-m", "edge.telemetry.collector", "--keys",
+        self._spawn("collector", [sys.executable, "-m", "central", "collect", "--keys",
                                   str(central), "--db", str(self.collector_db), "--bind",
                                   f"tcp://127.0.0.1:{self.ports[3]}", "--print-every", "1"])
         self._spawn("gate", [sys.executable, "-m", "gate_controller", "run", "--config",
@@ -225,8 +225,8 @@ class Demo:
                  f"https://127.0.0.1:{self.ports[4]}, lane A idle)")
 
     def _scene(self, engine: Any) -> Any:
-        from edge.capture.synthetic import SyntheticScene
         from edge.screening.synth import SceneRenderer, synthetic_calibration
+        from edge.screening.synth_source import SyntheticScene
 
         photos = pick_photos(self.faces, engine)
         renderer = SceneRenderer(synthetic_calibration((640, 480), (160, 120), seed=3), photos,
@@ -547,7 +547,7 @@ class Demo:
 
 
 def collector_totals(db: Path) -> dict[str, int]:
-    from edge.telemetry.counters import COUNT_FIELDS
+    from wire.telemetry import COUNT_FIELDS
 
     if not db.exists():
         return {}

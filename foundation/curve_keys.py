@@ -13,7 +13,7 @@ from pathlib import Path
 import zmq.auth
 import zmq.utils.z85
 
-from edge.telemetry.errors import KeyFileError
+from foundation.errors import KeyFileError
 
 
 def create_keypair(directory: Path | str, name: str) -> tuple[Path, Path]:

@@ -24,14 +24,14 @@ import numpy as np
 import structlog
 
 from edge.capture.source import Frame
-from edge.clock import Clock
-from edge.events import DecisionEvent, EventBus, Kind
-from edge.lanes import Action, DenyGate, LaneMachine, LaneState, MarkBoarded, OpenGate
-from edge.metrics import DaemonMetrics
+from edge.decisions.events import DecisionEvent, EventBus, Kind
+from edge.decisions.lanes import Action, DenyGate, LaneMachine, LaneState, MarkBoarded, OpenGate
+from edge.operations.metrics import DaemonMetrics
 from edge.vision.tracker import IoUTracker, Track
 from edge.vision.types import Face, Quality
+from foundation.clock import Clock
 
-log = structlog.get_logger("edge.pipeline")
+log = structlog.get_logger(__name__)
 MISMATCH_REASON = "calibration_size_mismatch"  # thermal refused: frame sizes != calibration
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from edge.metrics import DaemonMetrics
+from edge.operations.metrics import DaemonMetrics
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

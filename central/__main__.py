@@ -1,0 +1,23 @@
+"""`python -m central COMMAND`: the central side's command table (not part of the edge box)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from foundation.cli import dispatch
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("central.collector",
+                "receive anonymised counts from devices over CurveZMQ into a database"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return dispatch("python -m central", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

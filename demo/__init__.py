@@ -1,0 +1,1 @@
+"""The embedded demo (`python -m edge demo`): composes the daemon, the gate controller, central."""

@@ -1,0 +1,1 @@
+"""Operations: /healthz, /metrics, systemd notify and the restart budget."""
