@@ -31,6 +31,7 @@ from gate_controller.drill import (
     status_round_trip,
     write_config,
 )
+from gate_controller.keys import create_gate_keys
 
 
 def pct(values: list[float], q: float) -> float:
@@ -56,7 +57,8 @@ def main() -> int:
     d = Path(tempfile.mkdtemp(prefix="gb", dir="/tmp"))
     cfg = write_config(d / "gate.toml", {
         "command_endpoint": f"ipc://{d}/s/cmd", "event_endpoint": f"ipc://{d}/s/ev",
-        "sim_control_endpoint": f"ipc://{d}/s/sim", "lanes": ["A", "B"]}, level="warning")
+        "sim_control_endpoint": f"ipc://{d}/s/sim", "lanes": ["A", "B"],
+        **create_gate_keys(d / "keys")}, level="warning")
     ctl = ControllerProcess(cfg)
     try:
         rtt = [status_round_trip(ctl) for _ in range(args.rtt_trials)]

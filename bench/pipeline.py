@@ -51,6 +51,8 @@ from edge.screening.thermal import ThermalScreener  # noqa: E402
 from edge.vision.types import Face  # noqa: E402
 from foundation.clock import FakeClock, SystemClock  # noqa: E402
 from foundation.settings import ThermalSettings, VisionSettings, default_model_dir  # noqa: E402
+from gate_controller.fake_client import FakeGateClient  # noqa: E402
+from wire.gate import PassageEvent  # noqa: E402
 
 ZONE = np.array([(200, 90), (440, 90), (440, 420), (200, 420)], np.float32)
 YUNET_CANDIDATES = ("face_detection_yunet_2023mar.onnx",)
@@ -112,22 +114,6 @@ class ClipSource:
         pass
 
 
-class RecorderGate:
-    def __init__(self) -> None:
-        self.opens: list[str] = []
-
-    def open(self, lane: str, grant_id: str, ttl_ms: int) -> None:
-        self.opens.append(grant_id)
-
-    def deny(self, lane: str) -> None:
-        pass
-
-
-class Passage:
-    def __init__(self, grant_id: str) -> None:
-        self.event, self.lane, self.grant_id = "passage", "A", grant_id
-
-
 def frames_of(clip, mode: str, camera_fps: float, seconds: float):
     """Yield (Frame, clip_index) for `seconds`: straight from memory or through the reader."""
     clock = SystemClock()
@@ -153,7 +139,7 @@ def frames_of(clip, mode: str, camera_fps: float, seconds: float):
 
 def run_ours(engine, gallery, calibration, clip, mode, camera_fps, seconds) -> dict:
     clock = SystemClock()
-    gate = RecorderGate()
+    gate = FakeGateClient()
     pipeline = Pipeline(engine=engine,
                         lanes=[Lane(LaneMachine("A", LaneRules(thermal_enabled=True), clock),
                                     ZONE)],
@@ -162,13 +148,14 @@ def run_ours(engine, gallery, calibration, clip, mode, camera_fps, seconds) -> d
     n = 0
     t0 = time.perf_counter()
     for frame in frames_of(clip, mode, camera_fps, seconds):
-        before = len(gate.opens)
+        before = len(gate.commands("open"))
         pipeline.process(frame)
         n += 1
-        if len(gate.opens) > before:  # the traveller walks through at once
-            pipeline.on_gate_event(Passage(gate.opens[-1]))
+        opens = gate.commands("open")
+        if len(opens) > before:  # the traveller walks through at once
+            pipeline.on_gate_event(PassageEvent(lane="A", grant_id=opens[-1][2]))
     elapsed = time.perf_counter() - t0
-    return {"fps": round(n / elapsed, 1), "frames": n, "decisions": len(gate.opens),
+    return {"fps": round(n / elapsed, 1), "frames": n, "decisions": len(gate.commands("open")),
             "embeddings": int(pipeline.metrics.embeddings.value()),
             "latency_p50_ms": pct(pipeline.latencies, 50),
             "latency_p95_ms": pct(pipeline.latencies, 95)}

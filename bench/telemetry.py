@@ -19,9 +19,7 @@ import argparse
 import json
 import multiprocessing as mp
 import platform
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,17 +32,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from foundation.curve_keys import create_keypair, load_public_key  # noqa: E402
+from foundation.peers import (  # noqa: E402
+    COLLECTOR_READY,
+    Peer,
+    PeerError,
+    collector_argv,
+    loopback_endpoint,
+)
 from wire import telemetry as schema  # noqa: E402
 from wire.telemetry import COUNT_FIELDS  # noqa: E402
 
 IN_FLIGHT = 64
 BASE_T = 1_800_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def body(device: str, i: int) -> bytes:
@@ -193,21 +192,22 @@ def echo_server(endpoint: str, ready, stop) -> None:
 
 
 class CollectorProc:
+    """The real collector as a child process (foundation.peers), logging beside its db."""
+
     def __init__(self, keys: Path, db: Path) -> None:
-        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.endpoint = loopback_endpoint()
         self.db = db
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "central", "collect", "--keys", str(keys), "--db",
-             str(db), "--bind", self.endpoint, "--print-every", "3600", "--log-level", "error"],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("collector listening"):
-            raise SystemExit(f"collector did not start: {line!r}")
+        self.peer = Peer("collector", collector_argv(keys, db, self.endpoint,
+                                                     print_every_s=3600, log_level="error"),
+                         db.with_suffix(".log"), ready_line=COLLECTOR_READY, cwd=ROOT)
+        try:
+            self.peer.start()
+        except PeerError as exc:
+            raise SystemExit(f"collector did not start: {exc}") from None
 
     def stop(self) -> str:
-        self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=30)
-        return [ln for ln in out.splitlines() if ln.startswith("totals")][-1]
+        self.peer.stop(30)
+        return [ln for ln in self.peer.lines() if ln.startswith("totals")][-1]
 
 
 def check_db(db: Path, devices: list[str], n_windows: int) -> dict:
@@ -249,7 +249,7 @@ def scenario(tmp: Path, name: str, n_devices: int, n_windows: int, procs: int,
     if baseline:
         mpc = mp.get_context("fork")
         ready, stop = mpc.Event(), mpc.Event()
-        endpoint = f"tcp://127.0.0.1:{free_port()}"
+        endpoint = loopback_endpoint()
         server = mpc.Process(target=echo_server, args=(endpoint, ready, stop))
         server.start()
         ready.wait(10)

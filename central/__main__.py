@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from foundation.cli import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "collect": ("central.collector",
+    "collect": ("central.collect_cmd",
                 "receive anonymised counts from devices over CurveZMQ into a database"),
 }
 

@@ -1,25 +1,22 @@
-"""Reference central collector: `python -m central collect --keys DIR --db FILE`.
+"""Reference central collector (run by `python -m central collect`, see central.collect_cmd).
 
 One CurveZMQ ROUTER socket that every device's DEALER connects to (fan-in through ZeroMQ
 itself). ZAP (pyzmq's ThreadAuthenticator) admits only device public keys found as *.key files
-in DIR (re-read when DIR changes); central's own keypair is DIR/central.key_secret unless
---server-key names another (`--init-key` creates it). The authenticated key is bound to the
-first device id it sends; a device id is never accepted from another key.
+in DIR, re-read when DIR changes (central.allow_list); central's own keypair is
+DIR/central.key_secret unless --server-key names another (`--init-key` creates it). The
+authenticated key is bound to the first device id it sends; a device id is never accepted from
+another key.
 
 Windows are validated (`uplink/1` + `counts/1`, k included), deduplicated by (device, seq),
 stored in order (a window is stored only when its `prev` is this device's last stored seq or
-null), committed to SQLite in batches, and only then acknowledged (cumulative acks). Malformed
-messages are answered with `reject` and logged; the collector keeps serving. Running totals
-are printed to stdout.
+null), committed to SQLite in batches (central.windows_db), and only then acknowledged
+(cumulative acks). Malformed messages are answered with `reject` and logged; the collector
+keeps serving. Running totals are printed to stdout.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import os
-import resource
-import signal
 import sqlite3
 import sys
 import threading
@@ -32,8 +29,11 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from foundation.curve_keys import create_keypair, load_keypair
-from foundation.errors import ConsentGateError, KeyFileError, SchemaError
+from central import windows_db
+from central.allow_list import AllowList
+from central.errors import CollectorError
+from foundation.curve_keys import load_keypair
+from foundation.errors import KeyFileError, SchemaError
 from wire import telemetry as schema
 from wire.telemetry import COUNT_FIELDS
 
@@ -43,51 +43,6 @@ SERVER_KEY_NAME = "central"
 BATCH_MAX = 4096
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: enum flag arithmetic costs per message
 _SNDMORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
-
-
-class CollectorError(ConsentGateError):
-    """The collector cannot start (database, keys, endpoint)."""
-
-
-class AllowList:
-    """ZAP credentials provider: device public keys = *.key files in a folder (minus central's)."""
-
-    def __init__(self, directory: Path, exclude: bytes) -> None:
-        self._dir = directory
-        self._exclude = exclude
-        self._lock = threading.Lock()
-        self._stamp: tuple[float, int] | None = None
-        self._keys: frozenset[bytes] = frozenset()
-        self.reload()
-
-    def reload(self) -> None:
-        try:
-            st = self._dir.stat()
-            keys = zmq.auth.load_certificates(self._dir)
-        except (OSError, ValueError) as exc:
-            raise CollectorError(f"cannot read the device allow-list in {self._dir} ({exc}): "
-                                 "it must be a folder of device public key files "
-                                 "(NAME.key)") from None
-        with self._lock:
-            self._keys = frozenset(keys) - {self._exclude}
-            self._stamp = (st.st_mtime, len(keys))
-        log.info("telemetry_allow_list_loaded", devices=len(self._keys))
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        """Called by the authenticator thread with the client's Z85 public key."""
-        try:
-            st = self._dir.stat()
-            if self._stamp is None or st.st_mtime != self._stamp[0]:
-                self.reload()
-        except (OSError, CollectorError) as exc:
-            log.error("telemetry_allow_list_unreadable", error=str(exc)[:200])
-        allowed = key in self._keys
-        if not allowed:
-            log.warning("telemetry_device_denied", key=key[:8].decode("ascii", "replace"))
-        return allowed
 
 
 @dataclass
@@ -105,31 +60,6 @@ class Stats:
     heartbeats: int = 0
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_FIELDS, 0))
     suppressed: int = 0
-
-
-_COLS = ", ".join(f"{name} INTEGER" for name in COUNT_FIELDS)
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY,
-    public_key TEXT NOT NULL UNIQUE,
-    last_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS windows (
-    device TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    gate TEXT NOT NULL,
-    window_start INTEGER NOT NULL,
-    window_s INTEGER NOT NULL,
-    k INTEGER NOT NULL,
-    epsilon REAL,
-    received_at REAL NOT NULL,
-    {_COLS},
-    PRIMARY KEY (device, seq)
-) WITHOUT ROWID;
-"""
-_INSERT = (f"INSERT INTO windows (device, seq, gate, window_start, window_s, k, epsilon, "
-           f"received_at, {', '.join(COUNT_FIELDS)}) VALUES "
-           f"({', '.join('?' * (8 + len(COUNT_FIELDS)))})")
 
 
 class Collector:
@@ -165,33 +95,18 @@ class Collector:
         self._print_every = print_every_s
         self._devices: dict[str, _Device] = {}
         self._key_device: dict[str, str] = {}
-        self._db = self._open_db()
+        self._db = windows_db.open_db(self.db_path)
+        self._load_state(self._db)
         self._served = False
 
     # ------------------------------------------------------------------ storage
 
-    def _open_db(self) -> sqlite3.Connection:
-        try:
-            # built in one thread, served in another (one serve() at a time, see serve)
-            db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            self._load_state(db)
-        except sqlite3.Error as exc:
-            raise CollectorError(f"cannot use database {self.db_path} ({exc}): give a writable "
-                                 "SQLite file made by this collector") from None
-        return db
-
     def _load_state(self, db: sqlite3.Connection) -> None:
-        self._devices = {d: _Device(k, s) for d, k, s in
-                         db.execute("SELECT device, public_key, last_seq FROM devices")}
+        state = windows_db.load_state(db)
+        self._devices = {d: _Device(k, s) for d, (k, s) in state.devices.items()}
         self._key_device = {d.key: name for name, d in self._devices.items()}
-        sums = ", ".join(f"COALESCE(SUM({f}), 0)" for f in COUNT_FIELDS)
-        nulls = " + ".join(f"COALESCE(SUM({f} IS NULL), 0)" for f in COUNT_FIELDS)
-        row = db.execute(f"SELECT COUNT(*), {nulls}, {sums} FROM windows").fetchone()
-        self.stats.stored, self.stats.suppressed = row[0], row[1]
-        self.stats.totals = dict(zip(COUNT_FIELDS, row[2:], strict=True))
+        self.stats.stored, self.stats.suppressed = state.stored, state.suppressed
+        self.stats.totals = state.totals
 
     # ------------------------------------------------------------------ messages
 
@@ -249,26 +164,6 @@ class Collector:
             log.warning("telemetry_message_rejected", key=key[:8], seq=seq, reason=str(exc))
             return schema.reject(seq if isinstance(seq, int) else None, str(exc))
 
-    def _commit(self, writes: list[tuple]) -> None:
-        db = self._db
-        db.execute("BEGIN")
-        try:
-            rows = [w[1] for w in writes if w[0] == "win"]
-            for w in writes:
-                if w[0] == "new":
-                    db.execute("INSERT INTO devices (device, public_key, last_seq) "
-                               "VALUES (?, ?, 0)", (w[1], w[2]))
-            db.executemany(_INSERT, rows)
-            last: dict[str, int] = {}
-            for r in rows:
-                last[r[0]] = r[1]
-            db.executemany("UPDATE devices SET last_seq = ? WHERE device = ?",
-                           [(s, d) for d, s in last.items()])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
     def handle_batch(self, batch: list[list[zmq.Frame]]) -> list[list[bytes]]:
         """Process received messages; commit; return the replies to send (after the commit)."""
         writes: list[tuple] = []
@@ -276,7 +171,7 @@ class Collector:
         replies = [[frames[0].bytes, self._one(frames, writes, now)] for frames in batch]
         if writes:
             try:
-                self._commit(writes)
+                windows_db.commit(self._db, writes)
             except sqlite3.Error as exc:
                 log.error("telemetry_store_failed", error=str(exc)[:200], lost_acks=len(batch))
                 self._load_state(self._db)  # forget what was not committed; devices resend
@@ -357,69 +252,3 @@ class Collector:
             self._db.close()
             if started:
                 log.info("telemetry_collector_stopped", stored=self.stats.stored)
-
-
-# ---------------------------------------------------------------------- CLI
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 86400:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text!r}: give seconds in (0, 86400]")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keys", type=Path, required=True,
-                        help="folder of admitted device public keys (NAME.key); central's own "
-                             "keypair is central.key_secret here unless --server-key is given")
-    parser.add_argument("--db", type=Path, required=True, help="SQLite file for the windows")
-    parser.add_argument("--bind", default="tcp://127.0.0.1:5570", help="ZeroMQ endpoint")
-    parser.add_argument("--server-key", type=Path, default=None,
-                        help="central's NAME.key_secret (default DIR/central.key_secret)")
-    parser.add_argument("--init-key", action="store_true",
-                        help="create central's keypair in --keys if it is missing")
-    parser.add_argument("--print-every", type=_positive_seconds, default=5.0,
-                        help="seconds between running-total lines (> 0)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
-
-
-def run(args: argparse.Namespace) -> int:
-    from foundation.logs import configure_logging
-
-    configure_logging(args.log_level)
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one fd per device link
-    if args.init_key and args.server_key is None:
-        args.keys.mkdir(parents=True, exist_ok=True)
-        if not (args.keys / f"{SERVER_KEY_NAME}.key_secret").exists():
-            public, _ = create_keypair(args.keys, SERVER_KEY_NAME)
-            print(f"created central keypair; give devices {public}", flush=True)
-    collector = Collector(args.keys, args.db, args.bind, server_secret_file=args.server_key,
-                          print_every_s=args.print_every)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    collector.serve(stop)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m central collect",
-                                     description="reference central telemetry collector")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except ConsentGateError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())

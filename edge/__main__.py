@@ -9,7 +9,7 @@ from foundation.cli import dispatch
 
 # command -> (module, help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "faces": ("edge.vision.cli", "detect, compare and evaluate faces"),
+    "faces": ("edge.evaluation.faces_cli", "detect, compare, evaluate and search faces"),
     "thermal": ("edge.screening.cli", "measure, synthesise and evaluate thermal screening"),
     "run": ("edge.daemon", "run the gate daemon from a settings file"),
     "demo": ("demo.day", "run the whole appliance on embedded defaults and a scripted day"),

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import queue
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,88 +23,35 @@ import structlog
 
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
-from edge.capture.source import Capture, FrameSource, Pacer
-from edge.decisions.events import (
-    ALERT_KINDS,
-    BOARDED,
-    DecisionEvent,
-    EventBus,
-    Kind,
-    counters_sink,
-    log_sink,
-)
+from edge.capture.source import FrameSource
+from edge.capture.thermal_frames import ThermalFrames
+from edge.decisions.events import EventBus, counters_sink, log_sink
 from edge.decisions.gatelink import GateLink
 from edge.decisions.lanes import LaneMachine, LaneRules
 from edge.decisions.pipeline import Lane, Pipeline
+from edge.kiosk.board_feed import board_sink, board_state
+from edge.operations.errors import DaemonError
+from edge.operations.health import health_report, reader_gauges
+from edge.operations.inference_loop import InferenceLoop
 from edge.operations.metrics import DaemonMetrics
-from edge.operations.restart_budget import RestartBudget
 from edge.operations.sdnotify import SdNotifier
+from edge.operations.web_server import WebServer
+from edge.vision.operating_point import fpir_rule
 from edge.vision.tracker import IoUTracker
 from foundation.clock import Clock, SystemClock
 from foundation.errors import ConsentGateError
 from foundation.logs import configure_logging
+from foundation.restart_budget import RestartBudget
 from foundation.settings import Settings, load_settings
+
+# the names tests and tools import from the composition root
+__all__ = ["Daemon", "DaemonError", "ThermalFrames", "add_arguments", "board_sink", "run",
+           "visible_source"]
 
 log = structlog.get_logger(__name__)
 
-# lane machine state -> kiosk board state
-BOARD_STATE = {"idle": "idle", "presenting": "presenting", "granted": "granted",
-               "not_matched": "staffed_lane", "refer": "refer", "manual": "manual",
-               "emergency": "emergency"}
-BOARD_ALERTS = {Kind.REFERRED: ("refer", "refer for secondary screening (thermal)"),
-                Kind.MATCHED_HELD: ("refer", "refer for secondary screening before boarding"),
-                Kind.TAILGATING: ("tailgating", "tailgating: check the lane"),
-                Kind.MANUAL: ("manual", "gate controller unavailable: operate the lane by hand"),
-                Kind.FAULT: ("fault", "gate fault: check the gate controller")}
-# kiosk board count per decision: `granted` when a face grant opens the gate, `boarded` only
-# when the passage sensor confirms that grant was used (a grant nobody walks through is not a
-# boarding)
-BOARD_COUNTS = {Kind.GRANTED: "granted", Kind.NOT_MATCHED: "staffed_lane",
-                Kind.REFERRED: "refer", Kind.MATCHED_HELD: "refer",
-                Kind.TAILGATING: "tailgating"}
-THERMAL_MAX_SKEW_S = 0.5
 RESTARTS_PER_WINDOW = 5
 RESTART_WINDOW_S = 60.0
-
-
-class DaemonError(ConsentGateError):
-    """The daemon cannot start with these settings."""
-
-
-def board_sink(board: Any):
-    def sink(event: DecisionEvent) -> None:
-        if event.kind in ALERT_KINDS and event.kind in BOARD_ALERTS:
-            kind, message = BOARD_ALERTS[event.kind]
-            board.publish_alert(event.lane, kind, message)
-        if event.kind in BOARD_COUNTS:
-            board.record_count(BOARD_COUNTS[event.kind], 1)
-        elif event.kind is Kind.PASSAGE and event.reason == BOARDED:
-            board.record_count("boarded", 1)
-    return sink
-
-
-class ThermalFrames:
-    """Adapts screening's ThermalSource to the FrameSource protocol (thermal-only captures).
-    A file or folder is paced to `fps` (a device paces itself), so the reader thread does not
-    spin re-reading PNGs."""
-
-    _NO_IMAGE = np.zeros((0, 0, 3), np.uint8)
-
-    def __init__(self, source: Any, fps: float | None = None) -> None:
-        self._source = source
-        self.name = "thermal"
-        self._pacer = Pacer(fps if getattr(source, "kind", "device") != "device" else None)
-
-    def open(self) -> None:
-        self._source.open()
-
-    def read(self) -> Capture | None:
-        self._pacer.wait()
-        frame = self._source.read()
-        return None if frame is None else Capture(self._NO_IMAGE, frame)
-
-    def close(self) -> None:
-        self._source.close()
 
 
 def visible_source(settings: Settings, clock: Clock, spec: str | None = None) -> FrameSource:
@@ -164,8 +109,7 @@ class Daemon:
         self.gate_link: GateLink | None = None
         self.gate_client: Any = None
         self.app: Any = None
-        self.server: Any = None
-        self._server_thread: threading.Thread | None = None
+        self.web: WebServer | None = None
         self._server_kwargs: dict[str, Any] | None = None  # uvicorn's, from kiosk settings
 
     # -- composition ---------------------------------------------------------------------------
@@ -192,7 +136,17 @@ class Daemon:
             # 2. models, verified and warmed up before the watchdog clock starts
             d.engine = engine or FaceEngine.from_settings(settings.vision)
             d.gallery = Gallery(d.store, clock, d.engine.threshold,
-                                settings.consent.match_margin)
+                                settings.consent.match_margin,
+                                rule=fpir_rule(settings.vision.embedder,
+                                               settings.consent.target_fpir))
+            point = d.gallery.operating_point()
+            if point is not None:
+                log.info("gallery_operating_point_at_start", threshold=round(point.threshold, 4),
+                         gallery_size=point.gallery_size, target_fpir=point.target_fpir,
+                         in_range=point.in_range, extrapolated=point.extrapolated)
+                if not point.in_range:
+                    log.warning("gallery_outside_calibration",
+                                gallery_size=point.gallery_size)
             d._closers.append(("gallery", d.gallery.close))
             # 3. capture
             src = source or visible_source(settings, clock)
@@ -238,9 +192,9 @@ class Daemon:
     def _gate_client(self, subscribe: bool) -> Any:
         from gate_controller.client import GateClient
 
-        g = self.settings.gate
-        return GateClient(g.command_endpoint, g.event_endpoint, g.command_timeout_ms,
-                          subscribe=subscribe)
+        # the daemon's CurveZMQ key ([gate] daemon_secret_key_file); GateKeyError says how to
+        # make the gate keys when they are missing
+        return GateClient.from_settings(self.settings.gate, "daemon", subscribe=subscribe)
 
     def _build_thermal(self, src: FrameSource) -> Any:
         t = self.settings.thermal
@@ -299,45 +253,20 @@ class Daemon:
 
     def _publish_state(self, lane: str, state: str, detail: str) -> None:
         if self.board is not None:
-            self.board.publish_state(lane, BOARD_STATE.get(state, "idle"), detail or None)
+            self.board.publish_state(lane, board_state(state), detail or None)
 
     # -- health ---------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        stats = self.reader.stats() if self.reader else None
-        capture_ok = self.reader is not None and self.reader.healthy()
-        loop_ok = self.clock.monotonic() - self._loop_beat < 5.0
-        gate_ok = self.gate_link is not None and self.gate_link.up
         lanes = ({name: lane.machine.state.value for name, lane in self.pipeline.lanes.items()}
                  if self.pipeline else {})
-        status = "ok" if capture_ok and loop_ok and gate_ok else "degraded"
-        return {"status": status, "capture": {
-                    "connected": bool(stats and stats.connected),
-                    "frame_age_s": None if not stats or stats.frame_age_s is None
-                    else round(stats.frame_age_s, 3),
-                    "frames": stats.frames if stats else 0,
-                    "corrupt": stats.corrupt if stats else 0,
-                    "reconnects": stats.reconnects if stats else 0},
-                "inference_loop": "ok" if loop_ok else "stalled",
-                "gate_controller": "up" if gate_ok else "down", "lanes": lanes}
-
-    def _capture_gauges(self) -> dict:
-        out: dict = {}
-        for name, reader in (("visible", self.reader), ("thermal", self.thermal_reader),
-                             ("kiosk", self.kiosk_reader)):
-            if reader is None:
-                continue
-            s = reader.stats()
-            out[(("camera", name), ("what", "frames"))] = s.frames
-            out[(("camera", name), ("what", "corrupt"))] = s.corrupt
-            out[(("camera", name), ("what", "reconnects"))] = s.reconnects
-            out[(("camera", name), ("what", "connected"))] = int(s.connected)
-        return out
+        return health_report(self.reader, self.clock.monotonic() - self._loop_beat < 5.0,
+                             self.gate_link is not None and self.gate_link.up, lanes)
 
     # -- running --------------------------------------------------------------------------------
     def start(self) -> None:
         """Start capture, the gate link, telemetry and the web server (not the loop)."""
         self.metrics.registry.gauge("capture", "capture reader counters and state",
-                                    self._capture_gauges)
+                                    lambda: reader_gauges(self._readers()))
         assert self.reader is not None
         self.reader.start()
         self._closers.append(("reader", self.reader.stop))
@@ -359,97 +288,33 @@ class Daemon:
                  gallery=self.gallery.size, thermal=self.pipeline.screener is not None)
 
     def _start_server(self) -> None:
-        import uvicorn
-
         from edge.kiosk.serving import uvicorn_kwargs
 
-        k = self.settings.kiosk
-        config = uvicorn.Config(self.app, **(self._server_kwargs or uvicorn_kwargs(k)))
-        self.server = uvicorn.Server(config)
-        self._server_thread = threading.Thread(target=self.server.run, name="kiosk-http",
-                                               daemon=True)
-        self._server_thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            if not self._server_thread.is_alive():
-                raise DaemonError(f"the kiosk web server could not start on {k.host}:{k.port}: "
-                                  "is the port in use? Change kiosk.port")
-            time.sleep(0.02)
+        self.web = WebServer(self.app, self._server_kwargs or uvicorn_kwargs(self.settings.kiosk))
+        self.web.start()
         self._closers.append(("server", self._stop_server))
 
     def _stop_server(self) -> None:
         if self.board is not None:  # open lane-board streams end now, not at their life's end
             self.board.end_streams()
-        if self.server is not None:
-            self.server.should_exit = True
-        if self._server_thread is not None:
-            self._server_thread.join(5)
+        if self.web is not None:
+            self.web.stop()
 
     def loop(self, until: float | None = None) -> None:
         """The inference loop (runs on the calling thread until stop() or `until`)."""
         assert self.pipeline is not None and self.reader is not None
-        pipeline = self.pipeline
-        watchdog_every = self.notifier.watchdog_interval_s() or 5.0
-        next_watchdog = 0.0
-        next_purge = self.clock.monotonic() + self.settings.consent.purge_interval_s
-        last_seq = 0
-        self.notifier.ready(f"lanes {len(pipeline.lanes)}")
-        while not self.stop_event.is_set():
-            now = self.clock.monotonic()
-            if until is not None and now >= until:
-                break
-            self._loop_beat = now
-            self._drain_gate_queue()
-            frame = self.reader.wait_frame(last_seq, 0.1)
-            if frame is None:
-                pipeline.tick()
-            else:
-                last_seq = frame.seq
-                if self.thermal_reader is not None and frame.thermal is None:
-                    frame = self._attach_thermal(frame)
-                try:
-                    pipeline.process(frame)
-                except ConsentGateError as exc:  # one bad frame never stops the gate
-                    log.warning("frame_failed", error=str(exc)[:200])
-                except Exception as exc:  # unexpected: retried within the restart budget
-                    self._crashed(exc)
-            for name, reader in self._readers():
-                if reader.gave_up:
-                    raise DaemonError(
-                        f"the {name} camera kept failing ({reader.source.name}); see the log "
-                        "event capture_gave_up. The daemon stops so systemd restarts it: check "
-                        "the camera and capture settings")
-            if now >= next_watchdog:
-                self.notifier.watchdog()
-                next_watchdog = now + watchdog_every
-            if now >= next_purge:
-                next_purge = now + self.settings.consent.purge_interval_s
-                self._purge()
+        InferenceLoop(self.pipeline, self.reader, self.clock, self.notifier, self.metrics,
+                      self.loop_budget, self.stop_event, self.gate_queue, self._purge,
+                      self.settings.consent.purge_interval_s, self.thermal_reader,
+                      self._readers(), on_beat=self._beat).run(until)
+
+    def _beat(self, now: float) -> None:
+        self._loop_beat = now
 
     def _readers(self) -> list[tuple[str, LatestFrameReader]]:
         return [(name, r) for name, r in (("visible", self.reader),
                                           ("thermal", self.thermal_reader),
                                           ("kiosk", self.kiosk_reader)) if r is not None]
-
-    def _crashed(self, exc: Exception) -> None:
-        """An unexpected error on one frame: go on while the restart budget lasts; past it
-        stop (exit non-zero) rather than loop on a broken engine forever."""
-        self.metrics.loop_errors.inc()
-        if self.loop_budget.spend():
-            log.error("frame_crashed", error=type(exc).__name__, detail=str(exc)[:200],
-                      recent=self.loop_budget.recent)
-            return
-        b = self.loop_budget
-        raise DaemonError(f"the inference loop failed {b.recent} times within {b.window_s:g} s "
-                          f"(last: {type(exc).__name__}: {str(exc)[:120]}); the daemon stops so "
-                          "systemd restarts it: see the log events frame_crashed") from exc
-
-    def _attach_thermal(self, frame: Any) -> Any:
-        assert self.thermal_reader is not None
-        t = self.thermal_reader.wait_frame(0, 0)
-        if t is None or abs(t.captured_mono - frame.captured_mono) > THERMAL_MAX_SKEW_S:
-            return frame
-        return dataclasses.replace(frame, thermal=t.thermal)
 
     def _purge(self) -> None:
         try:
@@ -457,24 +322,12 @@ class Daemon:
             if n:
                 log.info("purged", templates=n)
             self.metrics.gallery_size.set(self.gallery.size)
+            point = self.gallery.operating_point()
+            if point is not None:
+                self.metrics.match_threshold.set(point.threshold)
+                self.metrics.match_calibrated.set(1 if point.in_range else 0)
         except ConsentGateError as exc:
             log.error("purge_failed", error=str(exc)[:200])
-
-    def _drain_gate_queue(self) -> None:
-        assert self.pipeline is not None
-        while True:
-            try:
-                what, item = self.gate_queue.get_nowait()
-            except queue.Empty:
-                return
-            if what == "up":
-                self.pipeline.gate_up()
-            elif what == "down":
-                self.pipeline.gate_down(str(item))
-            elif what == "event":
-                self.pipeline.on_gate_event(item)
-            elif what == "status":
-                self.pipeline.on_gate_status(item)
 
     def start_thread(self) -> threading.Thread:
         """start() and run the loop on a background thread (the demo and tests use this)."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
+from structlog.typing import Processor
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
@@ -20,7 +22,7 @@ STDLIB_LOGGERS = ("uvicorn",)  # their records join the structlog output
 _HANDLER_NAME = "consentgate-structlog"
 
 
-class _StructlogHandler(logging.StreamHandler):
+class _StructlogHandler(logging.StreamHandler[TextIO]):
     """A stream handler that drops records once its stream is closed (a finished test's or
     demo's log file) instead of printing a logging-error traceback."""
 
@@ -30,7 +32,7 @@ class _StructlogHandler(logging.StreamHandler):
         super().emit(record)
 
 
-def _route_stdlib_loggers(renderer, stream, level: int) -> None:
+def _route_stdlib_loggers(renderer: Processor, stream: TextIO, level: int) -> None:
     """Give each of STDLIB_LOGGERS one handler writing through `renderer` to `stream`; the
     handler of an earlier call is replaced, so repeated calls never stack handlers or keep one
     on an old stream."""
@@ -51,7 +53,7 @@ def _route_stdlib_loggers(renderer, stream, level: int) -> None:
 
 
 def configure_logging(level: str = "info", json_logs: bool | None = None,
-                      stream=None) -> None:
+                      stream: TextIO | None = None) -> None:
     """Configure structlog for this process (call from a composition root only)."""
     stream = stream or sys.stderr
     if json_logs is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -70,9 +71,13 @@ class VisionSettings(Section):
                                  description="frames are scaled to this long side before detection")
     score_threshold: float = Field(0.6, gt=0, lt=1, description="minimum detector score")
     nms_iou: float = Field(0.3, gt=0, lt=1, description="IoU for non-maximum suppression")
-    match_threshold: float = Field(0.41, gt=-1, lt=1,
-                                   description="cosine similarity for a match; from faces eval: "
-                                               "FAR 1e-3 point on ../shared/faces (see README)")
+    match_threshold: float = Field(0.414, gt=-1, lt=1,
+                                   description="1:1 verification cosine (faces compare, token "
+                                               "mode): the FAR 1e-4 point of the impostor "
+                                               "calibration on ../shared/lfw. 1:N gallery "
+                                               "searches use consent.target_fpir instead")
+    mirror_average: bool = Field(True, description="embed each face with its mirror image and "
+                                                   "sum the two (lower FNIR at the same FPIR)")
     min_face_px: int = Field(60, ge=16, le=1024,
                              description="quality: minimum face width in pixels")
     max_yaw_ratio: float = Field(0.35, gt=0, le=1,
@@ -93,6 +98,11 @@ class ConsentSettings(Section):
     purge_interval_s: int = Field(60, ge=1, le=3600, description="how often expired rows go")
     match_margin: float = Field(0.05, ge=0, lt=1,
                                 description="top-1 must beat the runner-up by this much")
+    target_fpir: float = Field(0.003, gt=0, le=0.1,
+                               description="1:N operating point: the false-positive "
+                                           "identification rate the gallery threshold is set "
+                                           "for, at the live gallery size, from the embedder's "
+                                           "impostor calibration (0.003: NIST FRVT boarding)")
 
 
 class ThermalSettings(Section):
@@ -175,6 +185,15 @@ class LanesSettings(Section):
     track_min_hits: int = Field(2, ge=1, le=10,
                                 description="tracker: frames in a row a new face must be "
                                             "detected in before it counts as a person")
+    evidence_frames: int = Field(3, ge=1, le=10, description="good frames of the presenting "
+                                 "track fused for one decision (1: the first one decides)")
+    evidence_spacing_s: float = Field(0.15, ge=0, le=2, description="evidence frames at least "
+                                      "this far apart, spread over the presenting window")
+    evidence_strong_margin: float = Field(0.1, gt=0, lt=1, description="one frame this far "
+                                          "above the 1:N threshold grants at once")
+    boarding_schedule: Path | None = Field(None, description="JSON or CSV of flight, start, "
+                                           "end: the flights boarding when (edge.consent."
+                                           "boarding); else the supervisor sets the flight")
 
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -192,12 +211,37 @@ def _check_local_endpoint(value: str) -> str:
                      "(gate sockets never leave the box)")
 
 
+RUN_DIR = "/run/consentgate"  # the gate sockets' folder: 0700, the service user's only
+_GATE_KEYS = Path("/var/lib/consentgate/keys")  # provisioning writes the device's own paths
+
+
+def _gate_key(name: str, what: str) -> Path:
+    return Field(_GATE_KEYS / name, description=what)
+
+
 class GateSettings(Section):
-    command_endpoint: str = Field("tcp://127.0.0.1:5560", description="gate controller commands")
-    event_endpoint: str = Field("tcp://127.0.0.1:5561", description="gate controller events")
-    sim_control_endpoint: str = Field("tcp://127.0.0.1:5562",
+    command_endpoint: str = Field(f"ipc://{RUN_DIR}/gate-command.sock",
+                                  description="gate controller commands (CurveZMQ); an ipc "
+                                              "socket is made 0600 in a 0700 folder")
+    event_endpoint: str = Field(f"ipc://{RUN_DIR}/gate-events.sock",
+                                description="gate controller events (CurveZMQ)")
+    sim_control_endpoint: str = Field(f"ipc://{RUN_DIR}/gate-sim.sock",
                                       description="simulated driver: control socket (fire alarm, "
                                                   "passages, faults) for demos and drills")
+    controller_secret_key_file: Path = _gate_key(
+        "gate-controller.key_secret", "gate controller: its CurveZMQ secret key (provisioning)")
+    daemon_public_key_file: Path = _gate_key(
+        "gate-daemon.key", "gate controller: the daemon's public key, admitted for every command")
+    operator_public_key_file: Path = _gate_key(
+        "gate-operator.key", "gate controller: the operator's public key, admitted for status "
+                             "only")
+    controller_public_key_file: Path = _gate_key(
+        "gate-controller.key", "gate clients (daemon, operator): the controller's public key")
+    daemon_secret_key_file: Path = _gate_key(
+        "gate-daemon.key_secret", "the daemon (and the pinger): its CurveZMQ secret key")
+    operator_secret_key_file: Path = _gate_key(
+        "gate-operator.key_secret", "`gate_controller status` and verify: the operator's "
+                                    "CurveZMQ secret key")
     driver: Literal["simulated", "serial_relay"] = Field("simulated", description="gate I/O")
     serial_port: str | None = Field(None, description="serial_relay: port, e.g. /dev/ttyUSB0")
     serial_baud: int = Field(115200, ge=1200, le=1_000_000, description="serial_relay: baud rate")
@@ -322,7 +366,7 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_settings(data: dict) -> Settings:
+def parse_settings(data: Mapping[str, object]) -> Settings:
     """Validate a settings mapping; raise SettingsError naming each bad field."""
     try:
         return Settings.model_validate(data)

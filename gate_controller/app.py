@@ -13,6 +13,8 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 import structlog
 
@@ -22,6 +24,7 @@ from gate_controller.drivers.serial_relay import SerialRelayGateIO
 from gate_controller.drivers.sim_control import SimulatorControl
 from gate_controller.drivers.simulated import SimulatedGateIO
 from gate_controller.gateio import GateIO
+from gate_controller.keys import server_keys
 from gate_controller.safety import GateMachine
 from gate_controller.server import GateServer
 
@@ -54,12 +57,13 @@ def build_driver(gs: GateSettings) -> GateIO:
 def build_controller(gs: GateSettings, clock: Clock | None = None,
                      io: GateIO | None = None) -> Controller:
     clock = clock or SystemClock()
+    keys = server_keys(gs)  # GateKeyError (how to make them) before any hardware is touched
     io = io or build_driver(gs)
     machine = GateMachine(gs.lanes, heartbeat_timeout_s=gs.heartbeat_timeout_s,
                           override_ttl_ms=gs.override_ttl_ms,
                           tailgate_window_s=gs.tailgate_window_s)
     server = GateServer(machine, io, clock, command_endpoint=gs.command_endpoint,
-                        event_endpoint=gs.event_endpoint)
+                        event_endpoint=gs.event_endpoint, keys=keys)
     control = None
     if isinstance(io, SimulatedGateIO):
         try:
@@ -75,10 +79,10 @@ def run_controller(gs: GateSettings, *, on_ready: Callable[[Controller], None] |
     """Serve until SIGTERM/SIGINT (or `stop`); gates are left safe on the way out."""
     stop = stop or threading.Event()
     controller = build_controller(gs)
-    previous = {}
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def _stop(signum: int, _frame: object) -> None:
-        log.info("gate.signal", signal=signal.Signals(signum).name)
+        log.info("gate_signal", signal=signal.Signals(signum).name)
         stop.set()
 
     handlers: dict[int, Callable[[int, object], None]] = {
@@ -95,7 +99,7 @@ def run_controller(gs: GateSettings, *, on_ready: Callable[[Controller], None] |
         controller.server.serve_forever(stop)
     finally:
         controller.close()
-        for signum, handler in previous.items():
+        for signum, old in previous.items():
             with contextlib.suppress(ValueError, TypeError):
-                signal.signal(signum, handler)
+                signal.signal(signum, old)
     return 0

@@ -11,6 +11,11 @@ A refused command is not an exception: the returned `Ack` has `ok=False`, a `cod
 Invalid arguments (a lane name with spaces, a TTL out of range) raise `ProtocolError` before
 anything is sent.
 
+Both sockets are CurveZMQ clients with the keys of one role (`ClientKeys`: the daemon's for
+every command, the operator's for `status` only); `GateClient.from_settings` loads them from the
+[gate] key files. Without the controller's admission the handshake never completes, so a
+command is `GateUnavailableError` ("was not connected"), never an unauthenticated send.
+
 Thread safety: commands are serialised by one lock and `next_event` by another, so one client
 may be shared by a heartbeat thread and a decision thread; the two sockets are never shared.
 """
@@ -22,14 +27,17 @@ import math
 import os
 import threading
 import time
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 import zmq
 from pydantic import ValidationError
 
 from foundation.errors import ConsentGateError
+from foundation.settings import GateSettings
+from gate_controller.keys import ClientKeys, Role, client_keys
 from wire.gate import (
+    SOCKET_MAXMSGSIZE,
     Ack,
     Command,
     DenyCmd,
@@ -52,10 +60,10 @@ class GateUnavailableError(ConsentGateError):
     """The gate controller did not acknowledge in time (lanes must be treated as manual)."""
 
 
-def _make(cls: type[Command], **fields: object) -> Command:
+def _make(cls: type[Command], **fields: Any) -> Command:
     """Build a command; bad arguments are a ProtocolError (as the controller would answer)."""
     try:
-        return cls(**fields)
+        return cls.model_validate(fields)
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ProtocolError(f"bad {cls.__name__} arguments: {detail}") from None
@@ -65,25 +73,44 @@ class GateClient:
     """Talks gate/1 to one controller. Usable from several threads (see module docstring)."""
 
     def __init__(self, command_endpoint: str, event_endpoint: str, timeout_ms: int = 1000,
-                 context: zmq.Context | None = None, subscribe: bool = True) -> None:
+                 context: zmq.Context[zmq.Socket[bytes]] | None = None, subscribe: bool = True,
+                 *, keys: ClientKeys) -> None:
         if timeout_ms <= 0:
             raise ValueError("timeout_ms must be positive")
         self.command_endpoint = command_endpoint
         self.event_endpoint = event_endpoint
         self.timeout_ms = timeout_ms
+        self.keys = keys
         self._ctx = context or zmq.Context.instance()
         self._cmd_lock = threading.Lock()
         self._event_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
-        self._dealer: zmq.Socket | None = None
-        self._sub: zmq.Socket | None = None
+        self._dealer: zmq.Socket[bytes] | None = None
+        self._sub: zmq.Socket[bytes] | None = None
         if subscribe:
-            self._sub = self._ctx.socket(zmq.SUB)
-            self._sub.setsockopt(zmq.LINGER, 0)
+            self._sub = self._curve(self._ctx.socket(zmq.SUB))
             self._sub.setsockopt(zmq.SUBSCRIBE, b"")
             self._sub.connect(event_endpoint)
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, gs: GateSettings, role: Role = "daemon", *,
+                      timeout_ms: int | None = None, subscribe: bool = True,
+                      context: zmq.Context[zmq.Socket[bytes]] | None = None) -> GateClient:
+        """A client of the controller the [gate] settings name, with `role`'s key files
+        (GateKeyError, saying how to make them, when one is missing)."""
+        return cls(gs.command_endpoint, gs.event_endpoint,
+                   gs.command_timeout_ms if timeout_ms is None else timeout_ms, context,
+                   subscribe, keys=client_keys(gs, role))
+
+    def _curve(self, sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAXMSGSIZE)
+        sock.curve_serverkey = self.keys.server
+        sock.curve_publickey = self.keys.public
+        sock.curve_secretkey = self.keys.secret
+        return sock
 
     # ---- commands ------------------------------------------------------------------------
     def open(self, lane: str, grant_id: str, ttl_ms: int) -> Ack:
@@ -115,12 +142,11 @@ class GateClient:
             raise ProtocolError(f"status refused: {ack.error or 'no lanes in the ack'}")
         return ack
 
-    def _socket(self) -> zmq.Socket:
+    def _socket(self) -> zmq.Socket[bytes]:
         if self._closed:
             raise GateUnavailableError("this GateClient is closed; create a new one")
         if self._dealer is None:
-            s = self._ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
+            s = self._curve(self._ctx.socket(zmq.DEALER))
             s.setsockopt(zmq.IMMEDIATE, 1)
             s.connect(self.command_endpoint)
             self._dealer = s
@@ -135,7 +161,8 @@ class GateClient:
         self._drop_socket()
         return GateUnavailableError(
             f"gate controller at {self.command_endpoint} {what} within {self.timeout_ms} ms; "
-            "treat the lanes as manual and check `python -m gate_controller status`")
+            "treat the lanes as manual and check `python -m gate_controller status` (a "
+            f"controller that does not admit this {self.keys.role} key never connects)")
 
     def _request(self, cmd: Command) -> Ack:
         with self._cmd_lock:
@@ -161,7 +188,7 @@ class GateClient:
                 try:
                     ack = decode_ack(data)
                 except ProtocolError as exc:
-                    log.warning("gate_client.bad_ack", code=exc.code)
+                    log.warning("gate_client_bad_ack", code=exc.code)
                     continue
                 if ack.id == rid:
                     return ack
@@ -182,7 +209,7 @@ class GateClient:
                 try:
                     return decode_event(data)
                 except ProtocolError as exc:
-                    log.warning("gate_client.bad_event", code=exc.code)
+                    log.warning("gate_client_bad_event", code=exc.code)
                     if remaining_ms == 0:
                         return None
 

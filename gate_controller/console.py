@@ -1,7 +1,8 @@
 """The simulator's small console view: the lane table, one line per gate event, typed inputs.
 
-It is a plain client of the controller (SUB for events, `status` for the table), so it shows
-exactly what the daemon would see. It prints the lane table at start, then one line per event.
+It is a plain client of the controller (SUB for events, `status` for the table) holding the
+daemon's key (it plays the daemon), so it shows exactly what the daemon would see. It prints
+the lane table at start, then one line per event.
 On a terminal, typed lines drive the simulated hardware (`fire on|off`, `pass LANE`, `fail`,
 `recover`) and play the other parties: `daemon on|off` sends heartbeats as the edge daemon
 would (lanes go automatic, `closed`), `open LANE` / `deny LANE` issue a daemon grant / denial,
@@ -13,9 +14,9 @@ sim ...` and watch the log.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sys
 import threading
+import time
 from typing import TextIO
 
 from rich.console import Console, Group
@@ -32,6 +33,7 @@ from wire.gate import (
     ProtocolError,
     StateEvent,
     TailgatingEvent,
+    new_grant_id,
 )
 
 HELP = """\
@@ -44,14 +46,13 @@ HEARTBEAT_S = 0.3
 
 
 class ConsoleView:
-    def __init__(self, command_endpoint: str, event_endpoint: str, sim: SimulatedGateIO,
-                 stop: threading.Event, out: TextIO | None = None,
-                 keyboard: bool | None = None) -> None:
+    def __init__(self, client: GateClient, sim: SimulatedGateIO, stop: threading.Event,
+                 out: TextIO | None = None, keyboard: bool | None = None) -> None:
+        """`client`: a subscribed GateClient with the daemon's key; the view closes it."""
         self.console = Console(file=out or sys.stdout, highlight=False)
-        self.client = GateClient(command_endpoint, event_endpoint, timeout_ms=500)
+        self.client = client
         self.sim = sim
         self.stop = stop
-        self._grants = itertools.count(1)
         self._beating = threading.Event()
         self._threads = [threading.Thread(target=self._events, name="gate-console", daemon=True),
                          threading.Thread(target=self._heartbeats, name="gate-console-beat",
@@ -139,7 +140,7 @@ class ConsoleView:
                                    f"{HEARTBEAT_S} s" if args[0] == "on" else
                                    "daemon gone: no heartbeats (lanes fall back to manual)")
             elif verb == "open" and len(args) == 1:
-                grant = f"console-{next(self._grants)}"
+                grant = new_grant_id(time.monotonic())  # the controller's clock, this box
                 self._report(self.client.open(args[0], grant, GRANT_TTL_MS),
                              f"grant {grant} accepted on lane {args[0]} "
                              f"({GRANT_TTL_MS // 1000} s or one passage)")

@@ -1,7 +1,8 @@
 """Safety drills against a real controller process: heartbeat loss and fire alarm, timed.
 
 Used by the integration tests and by bench/gate.py (and usable on a box under test):
-`ControllerProcess` starts `python -m gate_controller simulate|run` from a settings file;
+`ControllerProcess` starts `python -m gate_controller simulate|run` from a settings file
+(through foundation.peers, the launcher every caller shares);
 `heartbeat_loss_trial` starts a stand-in daemon (`pinger`), waits for the lanes to be
 automatic, kills it with SIGKILL and times the controller's move of every lane to `manual`;
 `fire_alarm_trial` raises the simulated fire alarm and times every lane's `emergency_open`
@@ -10,14 +11,12 @@ event, then clears and resets. Times are measured on the observer's side of the 
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from foundation.errors import ConsentGateError
+from foundation.peers import Peer, PeerError, gate_controller_argv, python_module
 from foundation.settings import GateSettings, load_settings
 from gate_controller.client import GateClient, GateUnavailableError
 from gate_controller.drivers.sim_control import send
@@ -29,8 +28,11 @@ class DrillError(ConsentGateError):
 
 
 def write_config(path: Path, gate: dict[str, object], level: str = "info") -> Path:
-    """A minimal settings TOML with the given [gate] values (strings, numbers, lists)."""
+    """A minimal settings TOML with the given [gate] values (strings, paths, numbers, lists);
+    the key files too (`gate_controller.keys.key_files`, made by `create_gate_keys`)."""
     def value(v: object) -> str:
+        if isinstance(v, Path):
+            v = str(v)
         if isinstance(v, str):
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, bool):
@@ -46,35 +48,36 @@ def write_config(path: Path, gate: dict[str, object], level: str = "info") -> Pa
 
 
 class ControllerProcess:
-    """A gate controller child process; logs go to `log_path`."""
+    """A gate controller child process (a `foundation.peers.Peer`); logs go to `log_path`."""
 
     def __init__(self, config: Path, command: str = "simulate", log_path: Path | None = None,
-                 ready_timeout_s: float = 20.0) -> None:
+                 ready_timeout_s: float = 20.0, restart: bool = False) -> None:
         self.config = config
         self.gate: GateSettings = load_settings(config).gate
         self.log_path = log_path or config.with_suffix(f".{command}.log")
-        args = [sys.executable, "-m", "gate_controller", command, "--config", str(config)]
-        if command == "simulate":
-            args.append("--no-console")
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        self.client = GateClient(self.gate.command_endpoint, self.gate.event_endpoint, 500)
-        self._wait_ready(ready_timeout_s)
+        self.client = GateClient.from_settings(self.gate, "daemon", timeout_ms=500)
+        self.peer = Peer("gate controller", gate_controller_argv(config, command),
+                         self.log_path, ready=self._answers, ready_timeout_s=ready_timeout_s,
+                         restart=restart, new_session=False)
+        try:
+            self.peer.start()
+        except PeerError as exc:
+            self.client.close()
+            self.peer.kill()
+            raise DrillError(str(exc)) from None
+        time.sleep(0.2)  # let the event subscription settle (slow joiner)
 
-    def _wait_ready(self, timeout_s: float) -> None:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise DrillError(f"controller exited with {self.proc.returncode}; see "
-                                 f"{self.log_path}")
-            try:
-                self.client.status()
-                time.sleep(0.2)  # let the event subscription settle (slow joiner)
-                return
-            except GateUnavailableError:
-                time.sleep(0.05)
-        raise DrillError(f"controller did not answer in {timeout_s:g} s; see {self.log_path}")
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.peer.proc is not None
+        return self.peer.proc
+
+    def _answers(self) -> bool:
+        try:
+            self.client.status()
+        except GateUnavailableError:
+            return False
+        return True
 
     def wait_states(self, state: LaneState, timeout_s: float) -> float:
         """Wait for a `state` event on every lane; monotonic time of the last one."""
@@ -97,22 +100,17 @@ class ControllerProcess:
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGTERM, then wait; the exit status (SIGKILL after the timeout)."""
         self.client.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+        rc = self.peer.stop(timeout_s)
+        assert rc is not None
+        return rc
 
 
-def start_pinger(config: Path, interval_s: float = 0.2) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "gate_controller", "pinger", "--config",
-                             str(config), "--interval", str(interval_s)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+def start_pinger(config: Path, interval_s: float = 0.2) -> Peer:
+    """A stand-in daemon sending heartbeats (`python -m gate_controller pinger`)."""
+    log = config.with_suffix(".pinger.log")
+    return Peer("pinger", python_module("gate_controller", "pinger", "--config", config,
+                                        "--interval", interval_s), log,
+                new_session=False).start()
 
 
 def heartbeat_loss_trial(ctl: ControllerProcess, timeout_s: float = 5.0) -> float:
@@ -126,9 +124,7 @@ def heartbeat_loss_trial(ctl: ControllerProcess, timeout_s: float = 5.0) -> floa
         t1 = ctl.wait_states(LaneState.MANUAL, timeout_s)
         return t1 - t0
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            pinger.kill()
-        pinger.wait()
+        pinger.kill()
 
 
 def fire_alarm_trial(ctl: ControllerProcess, timeout_s: float = 2.0) -> float:

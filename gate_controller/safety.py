@@ -17,17 +17,24 @@ Per-lane states and their priority, highest first (enforced by `_settle` after e
 A passage while `closed` is tailgating: a `tailgating` event and the lane's alarm, which only a
 staff `reset` silences. Grants are single-use and single-lane: a grant that has left its lane
 (passage, TTL, deny, reset, heartbeat loss, alarm, fault), or one holding another lane open,
-is refused.
+is refused. A grant id carries its issue time (wire.gate.new_grant_id, the same monotonic clock
+as `now`): a grant older than its ttl plus `GRANT_SLACK_MS` (never more than
+`MAX_GRANT_AGE_MS`) is refused, and an open lane closes by then at the latest. So the memory
+of used grants only needs to hold a grant for `MAX_GRANT_AGE_MS` after its issue: it is bounded
+by time, and no number of newer grants can push a used grant out of it while it could still
+be taken.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from wire.gate import (
+    GRANT_SLACK_MS,
+    MAX_GRANT_AGE_MS,
     Ack,
     Command,
     DenyCmd,
@@ -41,11 +48,16 @@ from wire.gate import (
     StateEvent,
     StatusCmd,
     TailgatingEvent,
+    grant_issued_s,
 )
 
 S = LaneState
 OPEN_STATES = frozenset({S.OPEN, S.EMERGENCY_OPEN})
-USED_GRANT_MEMORY = 4096
+
+
+def max_grant_age_s(ttl_ms: int) -> float:
+    """How old (since its issue) a grant with this ttl may be when it opens or holds a lane."""
+    return min(ttl_ms + GRANT_SLACK_MS, MAX_GRANT_AGE_MS) / 1000.0
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,9 @@ class GateMachine:
         self.io_ok = True
         self.io_reason = ""
         self.last_heartbeat: float | None = None
-        self._used: OrderedDict[str, None] = OrderedDict()
+        # used or cancelled daemon grants -> issue time, and a heap of (forget at, grant)
+        self._used: dict[str, float] = {}
+        self._forget: list[tuple[float, str]] = []
         self._committed: dict[str, Lane] = dict(self.lanes)  # what effects were issued for
 
     # ---- queries -------------------------------------------------------------------------
@@ -133,6 +147,7 @@ class GateMachine:
             "io": "ok" if self.io_ok else f"fault: {self.io_reason}",
             "daemon": "alive" if self.daemon_alive(now) else "no heartbeat",
             "lane_alarms": ",".join(n for n, lane in self.lanes.items() if lane.alarm) or "none",
+            "used_grants_held": str(len(self._used)),
         }
 
     def grant_used(self, grant_id: str) -> bool:
@@ -143,8 +158,13 @@ class GateMachine:
         """Time passed: expire grants, notice a lost heartbeat."""
         return self._transact(now, [])
 
-    def command(self, cmd: Command, now: float) -> tuple[Ack, list[Effect]]:
-        """Apply one daemon/staff command; the ack says whether it was accepted."""
+    def command(self, cmd: Command, now: float,
+                peer: str | None = "daemon") -> tuple[Ack, list[Effect]]:
+        """Apply one command from the authenticated `peer`; the ack says whether it was taken.
+
+        Who may send what is the server's business (it refuses the operator's non-status
+        commands); `peer` only goes into the reasons of staff resets and overrides.
+        """
         events: list[Emit] = []
         if isinstance(cmd, HeartbeatCmd):
             self.last_heartbeat = now
@@ -165,10 +185,10 @@ class GateMachine:
         elif isinstance(cmd, DenyCmd):
             refusal = self._deny(cmd)
         elif isinstance(cmd, ResetCmd):
-            refusal = self._reset(cmd)
+            refusal = self._reset(cmd, peer)
         else:
             assert isinstance(cmd, OverrideCmd)
-            refusal = self._override(cmd, now)
+            refusal = self._override(cmd, now, peer)
         effects = self._transact(now, events)
         state = self.lanes[cmd.lane].state
         if refusal is not None:
@@ -234,6 +254,14 @@ class GateMachine:
             return None  # a retried open: idempotent, the TTL is not extended
         if self.grant_used(cmd.grant_id):
             return "grant_used", "this grant was already used or cancelled; issue a new one"
+        issued = grant_issued_s(cmd.grant_id)
+        max_age = max_grant_age_s(cmd.ttl_ms)
+        if issued is None or now - issued > max_age:
+            return "grant_stale", (f"this grant is older than its ttl plus the slack "
+                                   f"({max_age:g} s) or carries no issue time; issue a new one")
+        if issued - now > GRANT_SLACK_MS / 1000.0:
+            return "grant_future", ("this grant's issue time is ahead of the controller's "
+                                    "clock: grants must be made on this box (CLOCK_MONOTONIC)")
         if any(other.grant_id == cmd.grant_id for other in self.lanes.values()):
             return "grant_in_use", "this grant holds another lane open; one grant, one lane"
         if lane.state == S.EMERGENCY_OPEN:
@@ -248,7 +276,8 @@ class GateMachine:
             return "alarm_active", "tailgating alarm on this lane: staff must reset it first"
         self.lanes[cmd.lane] = replace(lane, state=S.OPEN, reason="grant",
                                        grant_id=cmd.grant_id, staff_grant=False,
-                                       expires_at=now + cmd.ttl_ms / 1000.0)
+                                       expires_at=min(now + cmd.ttl_ms / 1000.0,
+                                                      issued + max_age))
         return None
 
     def _deny(self, cmd: DenyCmd) -> tuple[str, str] | None:
@@ -259,14 +288,14 @@ class GateMachine:
             self.lanes[cmd.lane] = lane.to(S.CLOSED, "denied")
         return None  # elsewhere deny changes nothing (and never closes an emergency lane)
 
-    def _reset(self, cmd: ResetCmd) -> tuple[str, str] | None:
+    def _reset(self, cmd: ResetCmd, peer: str | None) -> tuple[str, str] | None:
         lane = self.lanes[cmd.lane]
         if self.fire_alarm:
             return "fire_alarm_active", "the fire alarm is still active; reset after it clears"
         if lane.state == S.FAULT:
             return "io_fault", (f"gate I/O is down ({self.io_reason}); check the board and "
                                 "cable, the lane recovers when it reconnects")
-        reason = f"reset by {cmd.actor}"
+        reason = f"reset by {cmd.actor} (via {peer})"
         if lane.state in OPEN_STATES:
             if lane.grant_id is not None and not lane.staff_grant:
                 self._remember(lane.grant_id)
@@ -274,9 +303,10 @@ class GateMachine:
         self.lanes[cmd.lane] = replace(lane, alarm=False, reason=reason)
         return None
 
-    def _override(self, cmd: OverrideCmd, now: float) -> tuple[str, str] | None:
+    def _override(self, cmd: OverrideCmd, now: float,
+                  peer: str | None) -> tuple[str, str] | None:
         lane = self.lanes[cmd.lane]
-        reason = f"override {cmd.action} by {cmd.actor}"
+        reason = f"override {cmd.action} by {cmd.actor} (via {peer})"
         if cmd.action == "open":
             if lane.state == S.EMERGENCY_OPEN:
                 return None  # already open
@@ -298,10 +328,20 @@ class GateMachine:
 
     # ---- internals -----------------------------------------------------------------------
     def _remember(self, grant_id: str) -> None:
-        self._used[grant_id] = None
-        self._used.move_to_end(grant_id)
-        while len(self._used) > USED_GRANT_MEMORY:
-            self._used.popitem(last=False)
+        """A daemon grant left its lane: refuse it until it is too old to be taken anyway."""
+        if grant_id in self._used:
+            return
+        issued = grant_issued_s(grant_id)
+        if issued is None:  # never taken (the open refuses grants without an issue time)
+            return
+        self._used[grant_id] = issued
+        heapq.heappush(self._forget, (issued + MAX_GRANT_AGE_MS / 1000.0, grant_id))
+
+    def _forget_old(self, now: float) -> None:
+        """Drop used grants older than MAX_GRANT_AGE_MS: `_open` refuses them by age."""
+        while self._forget and self._forget[0][0] < now:
+            _, grant_id = heapq.heappop(self._forget)
+            self._used.pop(grant_id, None)
 
     def _base(self, now: float) -> LaneState:
         return S.CLOSED if self.daemon_alive(now) else S.MANUAL
@@ -338,6 +378,7 @@ class GateMachine:
     def _transact(self, now: float, events: list[Emit]) -> list[Effect]:
         """Settle every lane and turn the difference since the last transaction into effects."""
         before = self._committed
+        self._forget_old(now)
         self._settle_all(now)
         effects: list[Effect] = list(events)
         for n, lane in self.lanes.items():

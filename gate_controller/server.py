@@ -5,6 +5,15 @@ ack that changes nothing); a PUB socket publishes events. One thread runs `step(
 drain commands, poll the driver (non-blocking), tick the safety machine, apply its effects.
 The loop waits at most `poll_interval_s` (5 ms) between driver polls, so a fire-alarm edge
 reaches the outputs within a few milliseconds and a lost heartbeat is noticed on time.
+
+Both sockets are CurveZMQ servers. A ZAP handler (pyzmq's ThreadAuthenticator, on the server's
+own context) admits only the public keys of `ServerKeys.peers` and names each connection by its
+role (`daemon` or `operator`); a client without an admitted key never completes the handshake,
+so it reaches neither the decoder nor the lanes. Every command is attributed to the ZAP
+User-Id of its frame, never to a field in it: the `operator` may only ask for `status`
+(anything else is refused with `forbidden`), and a reset's or override's `actor` is logged as
+the staff account the daemon sent it on behalf of. Bad frames are counted by error code (the
+status ack's `info` shows the counts) and never end the loop.
 """
 
 from __future__ import annotations
@@ -12,26 +21,33 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
 import structlog
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from foundation.clock import Clock
 from foundation.errors import ConsentGateError
 from gate_controller.gateio import GateInput, GateIO
+from gate_controller.keys import Role, ServerKeys
 from gate_controller.safety import Effect, Emit, GateMachine, SetAlarm, SetOutput
 from wire.gate import (
-    MAX_MESSAGE_BYTES,
+    COMMAND_NAMES,
+    SOCKET_MAXMSGSIZE,
     Ack,
     FaultEvent,
     LaneState,
     PassageEvent,
     ProtocolError,
     StateEvent,
+    StatusCmd,
     TailgatingEvent,
     decode_command,
     encode,
@@ -46,7 +62,7 @@ class GateStartError(ConsentGateError):
     """The controller could not bind its sockets."""
 
 
-def bind_private(sock: zmq.Socket, endpoint: str) -> IO[bytes] | None:
+def bind_private(sock: zmq.Socket[bytes], endpoint: str) -> IO[bytes] | None:
     """Bind `endpoint`; an ipc:// socket file is created owner-only (0600) in a 0700 folder.
 
     libzmq silently replaces an existing ipc socket file, so an ipc bind first takes an
@@ -84,23 +100,78 @@ def bind_private(sock: zmq.Socket, endpoint: str) -> IO[bytes] | None:
     return lock
 
 
+COMMAND_DOMAIN = "gate/1-commands"  # ZAP domains of the two sockets
+EVENT_DOMAIN = "gate/1-events"
+ALLOWED: dict[str, frozenset[str]] = {"daemon": frozenset(COMMAND_NAMES),  # role -> commands
+                                      "operator": frozenset({"status"})}
+BAD_FRAME_LOG_S = 10.0  # at most one bad-frame log line per this many seconds (plus the first)
+
+
+class _Admission:
+    """ZAP callback: a Curve client is admitted when its public key is one of the peers'."""
+
+    def __init__(self, peers: dict[bytes, Role]) -> None:
+        self.peers = dict(peers)
+        self.refused = 0  # handshakes refused (a refused client retries, each try counts)
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.peers:
+            return True
+        self.refused += 1
+        return False
+
+
+class _GateAuthenticator(ThreadAuthenticator):
+    """Names an admitted connection by its role: the User-Id of every frame it sends."""
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], peers: dict[bytes, Role]) -> None:
+        super().__init__(context, log=logging.getLogger("gate_controller.zap"))
+        self._roles = dict(peers)
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self._roles.get(z85.encode(client_public_key), "unknown")
+
+
+def _user_id(frame: zmq.Frame) -> str | None:
+    try:
+        value = frame.get("User-Id")
+    except (zmq.ZMQError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 class GateServer:
-    """Serves one `GateMachine` over ZeroMQ and drives one `GateIO` from its effects."""
+    """Serves one `GateMachine` over ZeroMQ and drives one `GateIO` from its effects.
+
+    The sockets live on a private context (with its ZAP handler), closed by `shutdown`.
+    """
 
     def __init__(self, machine: GateMachine, io: GateIO, clock: Clock, *,
-                 command_endpoint: str, event_endpoint: str,
-                 context: zmq.Context | None = None, poll_interval_s: float = 0.005) -> None:
+                 command_endpoint: str, event_endpoint: str, keys: ServerKeys,
+                 poll_interval_s: float = 0.005) -> None:
         self.machine = machine
         self.io = io
         self.clock = clock
         self.poll_interval_ms = max(1, int(poll_interval_s * 1000))
-        self._ctx = context or zmq.Context.instance()
+        self.refused: Counter[str] = Counter()  # error code -> frames refused before the machine
+        self._next_bad_log = 0.0
         self._seq = 0
+        self._ctx = zmq.Context()
+        self._admission = _Admission(keys.peers)
+        self._auth = _GateAuthenticator(self._ctx, keys.peers)
+        self._auth.start()
+        for domain in (COMMAND_DOMAIN, EVENT_DOMAIN):
+            self._auth.configure_curve_callback(domain, credentials_provider=self._admission)
         self._router = self._ctx.socket(zmq.ROUTER)
         self._pub = self._ctx.socket(zmq.PUB)
-        for s in (self._router, self._pub):
+        for s, domain in ((self._router, COMMAND_DOMAIN), (self._pub, EVENT_DOMAIN)):
             s.setsockopt(zmq.LINGER, 0)
-        self._router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES + 256)
+            s.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAXMSGSIZE)
+            s.curve_server = True
+            s.curve_publickey = keys.public
+            s.curve_secretkey = keys.secret
+            s.zap_domain = domain.encode()
+        self._router.setsockopt(zmq.RCVHWM, 256)
         self._locks: list[IO[bytes]] = []
         try:
             for sock, endpoint in ((self._router, command_endpoint),
@@ -109,10 +180,7 @@ class GateServer:
                 if lock is not None:
                     self._locks.append(lock)
         except GateStartError:
-            self._router.close()
-            self._pub.close()
-            for lock in self._locks:
-                lock.close()
+            self._close_sockets()
             raise
         self.command_endpoint = command_endpoint
         self.event_endpoint = event_endpoint
@@ -124,8 +192,8 @@ class GateServer:
         for lane, open_ in machine.outputs().items():
             io.set_output(lane, open_)
             io.set_alarm(lane, False)
-        log.info("gate.start", lanes=list(machine.lanes), command=command_endpoint,
-                 events=event_endpoint)
+        log.info("gate_start", lanes=list(machine.lanes), command=command_endpoint,
+                 events=event_endpoint, peers=sorted(set(keys.peers.values())))
 
     # ---- the loop ------------------------------------------------------------------------
     def serve_forever(self, stop: threading.Event) -> None:
@@ -138,10 +206,10 @@ class GateServer:
         if self._poller.poll(wait):
             for _ in range(64):  # bounded, so the driver is polled even under a flood
                 try:
-                    frames = self._router.recv_multipart(zmq.NOBLOCK)
+                    frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                self._handle(frames)
+                self._handle_safely(frames)
         now = self.clock.monotonic()
         try:
             items = self.io.poll(now)
@@ -150,7 +218,7 @@ class GateServer:
                 items = [GateInput("restored"), *items]
         except Exception as exc:  # a driver bug must not kill the process that keeps gates safe
             if not self._driver_error:
-                log.exception("gate.driver_error", error=type(exc).__name__)
+                log.exception("gate_driver_error", error=type(exc).__name__)
             self._driver_error = True
             items = [GateInput("fault", reason=f"driver error: {type(exc).__name__}")]
         for item in items:
@@ -161,7 +229,7 @@ class GateServer:
         if item.kind == "passage" and item.lane is not None:
             return self.machine.passage(item.lane, now)
         if item.kind == "fire_alarm":
-            log.warning("gate.fire_alarm", active=item.active)
+            log.warning("gate_fire_alarm", active=item.active)
             return self.machine.fire_alarm_input(item.active, now)
         if item.kind == "fault":
             return self.machine.io_fault(item.reason or "gate I/O failed", now)
@@ -175,36 +243,77 @@ class GateServer:
             return effects
         return []
 
-    def _handle(self, frames: list[bytes]) -> None:
-        identity, body = frames[0], frames[1:]
+    # ---- commands ------------------------------------------------------------------------
+    def link_info(self) -> dict[str, str]:
+        """The link's health for the status ack: refused frames by code, refused handshakes."""
+        codes = ",".join(f"{code}={n}" for code, n in sorted(self.refused.items()))
+        return {"bad_frames": str(sum(self.refused.values())), "bad_frame_codes": codes or "none",
+                "refused_handshakes": str(self._admission.refused)}
+
+    def _refuse(self, code: str, peer: str | None) -> None:
+        self.refused[code] += 1
+        now = self.clock.monotonic()
+        if now >= self._next_bad_log:
+            self._next_bad_log = now + BAD_FRAME_LOG_S
+            log.warning("gate_bad_frames", code=code, peer=peer, total=sum(self.refused.values()),
+                        counts=dict(self.refused))
+
+    def _handle_safely(self, frames: list[zmq.Frame]) -> None:
+        """`_handle`, but a bug on one frame is an `internal` error ack, never a dead loop."""
+        try:
+            self._handle(frames)
+        except Exception as exc:
+            log.exception("gate_frame_failed", error=type(exc).__name__)
+            self._refuse("internal", None)
+            with contextlib.suppress(Exception):
+                ack = error_ack(ProtocolError("the controller could not handle this frame; "
+                                              "nothing changed", "internal"))
+                self._router.send_multipart([frames[0].bytes, encode(ack)])
+
+    def _handle(self, frames: list[zmq.Frame]) -> None:
+        identity, body = frames[0].bytes, frames[1:]
+        peer = _user_id(body[-1]) if body else None
         envelope: list[bytes] = []
-        if len(body) == 2 and body[0] == b"":  # a REQ peer
+        if len(body) == 2 and body[0].bytes == b"":  # a REQ peer
             envelope, body = [b""], body[1:]
         if len(body) != 1:
+            self._refuse("malformed", peer)
             ack = error_ack(ProtocolError("expected one frame per command"))
             self._router.send_multipart([identity, *envelope, encode(ack)])
             return
-        data = body[0]
+        data = body[0].bytes
         try:
             cmd = decode_command(data)
         except ProtocolError as exc:
-            log.warning("gate.bad_command", code=exc.code)
+            self._refuse(exc.code, peer)
             ack = error_ack(exc, request_id_of(data))
+            self._router.send_multipart([identity, *envelope, encode(ack)])
+            return
+        allowed = ALLOWED.get(peer or "", frozenset())
+        if cmd.cmd not in allowed:
+            self._refuse("forbidden", peer)
+            log.warning("gate_forbidden", cmd=cmd.cmd, peer=peer)
+            ack = Ack(id=cmd.id, cmd=cmd.cmd, ok=False, code="forbidden",
+                      error=f"the {peer or 'unknown'} key may not send {cmd.cmd!r}; it may "
+                            f"send: {', '.join(sorted(allowed)) or 'nothing'}")
             self._router.send_multipart([identity, *envelope, encode(ack)])
             return
         now = self.clock.monotonic()
         if cmd.deadline is not None and now > cmd.deadline:
-            log.warning("gate.expired_command", cmd=cmd.cmd, late_ms=int((now - cmd.deadline)
+            self._refuse("expired", peer)
+            log.warning("gate_expired_command", cmd=cmd.cmd, late_ms=int((now - cmd.deadline)
                                                                           * 1000))
             ack = Ack(id=cmd.id, cmd=cmd.cmd, ok=False, code="expired",
                       error="command arrived after its deadline; the sender gave up: resend")
             self._router.send_multipart([identity, *envelope, encode(ack)])
             return
-        ack, effects = self.machine.command(cmd, now)
+        ack, effects = self.machine.command(cmd, now, peer=peer)
         self._apply(effects)
+        if isinstance(cmd, StatusCmd) and ack.ok:
+            ack = ack.model_copy(update={"info": {**(ack.info or {}), **self.link_info()}})
         if cmd.cmd != "heartbeat" and cmd.cmd != "status":
-            log.info("gate.command", cmd=cmd.cmd, lane=getattr(cmd, "lane", None), ok=ack.ok,
-                     code=ack.code, actor=getattr(cmd, "actor", None))
+            log.info("gate_command", cmd=cmd.cmd, lane=getattr(cmd, "lane", None), ok=ack.ok,
+                     code=ack.code, peer=peer, on_behalf_of=getattr(cmd, "actor", None))
         self._router.send_multipart([identity, *envelope, encode(ack)])
 
     def _apply(self, effects: list[Effect]) -> None:
@@ -226,13 +335,13 @@ class GateServer:
     @staticmethod
     def _log_event(event: PassageEvent | TailgatingEvent | StateEvent | FaultEvent) -> None:
         if isinstance(event, StateEvent):
-            log.info("gate.state", lane=event.lane, state=event.state.value, reason=event.reason)
+            log.info("gate_state", lane=event.lane, state=event.state.value, reason=event.reason)
         elif isinstance(event, TailgatingEvent):
-            log.warning("gate.tailgating", lane=event.lane, grant_id=event.grant_id)
+            log.warning("gate_tailgating", lane=event.lane, grant_id=event.grant_id)
         elif isinstance(event, PassageEvent):
-            log.info("gate.passage", lane=event.lane, grant_id=event.grant_id)
+            log.info("gate_passage", lane=event.lane, grant_id=event.grant_id)
         else:
-            log.warning("gate.fault", active=event.active, reason=event.reason)
+            log.warning("gate_fault", active=event.active, reason=event.reason)
 
     # ---- shutdown ------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -249,8 +358,13 @@ class GateServer:
         with contextlib.suppress(Exception):
             self.io.poll(self.clock.monotonic())  # flush queued writes
         self.io.close()
+        self._close_sockets()
+        log.info("gate_stop", lanes=list(self.machine.lanes))
+
+    def _close_sockets(self) -> None:
         self._router.close()
         self._pub.close()
         for lock in self._locks:
             lock.close()
-        log.info("gate.stop", lanes=list(self.machine.lanes))
+        self._auth.stop()
+        self._ctx.term()

@@ -1,10 +1,11 @@
 """End to end: a known (enrolled) face walks up to the gate and the gate opens.
 
 A throwaway device is provisioned, the face is enrolled through the store, the gate controller
-and a central run on loopback, and the real daemon runs in-process. Simulator mode: the
-synthetic scene walks the astronaut photo's face through the lane, and the gate controller
-drives the relay board simulator on a pty through the real serial driver. Real mode: the camera
-of [camera], the board of [gate], and the tester of [e2e] photo walks through when asked.
+and a central run on loopback as processes (`LoopbackPeers`), and the real daemon runs
+in-process. Simulator mode: the synthetic scene walks the astronaut photo's face through the
+lane, and the gate controller drives the relay board simulator on a pty through the real
+serial driver. Real mode: the camera of [camera], the board of [gate], and the tester of [e2e]
+photo walks through when asked.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import pytest
 from edge.consent.store import ConsentStore
 from edge.vision.engine import FaceEngine
 from foundation.clock import SystemClock
+from foundation.peers import free_port
 from gate_controller.client import GateClient
 from gate_controller.drivers.relay_board_sim import RelayBoardSim
 from provisioning.device import init_device
-from provisioning.loopback import LoopbackPeers, free_port
+from provisioning.loopback import LoopbackPeers
 
 
 def _known_face(hw_config) -> np.ndarray:
@@ -78,7 +80,7 @@ def test_known_face_walks_through_and_gate_opens(hw_config, hw, model_dir: Path,
     try:
         with LoopbackPeers(device) as peers:
             g = peers.device.settings.gate
-            watcher = GateClient(g.command_endpoint, g.event_endpoint, timeout_ms=1000)
+            watcher = GateClient.from_settings(g, "daemon", timeout_ms=1000)
             try:
                 daemon = Daemon.build(peers.device.settings, SystemClock(), engine=engine)
                 start = time.monotonic()

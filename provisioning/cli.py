@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate-thermal": ("provisioning.calibrate_cmd", "fit the thermal calibration from "
                           "captures of the target and blackbody"),
     "rotate-key": ("provisioning.rotate", "re-encrypt the store under a fresh key"),
+    "rotate-gate-keys": ("provisioning.gate_keys", "new CurveZMQ keys for the gate link "
+                         "(controller, daemon, operator); restart both afterwards"),
     "renew-kiosk-cert": ("provisioning.kiosk_cert", "replace the kiosk TLS certificate and key "
                          "(names: --kiosk-name)"),
     "wipe": ("provisioning.wipe", "securely decommission: store, keys, models"),

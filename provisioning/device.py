@@ -6,6 +6,8 @@ Layout written by `init` (other rooms rely on it):
     DIR/keys/store.key, keys/ref.key     SQLCipher key and reference-hash HMAC secret (0600)
     DIR/keys/device.key(+_secret)        CurveZMQ keypair, zmq.auth format
     DIR/keys/central.key                 central's Curve public key (import-central-key)
+    DIR/keys/gate-controller.key(+_secret), gate-daemon.key(+_secret),
+        gate-operator.key(+_secret)      the gate link's CurveZMQ keypairs (rotate-gate-keys)
     DIR/tls/kiosk.crt, tls/kiosk.key     self-signed kiosk certificate
     DIR/store.db                         the encrypted consent store, created empty
 
@@ -80,6 +82,13 @@ class DeviceLayout:
         return self.keys_dir / "central.key"
 
     @property
+    def gate_key_files(self) -> dict[str, Path]:
+        """[gate] settings field -> the device's gate key file (gate_controller.keys)."""
+        from gate_controller.keys import key_files
+
+        return key_files(self.keys_dir)
+
+    @property
     def tls_dir(self) -> Path:
         return self.root / "tls"
 
@@ -134,6 +143,7 @@ def device_settings(layout: DeviceLayout, gate_id: str, device_id: str,
         "device": {"device_id": device_id, "gate_id": gate_id, "data_dir": layout.root},
         "telemetry": {"device_secret_key_file": layout.device_secret_key,
                       "central_public_key_file": layout.central_public_key},
+        "gate": layout.gate_key_files,
         "kiosk": {"tls_cert_file": layout.tls_cert, "tls_key_file": layout.tls_key},
     })
     if model_dir is not None:
@@ -189,6 +199,7 @@ def init_device(root: Path | str, gate_id: str, *, force: bool = False,
     """
     from edge.consent.keys import write_key_file
     from foundation.curve_keys import create_keypair
+    from gate_controller.keys import create_gate_keys
 
     clock = clock or SystemClock()
     hosts = cert_hosts(kiosk_names)  # KioskNameError: nothing written yet
@@ -215,6 +226,7 @@ def init_device(root: Path | str, gate_id: str, *, force: bool = False,
         write_key_file(layout.ref_key)
         create_keypair(layout.keys_dir, "device")
         os.chmod(layout.device_secret_key, 0o600)
+        create_gate_keys(layout.keys_dir)
         write_self_signed(layout.tls_cert, layout.tls_key, common_name=f"kiosk-{device_id}",
                           now=clock.now(), hosts=hosts)
         write_settings(layout.settings_file, settings)

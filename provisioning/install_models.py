@@ -102,13 +102,13 @@ def commit(staged: list[Staged], model_dir: Path) -> None:
     temps: list[tuple[str, Path]] = []
     try:
         for item in staged:
-            fd, tmp = tempfile.mkstemp(prefix=f".{item.spec.file}.", dir=model_dir)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{item.spec.file}.", dir=model_dir)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(item.data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            temps.append((item.spec.file, Path(tmp)))
+            os.chmod(tmp_name, 0o644)
+            temps.append((item.spec.file, Path(tmp_name)))
         for name, tmp in temps:
             os.replace(tmp, model_dir / name)
     finally:

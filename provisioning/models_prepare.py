@@ -62,7 +62,8 @@ def zero_denormals_dynamic_batch(data: bytes) -> bytes:
     _zero_denormals(model)
     _dynamic_batch(model)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized
 
 
 STEPS: dict[str, Callable[[bytes], bytes]] = {

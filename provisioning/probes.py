@@ -28,8 +28,9 @@ def probe_gate(settings: Settings, timeout_s: float) -> str:
     from wire.gate import ProtocolError
 
     g = settings.gate
-    client = GateClient(g.command_endpoint, g.event_endpoint, timeout_ms=int(timeout_s * 1000),
-                        subscribe=False)
+    # the operator's key: the controller admits it for status only (it can open nothing)
+    client = GateClient.from_settings(g, "operator", timeout_ms=int(timeout_s * 1000),
+                                      subscribe=False)
     try:
         start = time.monotonic()
         lanes = client.status()

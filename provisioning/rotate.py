@@ -17,6 +17,7 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from rich.progress import Progress
@@ -29,6 +30,9 @@ from provisioning.device import Device
 from provisioning.errors import RotationError
 from provisioning.shred import shred_file
 
+if TYPE_CHECKING:
+    from edge.consent.store import ConsentStore
+
 log = structlog.get_logger(__name__)
 
 
@@ -38,7 +42,7 @@ class RotationReport:
     recovered: bool
 
 
-def _open(device: Device, key_file: Path, clock: Clock, lock: StoreLock):
+def _open(device: Device, key_file: Path, clock: Clock, lock: StoreLock) -> ConsentStore:
     from edge.consent.store import ConsentStore
 
     s = device.settings
@@ -54,7 +58,7 @@ def _opens(device: Device, key_file: Path, clock: Clock, lock: StoreLock) -> boo
     return True
 
 
-def check_store(store, key_file: Path) -> str:
+def check_store(store: ConsentStore, key_file: Path) -> str:
     """Audit chain of an open store + integrity check; returns its content digest."""
     from provisioning.store_check import inspect_store
 
@@ -109,6 +113,7 @@ def _rotate_locked(device: Device, clock: Clock, progress: Progress | None,
         if progress is not None and task is not None:
             progress.advance(task)
 
+    store: ConsentStore | None  # None once closed after a failed rekey
     store = _open(device, key, clock, lock)
     try:
         before = check_store(store, key)

@@ -15,11 +15,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from provisioning.errors import CalibrationError
+
+if TYPE_CHECKING:
+    from edge.screening.calibration import Calibration
 
 CK_PER_C = 100.0
 ZERO_C_CK = 27315.0
@@ -35,7 +39,7 @@ def ck_to_c(ck: np.ndarray | float) -> np.ndarray | float:
 
 @dataclass(frozen=True)
 class CalibrationResult:
-    calibration: object  # edge.screening.calibration.Calibration
+    calibration: Calibration
     reprojection_rms_px: float
     reprojection_max_px: float
     points: int
@@ -54,7 +58,7 @@ def read_thermal(path: Path) -> np.ndarray:
                                "blackbody first")
     if path.suffix.lower() == ".npy":
         try:
-            frame = np.load(path, allow_pickle=False)
+            frame: np.ndarray = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise CalibrationError(f"thermal capture {path} is not a .npy array ({exc})") from None
     else:
@@ -108,7 +112,8 @@ def thermal_to_8bit(frame: np.ndarray, exclude: np.ndarray | None = None) -> np.
         raise CalibrationError("the thermal capture has no contrast: heat the calibration "
                                "target and capture again")
     scaled = np.clip((frame.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0)
-    return (255 - np.round(scaled * 255)).astype(np.uint8)
+    inverted: np.ndarray = (255 - np.round(scaled * 255)).astype(np.uint8)
+    return inverted
 
 
 def find_blackbody(frame: np.ndarray, set_point_c: float,
@@ -144,7 +149,7 @@ def calibrate(visible: np.ndarray, thermal_frames: list[np.ndarray], *, grid: tu
     shape = thermal_frames[0].shape
     if any(f.shape != shape for f in thermal_frames):
         raise CalibrationError("thermal captures differ in size: use one camera and mode")
-    mean = np.mean(np.stack([f.astype(np.float64) for f in thermal_frames]), axis=0)
+    mean: np.ndarray = np.mean(np.stack([f.astype(np.float64) for f in thermal_frames]), axis=0)
     roi = blackbody_roi or find_blackbody(np.round(mean).astype(np.uint16), blackbody_c)
     bx, by, bw, bh = roi
     if bx < 0 or by < 0 or bx + bw > shape[1] or by + bh > shape[0] or bw < 2 or bh < 2:

@@ -1,13 +1,20 @@
-"""Shared fixtures: the installed model directory, the shared face photos, fake clocks."""
+"""Shared fixtures: the installed model directory, the shared face photos, fake clocks, a
+ZeroMQ context that must terminate, and the kiosk's (store, engine, app, live server).
+
+Plain helpers (no fixtures) are in tests/helpers/; no test module imports another.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog
+import zmq
 from hypothesis import settings as hypothesis_settings
 
 from foundation.clock import FakeClock
@@ -70,3 +77,62 @@ def _fresh_structlog():
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context]:
+    """A private ZeroMQ context that must terminate promptly: a socket left open fails the test."""
+    context = zmq.Context()
+    yield context
+    t = threading.Thread(target=context.term, daemon=True)
+    t.start()
+    t.join(3)
+    assert not t.is_alive(), "a ZeroMQ socket was left open"
+
+
+# -- the kiosk's (tests/helpers/kiosk.py builds the app; imported when a kiosk test runs) --------
+@pytest.fixture(scope="session")
+def kiosk_engine(installed_model_dir: Path):
+    from edge.vision.engine import FaceEngine
+    from foundation.settings import Settings
+
+    settings = Settings.model_validate({"vision": {"model_dir": str(installed_model_dir)}})
+    return FaceEngine.from_settings(settings.vision)
+
+
+@pytest.fixture
+def kiosk_store(tmp_path: Path, fake_clock: FakeClock):
+    from helpers.kiosk import STAFF, password_hash
+
+    from edge.consent.keys import write_key_file
+    from edge.consent.store import ConsentStore
+
+    keys = tmp_path / "keys"
+    write_key_file(keys / "store.key")
+    write_key_file(keys / "ref.key")
+    store = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
+                              fake_clock, create=True)
+    for name, role in STAFF.items():
+        store.staff.upsert(name, role, password_hash())
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def kiosk(kiosk_store, kiosk_engine, fake_clock):
+    """A KioskEnv: the kiosk app on the store and engine, behind a TestClient."""
+    from helpers.kiosk import make_env
+
+    env = make_env(kiosk_store, kiosk_engine, fake_clock)
+    with env.client:
+        yield env
+
+
+@pytest.fixture
+def live_kiosk(kiosk_store, kiosk_engine, fake_clock):
+    """(KioskEnv, LiveServer): the app on a real socket (SSE and browser tests)."""
+    from helpers.kiosk import LiveServer, make_env
+
+    env = make_env(kiosk_store, kiosk_engine, fake_clock)
+    with LiveServer(env.client.app) as server:
+        yield env, server

@@ -13,6 +13,7 @@ from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import Capture, CaptureError, CorruptFrameError, check_image
 from foundation.clock import SystemClock
+from foundation.peers import wait_for
 
 
 def img(value: int, w: int = 64, h: int = 48) -> np.ndarray:
@@ -50,14 +51,6 @@ class ScriptedSource:
         pass
 
 
-def wait_for(cond, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
-
-
 def test_check_image_rejects_bad_frames() -> None:
     for bad in (None, np.zeros((0, 0, 3), np.uint8), np.zeros((48, 64), np.uint8),
                 np.zeros((48, 64, 3), np.float32), np.zeros((4, 4, 3), np.uint8)):
@@ -70,7 +63,7 @@ def test_keeps_only_newest_and_counts_corrupt() -> None:
     src = ScriptedSource([[1, 2, "bad", 3, 4, "bad", 5]] + [[]] * 1000)
     reader = LatestFrameReader(src, SystemClock(), backoff_initial_s=0.05).start()
     try:
-        wait_for(lambda: reader.stats().frames == 5)
+        wait_for(lambda: reader.stats().frames == 5, 5.0, "5 frames read")
         frame = reader.wait_frame(0, 1.0)
         assert frame is not None and int(frame.image[0, 0, 0]) == 5  # newest, not the first
         assert reader.wait_frame(frame.seq, 0.05) is None  # nothing newer
@@ -85,7 +78,7 @@ def test_reconnects_after_end_and_failed_opens() -> None:
     reader = LatestFrameReader(src, SystemClock(), backoff_initial_s=0.01,
                                backoff_max_s=0.05).start()
     try:
-        wait_for(lambda: reader.stats().frames >= 5)
+        wait_for(lambda: reader.stats().frames >= 5, 5.0, "5 frames read")
         stats = reader.stats()
         assert stats.reconnects >= 2 and stats.outages >= 2
         assert src.opens >= 3
@@ -102,7 +95,8 @@ def test_video_file_plays_and_loops(tmp_path: Path) -> None:
     reader = LatestFrameReader(OpenCVSource(str(path)), SystemClock(),
                                backoff_initial_s=0.01).start()
     try:
-        wait_for(lambda: reader.stats().frames >= 15)  # more than the file holds: it looped
+        # more than the file holds: it looped
+        wait_for(lambda: reader.stats().frames >= 15, 5.0, "15 frames read")
         assert reader.stats().reconnects >= 1
     finally:
         reader.stop()
@@ -118,7 +112,8 @@ def test_device_vanishes_and_comes_back(tmp_path: Path) -> None:
     reader = LatestFrameReader(src, SystemClock(), backoff_initial_s=0.01,
                                backoff_max_s=0.05).start()
     try:
-        wait_for(lambda: reader.stats().frames >= 3 and reader.stats().corrupt >= 1)
+        wait_for(lambda: reader.stats().frames >= 3 and reader.stats().corrupt >= 1, 5.0,
+                 "3 frames read and a corrupt one counted")
         hidden = tmp_path / "gone"
         folder.rename(hidden)  # the camera vanishes
         time.sleep(0.3)
@@ -129,7 +124,7 @@ def test_device_vanishes_and_comes_back(tmp_path: Path) -> None:
         assert not reader.healthy()
         hidden.rename(folder)  # and comes back
         n = reader.stats().frames
-        wait_for(lambda: reader.stats().frames > n)
+        wait_for(lambda: reader.stats().frames > n, 5.0, "frames again")
     finally:
         reader.stop()
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from edge.consent import opening
-from edge.consent import purge
+from edge.consent import opening, purge
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edge.consent import coarse, opening
+from edge.consent.database import StoreDatabase
 from edge.consent.gallery import Gallery
 from edge.consent.keys import read_key_file, write_key_file
-from edge.consent.database import StoreDatabase
 from edge.consent.store import ConsentStore
 
 DIM = 512

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from consent_helpers import StoreHolder
+from helpers.consent import StoreHolder
 
 from edge.consent.errors import StoreBusyError, StoreNotFoundError
 from edge.consent.keys import write_key_file

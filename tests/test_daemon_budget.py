@@ -13,8 +13,8 @@ import pytest
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import Capture
 from edge.daemon import Daemon, DaemonError
-from edge.operations.restart_budget import RestartBudget
 from foundation.clock import FakeClock, SystemClock
+from foundation.restart_budget import RestartBudget
 from foundation.settings import Settings
 
 

@@ -3,33 +3,23 @@ no grant is sent; the camera file ends -> capture reconnects and the daemon keep
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from test_daemon_process import ROOT, provision
+from helpers.devices import daemon_device
 
 from edge.capture.opencv import OpenCVSource
 from edge.daemon import Daemon
 from edge.decisions.events import Kind
 from foundation.clock import SystemClock
+from foundation.peers import Peer, gate_controller_argv, wait_for
 from foundation.settings import load_settings
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(what)
-        time.sleep(0.05)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic_daemon(tmp_path: Path, model_dir: Path, engine=None):
@@ -37,7 +27,7 @@ def synthetic_daemon(tmp_path: Path, model_dir: Path, engine=None):
     from edge.screening.synth_source import SyntheticScene
 
     zone = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
-    settings_file, _ = provision(tmp_path, model_dir,
+    settings_file, _ = daemon_device(tmp_path, model_dir,
                                  lanes={"lanes": [{"lane_id": "A", "zone": zone}]})
     settings = load_settings(settings_file)
     scene = SyntheticScene(SceneRenderer(synthetic_calibration((640, 480), (160, 120), seed=3),
@@ -49,9 +39,8 @@ def synthetic_daemon(tmp_path: Path, model_dir: Path, engine=None):
 def test_gate_controller_dies_lanes_manual_no_grants(tmp_path: Path,
                                                       installed_model_dir: Path) -> None:
     settings_file, scene, daemon = synthetic_daemon(tmp_path, installed_model_dir)
-    gate = subprocess.Popen([sys.executable, "-m", "gate_controller", "run", "--config",
-                             str(settings_file)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    gate = Peer("gate controller", gate_controller_argv(settings_file), tmp_path / "gate.log",
+                cwd=ROOT).start()
     events = []
     daemon.pipeline.bus.subscribe(events.append)
     lane = daemon.pipeline.lanes["A"].machine
@@ -68,8 +57,7 @@ def test_gate_controller_dies_lanes_manual_no_grants(tmp_path: Path,
         probe = daemon.engine.embed(chip, daemon.engine.detect(chip)[:1])
         daemon.store.enrol(consent.consent_id, [probe[0]], daemon.engine.embedder_name,
                            actor="test")
-        os.killpg(gate.pid, signal.SIGKILL)
-        gate.wait(5)
+        gate.kill()  # SIGKILL, and the launcher does not bring it back (yet)
         killed = time.monotonic()
         wait_for(lambda: lane.state.value == "manual", 5, "lanes did not go manual")
         assert time.monotonic() - killed < 3.0
@@ -83,11 +71,13 @@ def test_gate_controller_dies_lanes_manual_no_grants(tmp_path: Path,
         assert any(e.kind is Kind.MANUAL for e in events)
         health = daemon.health()
         assert health["status"] == "degraded" and health["gate_controller"] == "down"
+        # the launcher brings the gate controller back: the lane is automatic again
+        gate.start(wait=False)
+        wait_for(lambda: lane.state.value == "idle" and daemon.health()["gate_controller"]
+                 == "up", 30, "the lane came back when the gate controller did", peers=[gate])
     finally:
         daemon.close()
-        if gate.poll() is None:
-            os.killpg(gate.pid, signal.SIGKILL)
-            gate.wait(5)
+        gate.kill()
 
 
 def test_camera_file_ends_reconnects_no_crash(tmp_path: Path, installed_model_dir: Path) -> None:
@@ -99,7 +89,7 @@ def test_camera_file_ends_reconnects_no_crash(tmp_path: Path, installed_model_di
     kiosk_cam = tmp_path / "kiosk-cam"
     kiosk_cam.mkdir()
     cv2.imwrite(str(kiosk_cam / "0.png"), np.full((240, 320, 3), 99, np.uint8))
-    settings_file, _ = provision(tmp_path, installed_model_dir, thermal={"enabled": False})
+    settings_file, _ = daemon_device(tmp_path, installed_model_dir, thermal={"enabled": False})
     settings = load_settings(settings_file)
     settings = settings.model_copy(update={"kiosk": settings.kiosk.model_copy(
         update={"camera_source": str(kiosk_cam)})})

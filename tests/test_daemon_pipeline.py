@@ -4,7 +4,6 @@ failures -> manual, and no log event or decision event carrying biometric data."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import structlog
 
 from edge.capture.source import Frame
+from edge.consent.gallery import MatchResult
 from edge.decisions.events import DecisionEvent, EventBus, Kind
 from edge.decisions.lanes import LaneMachine, LaneRules
 from edge.decisions.pipeline import Lane, Pipeline
@@ -20,6 +20,9 @@ from edge.screening.synth_source import SyntheticScene
 from edge.screening.thermal import ThermalScreener
 from foundation.clock import FakeClock
 from foundation.settings import ThermalSettings, VisionSettings
+from gate_controller.fake_client import FakeGateClient
+from wire.gate import LaneState as GateLaneState
+from wire.gate import PassageEvent, StateEvent
 
 ZONE = np.array([(200, 90), (440, 90), (440, 420), (200, 420)], np.float32)
 
@@ -31,35 +34,17 @@ def engine(installed_model_dir: Path):
     return FaceEngine.from_settings(VisionSettings(model_dir=installed_model_dir))
 
 
-@dataclass
-class Result:
-    consent_id: str | None
-    reason: str
-
-
 class RecordingMatcher:
     def __init__(self, consent_id: str | None) -> None:
         self.consent_id = consent_id
         self.probes: list[np.ndarray] = []
 
-    def match(self, probe: np.ndarray) -> Result:
+    def match(self, probe: np.ndarray) -> MatchResult:
         assert probe.shape == (512,) and abs(float(np.linalg.norm(probe)) - 1) < 1e-3
         self.probes.append(probe)
-        return Result(self.consent_id, "match" if self.consent_id else "below_threshold")
-
-
-class RecordingGate:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.commands: list[tuple] = []
-
-    def open(self, lane: str, grant_id: str, ttl_ms: int) -> None:
-        if self.fail:
-            raise ConnectionError("gate controller gone")
-        self.commands.append(("open", lane, grant_id, ttl_ms))
-
-    def deny(self, lane: str) -> None:
-        self.commands.append(("deny", lane))
+        if self.consent_id is None:
+            return MatchResult(None, 0.1, -1.0, "below_threshold")
+        return MatchResult(self.consent_id, 0.9, -1.0, "match")
 
 
 def run_walk(engine, matcher, gate, canthus_c: float = 36.6, frames: int = 28,
@@ -94,26 +79,19 @@ def kinds(events: list[DecisionEvent]) -> list[Kind]:
 
 
 def test_enrolled_traveller_granted_once_probe_wiped(engine) -> None:
-    matcher, gate = RecordingMatcher("c-1"), RecordingGate()
+    matcher, gate = RecordingMatcher("c-1"), FakeGateClient()
     pipeline, events, logs, boarded = run_walk(engine, matcher, gate)
     assert kinds(events).count(Kind.GRANTED) == 1 and Kind.PRESENTED in kinds(events)
-    assert [c[0] for c in gate.commands] == ["open"]
+    assert [c[0] for c in gate.calls] == ["open"]
     assert len(matcher.probes) == 1  # embedded once, not every frame
     assert not matcher.probes[0].any()  # and wiped right after the match
     assert pipeline.metrics.embeddings.value() == 1
     assert len(pipeline.latencies) == 1 and 0 <= pipeline.latencies[0] < 1.0
     assert Kind.THERMAL_PASS in kinds(events)
     # passage closes the loop and marks boarded
-    grant = gate.commands[0][2]
-
-    @dataclass
-    class Passage:
-        event: str = "passage"
-        lane: str = "A"
-        grant_id: str = grant
-
+    grant = gate.calls[0][2]
     assert boarded == []
-    pipeline.on_gate_event(Passage())
+    pipeline.on_gate_event(PassageEvent(lane="A", grant_id=grant))
     assert boarded == ["c-1"]
     assert Kind.PASSAGE in kinds(events)
     # no decision event or log line carries biometric data
@@ -128,19 +106,19 @@ def test_enrolled_traveller_granted_once_probe_wiped(engine) -> None:
 
 
 def test_unknown_traveller_denied_and_fever_referred(engine) -> None:
-    matcher, gate = RecordingMatcher(None), RecordingGate()
+    matcher, gate = RecordingMatcher(None), FakeGateClient()
     _, events, _, _ = run_walk(engine, matcher, gate, canthus_c=39.4)
     assert Kind.NOT_MATCHED in kinds(events) and Kind.GRANTED not in kinds(events)
     assert Kind.REFERRED in kinds(events)
-    assert gate.commands == [("deny", "A")]
+    assert gate.calls == [("deny", "A")]
 
 
 def test_gate_failure_goes_manual_and_sends_nothing_more(engine) -> None:
-    matcher, gate = RecordingMatcher("c-1"), RecordingGate(fail=True)
+    matcher, gate = RecordingMatcher("c-1"), FakeGateClient(unavailable=True)
     pipeline, events, _, _ = run_walk(engine, matcher, gate)
     assert Kind.MANUAL in kinds(events)
     assert pipeline.lanes["A"].machine.state.value == "manual"
-    assert gate.commands == []
+    assert gate.calls == [("open", "A", gate.calls[0][2], gate.calls[0][3])]  # tried once only
     assert pipeline.metrics.gate_errors.value(cmd="open") == 1
 
 
@@ -149,18 +127,12 @@ def test_refused_grant_and_controller_states(engine) -> None:
     manual/fault/emergency put the lane in manual, closed brings it back."""
     from foundation.clock import FakeClock
 
-    class Ack:
-        ok, code, error = False, "emergency", "fire alarm active"
-
-    class RefusingGate(RecordingGate):
-        def open(self, lane: str, grant_id: str, ttl_ms: int):
-            return Ack()
-
     clock = FakeClock()
     events: list[DecisionEvent] = []
     states: list[tuple[str, str]] = []
     pipeline = Pipeline(engine=engine, lanes=[Lane(LaneMachine("A", LaneRules(), clock), ZONE)],
-                        matcher=RecordingMatcher("c-1"), gate=RefusingGate(), boarding=None,
+                        matcher=RecordingMatcher("c-1"), gate=FakeGateClient(refuse=True),
+                        boarding=None,
                         bus=EventBus([events.append]), clock=clock,
                         on_state=lambda lane, state, _d: states.append((lane, state)))
     machine = pipeline.lanes["A"].machine
@@ -169,13 +141,10 @@ def test_refused_grant_and_controller_states(engine) -> None:
     assert machine.state.value == "manual" and pipeline.metrics.gate_errors.value(cmd="open") == 1
     pipeline.gate_up()
     assert machine.state.value == "idle"
-    pipeline.on_gate_status({"A": "emergency_open"})
+    pipeline.on_gate_status({"A": GateLaneState.EMERGENCY_OPEN})
     assert machine.state.value == "manual" and states[-1] == ("A", "emergency")
 
-    class Closed:
-        event, lane, state, reason = "state", "A", "closed", "reset"
-
-    pipeline.on_gate_event(Closed())
+    pipeline.on_gate_event(StateEvent(lane="A", state=GateLaneState.CLOSED, reason="reset"))
     assert machine.state.value == "idle" and states[-1] == ("A", "idle")
 
 
@@ -189,7 +158,7 @@ def test_frames_not_of_the_calibrated_size_refuse_thermal_screening(
     gets `unreliable` (reason calibration_size_mismatch), never a pass; the gauge is 1 and the
     log says it once (not per frame), naming the camera and what to do."""
     wrong = synthetic_calibration(visible, thermal, seed=3)
-    matcher, gate = RecordingMatcher("c-1"), RecordingGate()
+    matcher, gate = RecordingMatcher("c-1"), FakeGateClient()
     pipeline, events, logs, _ = run_walk(engine, matcher, gate, canthus_c=39.4,
                                          screener_calibration=wrong)
     thermal_events = [e for e in events
@@ -208,16 +177,16 @@ def test_frames_not_of_the_calibrated_size_refuse_thermal_screening(
 
 def test_size_mismatch_holds_a_match_when_thermal_blocks_boarding(engine) -> None:
     wrong = synthetic_calibration((1280, 720), (160, 120), seed=3)
-    matcher, gate = RecordingMatcher("c-1"), RecordingGate()
+    matcher, gate = RecordingMatcher("c-1"), FakeGateClient()
     _, events, _, _ = run_walk(engine, matcher, gate, screener_calibration=wrong,
                                rules=LaneRules(thermal_enabled=True,
                                                refer_blocks_boarding=True))
     assert Kind.GRANTED not in kinds(events) and Kind.MATCHED_HELD in kinds(events)
-    assert [c[0] for c in gate.commands] == ["deny"]
+    assert [c[0] for c in gate.calls] == ["deny"]
 
 
 def test_calibrated_sizes_pass_the_check(engine) -> None:
-    pipeline, events, logs, _ = run_walk(engine, RecordingMatcher("c-1"), RecordingGate())
+    pipeline, events, logs, _ = run_walk(engine, RecordingMatcher("c-1"), FakeGateClient())
     assert Kind.THERMAL_PASS in kinds(events)
     assert not [e for e in logs if e["event"] == "thermal_calibration_mismatch"]
     assert "consentgate_thermal_calibration_mismatch 0" in \

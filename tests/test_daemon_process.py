@@ -3,7 +3,6 @@ serves /healthz and /metrics, and shuts down cleanly on SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -13,33 +12,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers.devices import daemon_device
 
-from demo.day import free_ports
 from edge.consent.keys import write_key_file
-from provisioning.device import init_device
+from foundation.peers import Peer, daemon_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def provision(tmp_path: Path, model_dir: Path, **extra) -> tuple[Path, int]:
-    gate_cmd, gate_evt, sim, kiosk = free_ports(4)
-    overrides = {
-        "logging": {"level": "info", "json_logs": True},
-        "gate": {"command_endpoint": f"tcp://127.0.0.1:{gate_cmd}",
-                 "event_endpoint": f"tcp://127.0.0.1:{gate_evt}",
-                 "sim_control_endpoint": f"tcp://127.0.0.1:{sim}"},
-        "telemetry": {"enabled": False},
-        "kiosk": {"port": kiosk, "tls_cert_file": None, "tls_key_file": None},
-        "capture": {"visible_source": "synthetic", "fps": 5},
-        "thermal": {"enabled": True, "source": "synthetic"},
-        **extra,
-    }
-    device = init_device(tmp_path / "device", "T-1", model_dir=model_dir, overrides=overrides)
-    return device.settings_file, kiosk
-
-
 def test_wrong_store_key_refuses_to_start(tmp_path: Path, installed_model_dir: Path) -> None:
-    settings_file, _ = provision(tmp_path, installed_model_dir)
+    settings_file, _ = daemon_device(tmp_path, installed_model_dir)
     key = tmp_path / "device" / "keys" / "store.key"
     store = tmp_path / "device" / "store.db"
     before = store.read_bytes()
@@ -56,15 +38,14 @@ def test_wrong_store_key_refuses_to_start(tmp_path: Path, installed_model_dir: P
 
 @pytest.mark.integration
 def test_ready_health_metrics_and_sigterm(tmp_path: Path, installed_model_dir: Path) -> None:
-    settings_file, port = provision(tmp_path, installed_model_dir)
+    settings_file, port = daemon_device(tmp_path, installed_model_dir)
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
     sock.settimeout(60)
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="2000000")
-    proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config",
-                             str(settings_file)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000"}
+    proc = Peer("daemon", daemon_argv(settings_file), tmp_path / "daemon.log", env=env,
+                cwd=ROOT).start()
     try:
         messages = []
         while not any("READY=1" in m for m in messages):
@@ -101,10 +82,8 @@ def test_ready_health_metrics_and_sigterm(tmp_path: Path, installed_model_dir: P
         except TimeoutError:
             pass
         assert any("STOPPING=1" in m for m in rest)
-        stderr = proc.stderr.read()
-        assert "daemon_stopped" in stderr and "Traceback" not in stderr
+        output = proc.output()
+        assert "daemon_stopped" in output and "Traceback" not in output
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proc.kill()
         sock.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from test_daemon_process import provision
+from helpers.devices import daemon_device
 
 from edge.capture.thermal import write_thermal_file
 from edge.daemon import Daemon
@@ -53,7 +53,7 @@ def cameras(tmp_path: Path, canthus_c: float) -> tuple[Path, Path, Path]:
 def test_folder_thermal_camera_screens(tmp_path: Path, installed_model_dir: Path,
                                        canthus_c: float, expected: Kind) -> None:
     visible, thermal, calibration = cameras(tmp_path, canthus_c)
-    settings_file, _ = provision(
+    settings_file, _ = daemon_device(
         tmp_path, installed_model_dir,
         capture={"visible_source": str(visible), "fps": 8},
         thermal={"enabled": True, "source": str(thermal),

@@ -2,12 +2,15 @@
 
 README.md and docs/**/*.md are scanned for code (fenced blocks and `inline` spans) holding:
 - `python -m PKG SUB [SUBSUB] ...` for PKG in edge, gate_controller, provisioning, central (also
-  `.venv/bin/python -m ...`): `PKG SUB [SUBSUB] --help` must exit 0 (run once per distinct
-  command, from the repository root), and every `--flag` shown must be in its help;
+  `.venv/bin/python -m ...`): `PKG --help`, `PKG SUB --help` and, when SUB's help lists actions
+  (`faces detect`, `sim fire`), `PKG SUB SUBSUB --help` must exit 0 (each distinct command run
+  once, with this interpreter, from the repository root); a word in the action's place that is
+  not one of them fails, and every `--flag` shown must be in the help of SUB or SUBSUB;
 - `make TARGET`: the Makefile must have the target;
 - paths under the project's folders (`edge/decisions/pipeline.py`, `bench/gate.py`,
   `tests/test_vision_*.py`, `edge/kiosk/static/`): the file, folder or glob must exist;
   an all-capitals part (`bench/NAME.py`) is a placeholder and matches any name;
+- bare test file names (`test_gate_safety.py`): in tests/ or hw_tests/;
 - dotted names (`foundation.settings.load_settings`, `from edge.kiosk.app import create_app`):
   the module file must exist and define the name (parsed, not imported);
 - relative Markdown links: the file must exist, and the heading when the link names one.
@@ -38,7 +41,11 @@ PY_CMD = re.compile(r"(?<![\w/.-])(?:\.venv/bin/)?python(?:3(?:\.\d+)?)?\s+-m\s+
 MAKE = re.compile(r"(?<![\w.-])make\s+([a-z][\w-]*)")
 PATH = re.compile(r"(?<![\w./~$-])((?:" + "|".join(PATH_ROOTS) + r")/[\w./*-]*)")
 DOTTED = re.compile(r"(?<![\w./-])((?:" + "|".join(PACKAGES) + r")(?:\.[A-Za-z_]\w*)+)")
-FROM_IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+\(?([\w\s,]+)\)?", re.M)
+FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[\w \t,]+)",
+                         re.M)
+FILE_SUFFIXES = ("db", "key", "key_secret", "lock", "log", "jsonl", "json", "toml", "md", "py",
+                 "csv", "txt", "png", "crt", "sock")
+TEST_FILE = re.compile(r"(?<![\w/.*-])(test_\w+\.py)")
 LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
 WORD = re.compile(r"[a-z][a-z0-9_-]*")
 
@@ -65,52 +72,59 @@ def _clean(token: str) -> str:
     return token.strip("[](){}<>,;:'\"")
 
 
-def _commands() -> dict[tuple[str, ...], set[tuple[str, str]]]:
-    """(module, sub, subsub) or shorter -> {(doc, flag)}: every python -m command shown."""
-    found: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+def _commands() -> dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]]:
+    """(module,) or (module, sub) -> [(doc, words after sub)]: every python -m command shown."""
+    found: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = {}
     for doc in DOCS:
         for snippet in _snippets(doc.read_text()):
             for match in PY_CMD.finditer(snippet):
                 module = match.group(1) + match.group(2)
                 rest = re.split(r"\s#|\s\|\s|;|&&|`", match.group(3))[0]
-                words = [_clean(w) for w in rest.split()]
+                words = [w for w in (_clean(w) for w in rest.split()) if w]
                 key: tuple[str, ...] = (module,)
                 if words and WORD.fullmatch(words[0]):
-                    key = (module, words[0])
-                    if len(words) > 1 and WORD.fullmatch(words[1]):
-                        key = (module, words[0], words[1])
-                flags = {f.split("=")[0] for f in words if re.fullmatch(r"--[a-z][\w=.:/-]*", f)}
-                entry = found.setdefault(key, set())
-                entry.add((_rel(doc), ""))
-                entry.update((_rel(doc), f) for f in flags - {"--help"})
+                    key, words = (module, words[0]), words[1:]
+                found.setdefault(key, []).append((_rel(doc), tuple(words)))
     return found
 
 
 COMMANDS = _commands()
 
 
-def _help_runs() -> set[tuple[str, ...]]:
-    runs = set()
-    for key in COMMANDS:
-        runs.update(key[:n] for n in range(1, len(key) + 1))
-    return runs
+def _help(key: tuple[str, ...]) -> tuple[int, str]:
+    try:
+        done = subprocess.run([sys.executable, "-m", *key, "--help"], cwd=ROOT, text=True,
+                              capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return -1, "timed out"
+    return done.returncode, done.stdout + done.stderr
+
+
+def _actions(help_text: str) -> set[str]:
+    """Sub-actions a help text lists under "positional arguments" (subparsers, choices)."""
+    section = help_text.partition("positional arguments:")[2].partition("\noptions:")[0]
+    names = set(re.findall(r"^ {4}([a-z][\w-]*)", section, re.M))
+    for group in re.findall(r"^ {2}\{([\w,-]+)\}", section, re.M):
+        names.update(group.split(","))
+    return names
+
+
+def _subsub(key: tuple[str, ...], words: tuple[str, ...], helps: dict) -> str | None:
+    """The first word of a command that its subcommand's help lists as an action."""
+    actions = _actions(helps[key][1]) if len(key) == 2 else set()
+    return next((w for w in words if w in actions), None)
 
 
 @pytest.fixture(scope="module")
 def helps() -> dict[tuple[str, ...], tuple[int, str]]:
-    """`python -m MODULE [SUB [SUBSUB]] --help` for every distinct command: (exit code, output)."""
-
-    def run(key: tuple[str, ...]) -> tuple[int, str]:
-        try:
-            done = subprocess.run([sys.executable, "-m", *key, "--help"], cwd=ROOT, text=True,
-                                  capture_output=True, timeout=120)
-        except subprocess.TimeoutExpired:
-            return -1, "timed out"
-        return done.returncode, done.stdout + done.stderr
-
-    keys = sorted(_help_runs())
+    """`python -m MODULE [SUB [SUBSUB]] --help` once per distinct command: (exit code, output)."""
+    first = sorted({key[:n] for key in COMMANDS for n in range(1, len(key) + 1)})
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(keys, pool.map(run, keys), strict=True))
+        out = dict(zip(first, pool.map(_help, first), strict=True))
+        second = sorted({(*key, sub) for key, uses in COMMANDS.items() if out[key][0] == 0
+                         for _, words in uses if (sub := _subsub(key, words, out))})
+        out.update(zip(second, pool.map(_help, second), strict=True))
+    return out
 
 
 def test_the_docs_show_commands():
@@ -118,17 +132,34 @@ def test_the_docs_show_commands():
     assert {key[0] for key in COMMANDS} >= set(CLI_PACKAGES)
 
 
+def _has_option(flag: str, text: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text) is not None
+
+
 @pytest.mark.parametrize("key", sorted(COMMANDS), ids=" ".join)
 def test_documented_command_exists(key, helps):
-    docs = sorted({doc for doc, _ in COMMANDS[key]})
     for n in range(1, len(key) + 1):
         code, output = helps[key[:n]]
+        docs = ", ".join(sorted({doc for doc, _ in COMMANDS[key]}))
         assert code == 0, (f"`python -m {' '.join(key[:n])} --help` exited {code} "
-                           f"(shown in {', '.join(docs)}):\n{output[-800:]}")
-    known = "\n".join(helps[key[:n]][1] for n in range(2, len(key) + 1)) or helps[key][1]
-    missing = sorted(f"{flag} (in {doc})" for doc, flag in COMMANDS[key]
-                     if flag and not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", known))
-    assert not missing, f"`python -m {' '.join(key)}` has no option " + ", ".join(missing)
+                           f"(shown in {docs}):\n{output[-800:]}")
+    wrong = []
+    for doc, words in COMMANDS[key]:
+        sub = _subsub(key, words, helps)
+        known = helps[key][1]
+        actions = _actions(known) if len(key) == 2 else set()
+        if actions and not sub and words and WORD.fullmatch(words[0]):
+            wrong.append(f"`{' '.join(key)}` has no action {words[0]!r} (in {doc}); "
+                         f"it has {', '.join(sorted(actions))}")
+        if sub:
+            code, output = helps[(*key, sub)]
+            if code != 0:
+                wrong.append(f"`{' '.join((*key, sub))} --help` exited {code} (in {doc})")
+            known += output
+        flags = {w.split("=")[0] for w in words if re.fullmatch(r"--[a-z][\w=.:/-]*", w)}
+        wrong += [f"{' '.join(key)}: no option {flag} (in {doc})"
+                  for flag in sorted(flags - {"--help"}) if not _has_option(flag, known)]
+    assert not wrong, "\n".join(sorted(set(wrong)))
 
 
 def _makefile_targets() -> set[str]:
@@ -157,8 +188,7 @@ def test_documented_make_targets_exist():
 
 
 def _path_exists(path: str) -> bool:
-    parts = ["*" if re.fullmatch(r"[A-Z][A-Z0-9_]*", p) else p for p in path.split("/")]
-    pattern = "/".join(parts)
+    pattern = "/".join(re.sub(r"^[A-Z][A-Z0-9_]*(?=\.|$)", "*", p) for p in path.split("/"))
     if "*" in pattern:
         return any(ROOT.glob(pattern.rstrip("/")))
     return (ROOT / pattern).exists()
@@ -175,6 +205,13 @@ def test_documented_paths_exist():
         if not _path_exists(path):
             missing.append(f"{path} (in {', '.join(sorted(docs))})")
     assert not missing, "no such file or folder:\n" + "\n".join(missing)
+
+
+def test_documented_test_files_exist():
+    missing = sorted(f"{name} (in {', '.join(sorted(docs))})"
+                     for name, docs in _occurrences(TEST_FILE).items()
+                     if not any((ROOT / d / name).exists() for d in ("tests", "hw_tests")))
+    assert not missing, "no such test file in tests/ or hw_tests/: " + "; ".join(missing)
 
 
 @functools.cache
@@ -226,13 +263,16 @@ def _resolves(dotted: str) -> str | None:
 def test_documented_modules_and_names_exist():
     wanted: dict[str, set[str]] = {}
     for dotted, docs in _occurrences(DOTTED).items():
-        if not dotted.endswith((".py", ".md", ".toml")):
+        if dotted.rsplit(".", 1)[1] not in FILE_SUFFIXES:
             wanted.setdefault(dotted, set()).update(docs)
     for doc in DOCS:
         for block in _fenced(doc.read_text()):
             for module, names in FROM_IMPORT.findall(block):
                 if module.split(".")[0] in PACKAGES:
-                    for name in filter(None, (n.strip() for n in names.split(","))):
+                    for item in names.strip("()").split(","):
+                        name = item.split(" as ")[0].strip()
+                        if not name:
+                            continue
                         wanted.setdefault(f"{module}.{name}", set()).add(_rel(doc))
     wrong = sorted(f"{dotted}: {why} (in {', '.join(sorted(wanted[dotted]))})"
                    for dotted in wanted if (why := _resolves(dotted)))
@@ -240,7 +280,7 @@ def test_documented_modules_and_names_exist():
 
 
 def _slug(heading: str) -> str:
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = heading.strip().lower()
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
 

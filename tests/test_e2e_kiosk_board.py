@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import pytest
-from browser_helpers import Shots, chromium_page, log_in
+from helpers.browser import Shots, chromium_page, log_in
 
 from edge.decisions.events import DecisionEvent, Kind
 from foundation.clock import SystemClock
+from foundation.peers import free_port, wait_for
 from provisioning.device import init_device
-from provisioning.loopback import LoopbackPeers, free_port
+from provisioning.loopback import LoopbackPeers
 from provisioning.staff import add_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -67,14 +68,6 @@ class Appliance:
                 return
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def appliance(tmp_path: Path, installed_model_dir: Path) -> Iterator[Appliance]:
     from edge.daemon import Daemon
@@ -105,7 +98,7 @@ def appliance(tmp_path: Path, installed_model_dir: Path) -> Iterator[Appliance]:
         try:
             daemon.start_thread()
             app = Appliance(daemon, scene, f"https://127.0.0.1:{port}", events)
-            wait_until(lambda: daemon.gate_link.up and app.lane_state() == "idle", 30,
+            wait_for(lambda: daemon.gate_link.up and app.lane_state() == "idle", 30,
                        "the gate controller link and lane A idle")
             yield app
         finally:
@@ -161,10 +154,10 @@ def test_enrol_match_withdraw_then_staffed_lane(appliance: Appliance, tmp_path: 
         assert appliance.decisions(1.0)[:1] == [Kind.GRANTED]
         page.wait_for_selector("#count-granted[data-count='1']")
         # the traveller does not go through; the grant lapses and the walk ends
-        wait_until(lambda: appliance.scene.done(walk), 15, "the first walk to end")
+        wait_for(lambda: appliance.scene.done(walk), 15, "the first walk to end")
         page.wait_for_selector("#lane-A[data-state=idle]", timeout=15_000)
         # the tracker forgets the traveller (lanes.track_max_missed_s): the next walk is new
-        wait_until(lambda: not appliance.daemon.pipeline.tracker.tracks, 5,
+        wait_for(lambda: not appliance.daemon.pipeline.tracker.tracks, 5,
                    "the first traveller's track to be forgotten")
 
         # 4. withdraw by booking reference through the page: effective at once

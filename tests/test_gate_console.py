@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from foundation.clock import SystemClock
+from foundation.settings import GateSettings
+from gate_controller.client import GateClient
 from gate_controller.console import ConsoleView
 from gate_controller.drivers.simulated import SimulatedGateIO
+from gate_controller.keys import create_gate_keys, server_keys
 from gate_controller.safety import GateMachine
 from gate_controller.server import GateServer
 
@@ -36,13 +39,15 @@ def console() -> Iterator[tuple[ConsoleView, SimulatedGateIO, io.StringIO]]:
     d = Path(tempfile.mkdtemp(prefix="gc", dir="/tmp"))
     sim = SimulatedGateIO(["A", "B"])
     cmd, ev = f"ipc://{d}/cmd.sock", f"ipc://{d}/ev.sock"
+    gs = GateSettings(command_endpoint=cmd, event_endpoint=ev, **create_gate_keys(d / "keys"))
     server = GateServer(GateMachine(["A", "B"], heartbeat_timeout_s=0.6), sim, SystemClock(),
-                        command_endpoint=cmd, event_endpoint=ev)
+                        command_endpoint=cmd, event_endpoint=ev, keys=server_keys(gs))
     stop = threading.Event()
     thread = threading.Thread(target=server.serve_forever, args=(stop,), daemon=True)
     thread.start()
     out = io.StringIO()
-    view = ConsoleView(cmd, ev, sim, threading.Event(), out=out, keyboard=False)
+    view = ConsoleView(GateClient.from_settings(gs, "daemon", timeout_ms=500), sim,
+                       threading.Event(), out=out, keyboard=False)
     view.start()
     try:
         yield view, sim, out

@@ -1,7 +1,8 @@
 """The real controller process: heartbeat loss, fire alarm, SIGTERM, the serial board, the CLI.
 
 Endpoints are ipc:// sockets in a private temp dir (or tcp on ports picked free at run time),
-so these tests never collide with other controllers running on the machine.
+so these tests never collide with other controllers running on the machine; the gate keys are
+made in the same temp dir.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gate_controller.drill import (
     write_config,
 )
 from gate_controller.drivers.relay_board_sim import RelayBoardSim
+from gate_controller.keys import create_gate_keys, key_files
 from wire.gate import LaneState, StateEvent
 
 pytestmark = pytest.mark.integration
@@ -40,9 +42,15 @@ def sockdir() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+def keys(d: Path) -> dict[str, Path]:
+    """The gate keys in d/keys (made once per folder), as [gate] settings."""
+    return key_files(d / "keys") if (d / "keys").exists() else create_gate_keys(d / "keys")
+
+
 def ipc_gate(d: Path, **extra: object) -> dict[str, object]:
     return {"command_endpoint": f"ipc://{d}/s/cmd", "event_endpoint": f"ipc://{d}/s/ev",
-            "sim_control_endpoint": f"ipc://{d}/s/sim", "lanes": ["A", "B"], **extra}
+            "sim_control_endpoint": f"ipc://{d}/s/sim", "lanes": ["A", "B"], **keys(d),
+            **extra}
 
 
 def free_port() -> int:
@@ -114,7 +122,7 @@ def test_sigterm_leaves_gates_safe_and_exits_zero(sockdir: Path) -> None:
         pinger.wait()
         ctl.stop()
     log = ctl.log_path.read_text()
-    assert '"event": "gate.stop"' in log
+    assert '"event": "gate_stop"' in log
 
 
 def test_serial_relay_process_against_the_board(sockdir: Path) -> None:
@@ -158,18 +166,24 @@ def test_tcp_endpoints_on_free_ports(sockdir: Path) -> None:
     cfg = write_config(sockdir / "gate.toml", {
         "command_endpoint": f"tcp://127.0.0.1:{ports[0]}",
         "event_endpoint": f"tcp://127.0.0.1:{ports[1]}",
-        "sim_control_endpoint": f"tcp://127.0.0.1:{ports[2]}", "lanes": ["A"]})
+        "sim_control_endpoint": f"tcp://127.0.0.1:{ports[2]}", "lanes": ["A"],
+        **keys(sockdir)})
     ctl = ControllerProcess(cfg)
     try:
         assert fire_alarm_trial(ctl) < 0.1
-        out = cli("status", "--command-endpoint", f"tcp://127.0.0.1:{ports[0]}")
+        other = write_config(sockdir / "other.toml", keys(sockdir))  # default endpoints
+        out = cli("status", "--config", str(other), "--command-endpoint",
+                  f"tcp://127.0.0.1:{ports[0]}")
         assert out.returncode == 0 and "lane A" in out.stdout
+        assert "bad_frames" in out.stdout
     finally:
         assert ctl.stop() == 0
 
 
 def test_operator_errors_are_one_line(sockdir: Path) -> None:
-    out = cli("status", "--command-endpoint", f"ipc://{sockdir}/none", "--timeout-ms", "100")
+    keyed = write_config(sockdir / "keyed.toml", keys(sockdir))
+    out = cli("status", "--config", str(keyed), "--command-endpoint", f"ipc://{sockdir}/none",
+              "--timeout-ms", "100")
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "treat the lanes as manual" in out.stderr
     assert "socket file does not exist" in out.stderr
@@ -191,3 +205,14 @@ def test_second_controller_refuses_to_start(controller: ControllerProcess) -> No
     assert out.returncode == 1 and "another gate controller" in out.stderr
     assert controller.client.status()  # the first one is untouched
     assert os.path.exists(controller.gate.command_endpoint[len("ipc://"):])
+
+
+def test_missing_gate_keys_say_how_to_make_them(sockdir: Path) -> None:
+    cfg = write_config(sockdir / "nokeys.toml", {
+        **ipc_gate(sockdir), "controller_secret_key_file": str(sockdir / "absent.key_secret")})
+    out = cli("run", "--config", str(cfg))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and "absent.key_secret is missing" in out.stderr
+    assert "provisioning init" in out.stderr and "rotate-gate-keys" in out.stderr
+    out = cli("status", "--config", str(cfg), "--key-file", str(sockdir / "nope"))
+    assert out.returncode == 1 and "rotate-gate-keys" in out.stderr

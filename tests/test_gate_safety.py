@@ -11,6 +11,8 @@ import pytest
 
 from gate_controller.safety import Emit, GateMachine, SetAlarm, SetOutput
 from wire.gate import (
+    GRANT_SLACK_MS,
+    MAX_GRANT_AGE_MS,
     DenyCmd,
     FaultEvent,
     HeartbeatCmd,
@@ -22,10 +24,13 @@ from wire.gate import (
     StateEvent,
     StatusCmd,
     TailgatingEvent,
+    new_grant_id,
 )
 
-T0 = 100.0
+T0 = 1000.0
 S = LaneState
+G1 = new_grant_id(T0)  # grants issued at T0 (the machine's monotonic clock)
+G9 = new_grant_id(T0)
 
 
 def machine() -> GateMachine:
@@ -45,11 +50,11 @@ def reach(name: str) -> GateMachine:
     if hb:
         _cmd(m, HeartbeatCmd())
     if name == "open":
-        assert _cmd(m, OpenCmd(lane="A", grant_id="g1", ttl_ms=5000))[0].ok
+        assert _cmd(m, OpenCmd(lane="A", grant_id=G1, ttl_ms=5000))[0].ok
     elif name in ("staff_open", "staff_open_manual"):
         assert _cmd(m, OverrideCmd(lane="A", action="open", reason="r", actor="sup1"))[0].ok
     elif name == "alarm_closed":
-        assert _cmd(m, OpenCmd(lane="A", grant_id="g1", ttl_ms=5000))[0].ok
+        assert _cmd(m, OpenCmd(lane="A", grant_id=G1, ttl_ms=5000))[0].ok
         m.passage("A", T0)
         m.passage("A", T0)
         assert m.lanes["A"].alarm
@@ -119,7 +124,7 @@ def apply(m: GateMachine, stim: str):
     if stim == "hb":
         return _cmd(m, HeartbeatCmd())
     if stim == "open":
-        return _cmd(m, OpenCmd(lane="A", grant_id="g9", ttl_ms=5000))
+        return _cmd(m, OpenCmd(lane="A", grant_id=G9, ttl_ms=5000))
     if stim == "deny":
         return _cmd(m, DenyCmd(lane="A"))
     if stim == "reset":
@@ -193,16 +198,16 @@ def test_passage_on_open_grant_then_second_passage_is_tailgating() -> None:
     m = reach("open")
     effects = m.passage("A", T0 + 0.5)
     kinds = [type(e.event) for e in effects if isinstance(e, Emit)]
-    assert kinds[0] is PassageEvent and effects[0].event.grant_id == "g1"
+    assert kinds[0] is PassageEvent and effects[0].event.grant_id == G1
     assert SetOutput("A", False) in effects
     effects = m.passage("A", T0 + 0.7)
     tail = [e.event for e in effects if isinstance(e, Emit)]
-    assert isinstance(tail[0], TailgatingEvent) and tail[0].grant_id == "g1"
+    assert isinstance(tail[0], TailgatingEvent) and tail[0].grant_id == G1
     assert SetAlarm("A", True) in effects
     # the used grant can never open the gate again
     ack, _ = m.command(ResetCmd(lane="A", reason="ok", actor="s"), T0 + 0.8)
     assert ack.ok
-    ack, _ = m.command(OpenCmd(lane="A", grant_id="g1", ttl_ms=5000), T0 + 0.9)
+    ack, _ = m.command(OpenCmd(lane="A", grant_id=G1, ttl_ms=5000), T0 + 0.9)
     assert not ack.ok and ack.code == "grant_used"
 
 
@@ -217,7 +222,7 @@ def test_open_is_idempotent_and_ttl_not_extended() -> None:
     m = reach("open")
     for t in (1.0, 2.0, 3.0, 4.0):
         m.command(HeartbeatCmd(), T0 + t)
-    ack, effects = m.command(OpenCmd(lane="A", grant_id="g1", ttl_ms=5000), T0 + 4)
+    ack, effects = m.command(OpenCmd(lane="A", grant_id=G1, ttl_ms=5000), T0 + 4)
     assert ack.ok and effects == []
     m.command(HeartbeatCmd(), T0 + 4.9)
     m.tick(T0 + 5.0)
@@ -260,30 +265,79 @@ def test_io_fault_and_recovery_events() -> None:
 
 def test_unknown_lane_is_refused_and_status_reports_health() -> None:
     m = reach("closed")
-    ack, effects = m.command(OpenCmd(lane="Z", grant_id="g", ttl_ms=1000), T0)
+    ack, effects = m.command(OpenCmd(lane="Z", grant_id=G9, ttl_ms=1000), T0)
     assert not ack.ok and ack.code == "unknown_lane" and "A, B" in (ack.error or "")
     assert effects == []
     ack, _ = m.command(StatusCmd(), T0)
     assert ack.lanes == {"A": S.CLOSED, "B": S.CLOSED}
     assert ack.info == {"fire_alarm": "clear", "io": "ok", "daemon": "alive",
-                        "lane_alarms": "none"}
+                        "lane_alarms": "none", "used_grants_held": "0"}
 
 
 def test_deny_cancels_the_grant() -> None:
     m = reach("open")
     assert m.command(DenyCmd(lane="A"), T0)[0].ok
-    ack, _ = m.command(OpenCmd(lane="A", grant_id="g1", ttl_ms=1000), T0)
+    ack, _ = m.command(OpenCmd(lane="A", grant_id=G1, ttl_ms=1000), T0)
     assert ack.code == "grant_used"
 
 
-def test_used_grant_memory_is_bounded() -> None:
-    from gate_controller import safety
+def _board(m: GateMachine, grant: str, now: float) -> None:
+    m.command(HeartbeatCmd(), now)
+    assert m.command(OpenCmd(lane="A", grant_id=grant, ttl_ms=1000), now)[0].ok
+    m.passage("A", now)
 
+
+def test_used_grant_never_reopens_however_many_grants_follow() -> None:
+    """The old memory forgot a used grant after 4,096 newer ones; now only time forgets."""
+    m = machine()
+    _board(m, G1, T0)
+    now = T0
+    for _ in range(5000):  # more than the old fixed-size memory, all within the max age
+        now += 0.001
+        _board(m, new_grant_id(now), now)
+    m.command(HeartbeatCmd(), now)
+    ack, _ = m.command(OpenCmd(lane="A", grant_id=G1, ttl_ms=1000), now)
+    assert not ack.ok and ack.code == "grant_used"
+    assert ack.error and m.snapshot()["A"] == S.CLOSED
+
+
+def test_used_grant_memory_is_bounded_by_time_not_count() -> None:
+    m = machine()
+    _board(m, G1, T0)
+    assert m.grant_used(G1)
+    late = T0 + MAX_GRANT_AGE_MS / 1000.0 + 0.01
+    m.command(HeartbeatCmd(), late)
+    assert not m.grant_used(G1) and m.info(late)["used_grants_held"] == "0"  # forgotten ...
+    for ttl in (1000, 120_000):  # ... and refused by age, whatever ttl a replay claims
+        ack, _ = m.command(OpenCmd(lane="A", grant_id=G1, ttl_ms=ttl), late)
+        assert not ack.ok and ack.code == "grant_stale"
+    assert m.snapshot()["A"] == S.CLOSED
+
+
+@pytest.mark.parametrize(("age_s", "ttl_ms", "ok"), [
+    (0.0, 1000, True), (2.9, 1000, True), (3.1, 1000, False),  # ttl + 2 s slack
+    (60.0, 60_000, True), (121.9, 120_000, True), (122.1, 120_000, False),  # the cap
+])
+def test_grant_older_than_ttl_plus_slack_is_stale(age_s: float, ttl_ms: int, ok: bool) -> None:
     m = reach("closed")
-    for i in range(safety.USED_GRANT_MEMORY + 10):
-        m._remember(f"g{i}")
-    assert len(m._used) == safety.USED_GRANT_MEMORY
-    assert not m.grant_used("g0") and m.grant_used(f"g{safety.USED_GRANT_MEMORY + 9}")
+    grant = new_grant_id(T0 - age_s)
+    ack, _ = m.command(OpenCmd(lane="A", grant_id=grant, ttl_ms=ttl_ms), T0)
+    assert ack.ok == ok and (ok or ack.code == "grant_stale")
+    if ok:  # the lane closes no later than issue + ttl + slack
+        assert m.lanes["A"].expires_at <= T0 - age_s + (ttl_ms + GRANT_SLACK_MS) / 1000 + 1e-6
+
+
+def test_grant_from_the_future_is_refused() -> None:
+    m = reach("closed")
+    ack, _ = m.command(OpenCmd(lane="A", grant_id=new_grant_id(T0 + 60), ttl_ms=1000), T0)
+    assert not ack.ok and ack.code == "grant_future"
+    assert m.command(OpenCmd(lane="A", grant_id=new_grant_id(T0 + 1), ttl_ms=1000), T0)[0].ok
+
+
+def test_staff_reason_names_the_peer_and_the_staff_account() -> None:
+    m = reach("closed")
+    m.command(OverrideCmd(lane="A", action="open", reason="r", actor="sup1"), T0, peer="daemon")
+    assert m.lanes["A"].reason == "override open by sup1 (via daemon)"
 
 
 def test_machine_needs_distinct_lanes() -> None:
@@ -295,8 +349,8 @@ def test_machine_needs_distinct_lanes() -> None:
 
 def test_one_grant_never_holds_two_lanes() -> None:
     m = reach("open")  # A open on g1
-    ack, effects = m.command(OpenCmd(lane="B", grant_id="g1", ttl_ms=5000), T0)
+    ack, effects = m.command(OpenCmd(lane="B", grant_id=G1, ttl_ms=5000), T0)
     assert not ack.ok and ack.code == "grant_in_use" and effects == []
     m.passage("A", T0)
-    ack, _ = m.command(OpenCmd(lane="B", grant_id="g1", ttl_ms=5000), T0)
+    ack, _ = m.command(OpenCmd(lane="B", grant_id=G1, ttl_ms=5000), T0)
     assert ack.code == "grant_used"

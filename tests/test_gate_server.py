@@ -1,7 +1,8 @@
 """The gate server and client over real ZeroMQ sockets (ipc in a private temp dir, in-process).
 
 Every command gets an ack; malformed ones an error ack that changes nothing; a missing or
-stalled controller is a GateUnavailableError; ipc sockets are owner-only.
+stalled controller is a GateUnavailableError; ipc sockets are owner-only. Both sides hold gate
+keys made in a temp folder (CurveZMQ; the attacks without them are in test_gate_attacks.py).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import zmq
 from structlog.testing import capture_logs
 
 from foundation.clock import SystemClock
+from foundation.settings import GateSettings
 from gate_controller.client import GateClient, GateUnavailableError
 from gate_controller.drivers.simulated import SimulatedGateIO
+from gate_controller.keys import ClientKeys, ServerKeys, client_keys, create_gate_keys, server_keys
 from gate_controller.safety import GateMachine
 from gate_controller.server import GateServer, GateStartError
-from wire.gate import LaneState, StateEvent, decode_ack
+from wire.gate import LaneState, StateEvent, decode_ack, new_grant_id
 
 
 @pytest.fixture
@@ -47,6 +50,35 @@ def sockdir() -> Iterator[Path]:
     shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def keyed() -> Iterator[GateSettings]:
+    """[gate] settings naming three fresh keypairs in a temp folder."""
+    d = Path(tempfile.mkdtemp(prefix="gk"))
+    yield GateSettings(**create_gate_keys(d))
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def skeys(keyed: GateSettings) -> ServerKeys:
+    return server_keys(keyed)
+
+
+@pytest.fixture
+def ckeys(keyed: GateSettings) -> ClientKeys:
+    return client_keys(keyed, "daemon")
+
+
+def grant() -> str:
+    return new_grant_id(time.monotonic())
+
+
+def curve(sock: zmq.Socket, keys: ClientKeys) -> zmq.Socket:
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = (
+        keys.server, keys.public, keys.secret)
+    return sock
+
+
 @dataclass
 class Running:
     server: GateServer
@@ -55,6 +87,7 @@ class Running:
     ev: str
     stop: threading.Event
     thread: threading.Thread
+    keys: ClientKeys
 
     def halt(self) -> None:
         self.stop.set()
@@ -62,22 +95,23 @@ class Running:
 
 
 @pytest.fixture
-def running(ctx: zmq.Context, sockdir: Path) -> Iterator[Running]:
+def running(ctx: zmq.Context, sockdir: Path, skeys: ServerKeys,
+            ckeys: ClientKeys) -> Iterator[Running]:
     io = SimulatedGateIO(["A", "B"])
     cmd, ev = f"ipc://{sockdir}/run/cmd.sock", f"ipc://{sockdir}/run/ev.sock"
     server = GateServer(GateMachine(["A", "B"], heartbeat_timeout_s=0.5), io, SystemClock(),
-                        command_endpoint=cmd, event_endpoint=ev, context=ctx)
+                        command_endpoint=cmd, event_endpoint=ev, keys=skeys)
     stop = threading.Event()
     thread = threading.Thread(target=server.serve_forever, args=(stop,), daemon=True)
     thread.start()
-    r = Running(server, io, cmd, ev, stop, thread)
+    r = Running(server, io, cmd, ev, stop, thread, ckeys)
     yield r
     r.halt()
     server.shutdown()
 
 
 def client(r: Running, ctx: zmq.Context, timeout_ms: int = 1000) -> GateClient:
-    return GateClient(r.cmd, r.ev, timeout_ms, context=ctx)
+    return GateClient(r.cmd, r.ev, timeout_ms, context=ctx, keys=r.keys)
 
 
 def wait_for(pred, timeout: float = 2.0) -> None:
@@ -93,14 +127,15 @@ def test_commands_events_and_outputs(running: Running, ctx: zmq.Context) -> None
         assert c.status() == {"A": "manual", "B": "manual"}
         ack = c.heartbeat()
         assert ack.ok and ack.lanes == {"A": LaneState.CLOSED, "B": LaneState.CLOSED}
-        ack = c.open("A", "grant-1", 5000)
+        g1 = grant()
+        ack = c.open("A", g1, 5000)
         assert ack.ok and ack.state == LaneState.OPEN
         assert running.io.outputs() == {"A": True, "B": False}
-        ack = c.open("B", "grant-1", 5000)  # one grant never opens two lanes
+        ack = c.open("B", g1, 5000)  # one grant never opens two lanes
         assert not ack.ok and ack.code == "grant_in_use"
         running.io.walk_through("A")
         wait_for(lambda: not running.io.outputs()["A"])
-        ack = c.open("A", "grant-1", 5000)
+        ack = c.open("A", g1, 5000)
         assert not ack.ok and ack.code == "grant_used"
         events = []
         while (e := c.next_event(300)) is not None:
@@ -116,6 +151,7 @@ def test_commands_events_and_outputs(running: Running, ctx: zmq.Context) -> None
         assert not ack.ok and ack.code == "unknown_lane"
         detail = c.status_detail()
         assert detail.info is not None and detail.info["daemon"] == "alive"
+        assert detail.info["bad_frames"] == "0" and detail.info["used_grants_held"] == "1"
     finally:
         c.close()
 
@@ -136,9 +172,9 @@ def test_no_heartbeat_goes_manual(running: Running, ctx: zmq.Context) -> None:
         c.close()
 
 
-def raw_request(endpoint: str, ctx: zmq.Context, frames: list[bytes]) -> dict:
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
+def raw_request(endpoint: str, ctx: zmq.Context, frames: list[bytes],
+                keys: ClientKeys) -> dict:
+    s = curve(ctx.socket(zmq.DEALER), keys)
     try:
         s.connect(endpoint)
         s.send_multipart(frames)
@@ -162,7 +198,7 @@ def test_malformed_messages_get_error_acks_and_change_nothing(
     try:
         c.heartbeat()
         before = c.status()
-        reply = raw_request(running.cmd, ctx, frames)
+        reply = raw_request(running.cmd, ctx, frames, running.keys)
         ack = decode_ack(json.dumps(reply).encode())
         assert not ack.ok and ack.code and ack.error
         assert c.status() == before and running.io.outputs() == {"A": False, "B": False}
@@ -174,14 +210,13 @@ def test_command_past_its_deadline_is_refused(running: Running, ctx: zmq.Context
     past = time.monotonic() - 0.5
     reply = raw_request(running.cmd, ctx, [json.dumps(
         {"schema": "gate/1", "kind": "command", "id": "late", "cmd": "heartbeat",
-         "deadline": past}).encode()])
+         "deadline": past}).encode()], running.keys)
     assert reply["ok"] is False and reply["code"] == "expired" and reply["id"] == "late"
     assert running.server.machine.last_heartbeat is None
 
 
 def test_req_socket_peer_is_answered(running: Running, ctx: zmq.Context) -> None:
-    s = ctx.socket(zmq.REQ)
-    s.setsockopt(zmq.LINGER, 0)
+    s = curve(ctx.socket(zmq.REQ), running.keys)
     try:
         s.connect(running.cmd)
         s.send(b'{"schema": "gate/1", "kind": "command", "id": "r", "cmd": "status"}')
@@ -198,27 +233,28 @@ def test_ipc_sockets_are_owner_only(running: Running) -> None:
         assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
 
 
-def test_unavailable_when_nothing_listens(ctx: zmq.Context, sockdir: Path) -> None:
+def test_unavailable_when_nothing_listens(ctx: zmq.Context, sockdir: Path,
+                                          ckeys: ClientKeys) -> None:
     c = GateClient(f"ipc://{sockdir}/none.sock", f"ipc://{sockdir}/none-ev.sock", 150,
-                   context=ctx)
+                   context=ctx, keys=ckeys)
     try:
         t0 = time.monotonic()
         with pytest.raises(GateUnavailableError, match="manual"):
             c.heartbeat()
         assert time.monotonic() - t0 < 1.0
         with pytest.raises(GateUnavailableError):
-            c.open("A", "g", 1000)
+            c.open("A", grant(), 1000)
     finally:
         c.close()
 
 
 def test_stalled_controller_times_out_and_late_command_is_not_acted_on(
-        ctx: zmq.Context, sockdir: Path) -> None:
+        ctx: zmq.Context, sockdir: Path, skeys: ServerKeys, ckeys: ClientKeys) -> None:
     io = SimulatedGateIO(["A"])
     server = GateServer(GateMachine(["A"]), io, SystemClock(),
                         command_endpoint=f"ipc://{sockdir}/c.sock",
-                        event_endpoint=f"ipc://{sockdir}/e.sock", context=ctx)
-    c = GateClient(server.command_endpoint, server.event_endpoint, 200, context=ctx)
+                        event_endpoint=f"ipc://{sockdir}/e.sock", keys=skeys)
+    c = GateClient(server.command_endpoint, server.event_endpoint, 200, context=ctx, keys=ckeys)
     try:
         server.step(0)
         with pytest.raises(GateUnavailableError):
@@ -245,20 +281,21 @@ def test_stalled_controller_times_out_and_late_command_is_not_acted_on(
 
 
 def test_second_controller_on_same_endpoint_fails_clearly(running: Running,
-                                                          ctx: zmq.Context) -> None:
+                                                          skeys: ServerKeys) -> None:
     with pytest.raises(GateStartError, match="another gate controller"):
         GateServer(GateMachine(["A"]), SimulatedGateIO(["A"]), SystemClock(),
-                   command_endpoint=running.cmd, event_endpoint=running.ev + "x", context=ctx)
+                   command_endpoint=running.cmd, event_endpoint=running.ev + "x", keys=skeys)
 
 
 @pytest.mark.parametrize("fire", [False, True])
 def test_shutdown_leaves_gates_closed_unless_fire(ctx: zmq.Context, sockdir: Path,
-                                                  fire: bool) -> None:
+                                                  fire: bool, skeys: ServerKeys,
+                                                  ckeys: ClientKeys) -> None:
     io = SimulatedGateIO(["A", "B"])
     server = GateServer(GateMachine(["A", "B"]), io, SystemClock(),
                         command_endpoint=f"ipc://{sockdir}/s.sock",
-                        event_endpoint=f"ipc://{sockdir}/se.sock", context=ctx)
-    c = GateClient(server.command_endpoint, server.event_endpoint, 500, context=ctx)
+                        event_endpoint=f"ipc://{sockdir}/se.sock", keys=skeys)
+    c = GateClient(server.command_endpoint, server.event_endpoint, 500, context=ctx, keys=ckeys)
     stop = threading.Event()
     t = threading.Thread(target=server.serve_forever, args=(stop,), daemon=True)
     t.start()
@@ -301,17 +338,17 @@ class _BrokenIO(SimulatedGateIO):
         return super().poll(now)
 
 
-def test_a_driver_exception_is_a_fault_not_a_crash(ctx: zmq.Context, sockdir: Path) -> None:
+def test_a_driver_exception_is_a_fault_not_a_crash(sockdir: Path, skeys: ServerKeys) -> None:
     io = _BrokenIO()
     server = GateServer(GateMachine(["A"]), io, SystemClock(),
                         command_endpoint=f"ipc://{sockdir}/b.sock",
-                        event_endpoint=f"ipc://{sockdir}/be.sock", context=ctx)
+                        event_endpoint=f"ipc://{sockdir}/be.sock", keys=skeys)
     try:
         io.broken = True
         with capture_logs() as logs:
             server.step(0)
         assert server.machine.snapshot() == {"A": LaneState.FAULT}
-        assert any(e["event"] == "gate.driver_error" for e in logs)
+        assert any(e["event"] == "gate_driver_error" for e in logs)
         io.broken = False
         server.step(0)
         assert server.machine.snapshot() == {"A": LaneState.MANUAL}  # back, no daemon yet

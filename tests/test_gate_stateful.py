@@ -24,11 +24,14 @@ from wire.gate import (
     ResetCmd,
     StateEvent,
     TailgatingEvent,
+    grant_issued_s,
+    new_grant_id,
 )
 
 LANES = ["A", "B"]
 lanes = st.sampled_from(LANES)
-grants = st.sampled_from(["g0", "g1", "g2"])
+# a grant: one of the three issued last (replays, reuse), or a fresh one issued now
+grants = st.sampled_from(["new", 0, 1, 2])
 
 
 class GateRun(RuleBasedStateMachine):
@@ -43,6 +46,13 @@ class GateRun(RuleBasedStateMachine):
         self.tailgates: Counter[str] = Counter()  # lane -> tailgating events
         self.live_grants: dict[str, tuple[str, float]] = {}  # lane -> acked grant, expiry
         self.state_of = dict.fromkeys(LANES, LaneState.MANUAL)  # from state events only
+        self.issued: list[str] = [new_grant_id(0.0)]  # grant ids carry the issue time
+
+    def _grant(self, pick: str | int) -> str:
+        if pick == "new":
+            self.issued.append(new_grant_id(self.now))
+            return self.issued[-1]
+        return self.issued[-1 - min(int(pick), len(self.issued) - 1)]
 
     def _apply(self, effects) -> None:
         for e in effects:
@@ -69,20 +79,23 @@ class GateRun(RuleBasedStateMachine):
     def heartbeat(self) -> None:
         self._apply(self.m.command(HeartbeatCmd(), self.now)[1])
 
-    @rule(lane=lanes, grant=grants, ttl=st.integers(100, 4000))
-    def open(self, lane: str, grant: str, ttl: int) -> None:
+    @rule(lane=lanes, pick=grants, ttl=st.integers(100, 4000))
+    def open(self, lane: str, pick: str | int, ttl: int) -> None:
+        grant = self._grant(pick)
         ack, effects = self.m.command(OpenCmd(lane=lane, grant_id=grant, ttl_ms=ttl), self.now)
         self._apply(effects)
         if ack.ok:
             self.live_grants.setdefault(lane, (grant, self.now + ttl / 1000))
             if self.live_grants[lane][0] != grant:
                 self.live_grants[lane] = (grant, self.now + ttl / 1000)
+            issued = grant_issued_s(grant)
+            assert issued is not None and self.now - issued <= ttl / 1000 + 2.0, "stale taken"
 
-    @rule(lane=lanes, grant=grants)
-    def boarding(self, lane: str, grant: str) -> None:
+    @rule(lane=lanes, pick=grants)
+    def boarding(self, lane: str, pick: str | int) -> None:
         """The common case in one step: heartbeat, open, one person walks through."""
         self.heartbeat()
-        self.open(lane, grant, 3000)
+        self.open(lane, pick, 3000)
         self.passage(lane)
 
     @rule(lane=lanes)

@@ -7,9 +7,8 @@ import base64
 import cv2
 import numpy as np
 import pytest
+from helpers.kiosk import PASSWORD, StillCamera, b64_array, b64_file, make_env
 from structlog.testing import capture_logs
-from test_kiosk_fixtures import *  # noqa: F403  (fixtures: kiosk, kiosk_store, kiosk_engine)
-from test_kiosk_fixtures import PASSWORD, StillCamera, b64_array, b64_file, make_env
 
 from foundation.settings import Settings
 

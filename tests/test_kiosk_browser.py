@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser_helpers import Shots, chromium_page
-from browser_helpers import log_in as _log_in
-from test_kiosk_fixtures import *  # noqa: F403  (fixtures: live_kiosk, kiosk_store, kiosk_engine)
-from test_kiosk_fixtures import PASSWORD
+from helpers.browser import Shots, chromium_page
+from helpers.browser import log_in as _log_in
+from helpers.kiosk import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
-from test_kiosk_fixtures import *  # noqa: F403  (fixtures: kiosk, kiosk_store, kiosk_engine)
 
 # The only routes an anonymous caller may use.
 PUBLIC = {("GET", "/"), ("GET", "/api/health"), ("POST", "/api/session/login")}

@@ -10,9 +10,8 @@ from __future__ import annotations
 import httpx
 import pytest
 import schemathesis
+from helpers.kiosk import PASSWORD, LiveServer, make_env
 from hypothesis import HealthCheck, settings
-from test_kiosk_fixtures import *  # noqa: F403  (fixtures: kiosk_store, kiosk_engine)
-from test_kiosk_fixtures import PASSWORD, LiveServer, make_env
 
 from edge.kiosk.app import create_app
 from edge.kiosk.board import LaneBoard

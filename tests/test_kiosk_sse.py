@@ -8,8 +8,7 @@ import threading
 import time
 
 import httpx
-from test_kiosk_fixtures import *  # noqa: F403  (fixtures: live_kiosk, kiosk_store, kiosk_engine)
-from test_kiosk_fixtures import PASSWORD, LiveServer, make_env
+from helpers.kiosk import PASSWORD, LiveServer, make_env
 
 
 def login(client: httpx.Client, name: str = "eng1") -> None:
@@ -125,7 +124,7 @@ def test_daemon_stop_ends_streams_before_the_server_so_shutdown_is_graceful(live
         while env.board.subscriber_count == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         d = Daemon(Settings(), env.clock)
-        d.board, d.server, d._server_thread = env.board, server.server, server.thread
+        d.board, d.web = env.board, server.web
         started = time.monotonic()
         d._stop_server()
         assert not server.thread.is_alive() and time.monotonic() - started < 1.5

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from provisioning_helpers import make_device, run_cli
+from helpers.provisioning import make_device, run_cli
 
 from edge.screening.calibration import load_calibration
 from foundation.settings import load_settings

@@ -4,24 +4,22 @@ starts, serves the kiosk over the provisioned TLS certificate and loads the enro
 from __future__ import annotations
 
 import json
-import signal
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from provisioning_helpers import make_device, run_cli
+from helpers.provisioning import make_device, run_cli
 
 from edge.consent.store import ConsentStore
 from foundation.clock import SystemClock
-from provisioning.loopback import LoopbackPeers, free_port
+from foundation.peers import Peer, daemon_argv, free_port
+from provisioning.loopback import LoopbackPeers
 
 
-def _wait_healthy(url: str, cert: Path, proc: subprocess.Popen, timeout: float) -> dict:
+def _wait_healthy(url: str, cert: Path, proc: Peer, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     last: object = None
     pinned = ssl.create_default_context(cafile=str(cert))  # trust only the provisioned cert
@@ -57,16 +55,15 @@ def test_daemon_starts_from_provisioned_and_rotated_device(tmp_path: Path, monke
     assert code == 0, err
 
     with LoopbackPeers(dev) as peers:
-        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config",
-                                 str(peers.device.settings_file), "--duration", "60"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = Peer("daemon", daemon_argv(peers.device.settings_file, duration_s=60),
+                    tmp_path / "daemon.log").start()
         try:
             health = _wait_healthy(f"https://127.0.0.1:{port}/healthz", dev.layout.tls_cert,
                                    proc, timeout=60)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out[-2000:]
+            rc = proc.stop(30)
+            out = proc.output()
+    assert rc == 0, out[-2000:]
     assert health["status"] == "ok" and health["gate_controller"] == "up"
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     loaded = [e for e in events if e.get("event") == "gallery_loaded"]

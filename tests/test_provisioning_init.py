@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import zmq.auth
-from provisioning_helpers import make_device, run_cli, secret_strings
+from helpers.provisioning import make_device, run_cli, secret_strings
 
 from edge.consent.keys import read_key_file
 from edge.consent.store import ConsentStore

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import zmq.auth
-from provisioning_helpers import FakeStdin, make_device, run_cli
+from helpers.provisioning import FakeStdin, make_device, run_cli
 
 from edge.consent.store import ConsentStore
 from edge.kiosk.passwords import verify_password

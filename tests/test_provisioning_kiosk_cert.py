@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from provisioning_helpers import make_device, run_cli
+from helpers.provisioning import make_device, run_cli
 
 from foundation.clock import FakeClock
 from provisioning.device import update_settings

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from consent_helpers import StoreHolder
-from provisioning_helpers import FakeStdin, make_device, run_cli
+from helpers.consent import StoreHolder
+from helpers.provisioning import FakeStdin, make_device, run_cli
 
 from edge.consent.errors import StoreBusyError, StoreOpenError
 from edge.consent.keys import write_key_file

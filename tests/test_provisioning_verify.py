@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from consent_helpers import StoreHolder
-from provisioning_helpers import make_device, run_cli
+from helpers.consent import StoreHolder
+from helpers.provisioning import make_device, run_cli
 
 from edge.consent.keys import write_key_file
 from provisioning import verify as verify_mod
@@ -159,8 +159,7 @@ def test_central_that_does_not_admit_the_device_fails(tmp_path: Path) -> None:
     dev = make_device(tmp_path)
     with LoopbackPeers(dev, gate=False) as peers:
         for f in peers.central_dir.glob("device-under-test.key"):
-            f.unlink()  # central no longer admits this device
-        peers.collector.allow.reload()
+            f.unlink()  # central no longer admits this device (it re-reads the folder)
         code, report, _ = _verify(peers.device, "--only", "central", "--timeout", "1")
     item = _by_name(report)["central"]
     assert code == 1 and item["status"] == "fail" and "public key" in item["fix"]

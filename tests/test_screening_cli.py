@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import structlog
 
+from edge.__main__ import main
 from edge.capture.thermal import write_thermal_file
 from edge.screening.evaluate import EvalSetError, evaluate_set, write_synth_set
 from edge.screening.synth import default_face_photos
-from foundation.cli import main
 from foundation.settings import ThermalSettings
 
 TARGETS = {"mae_c": 0.2, "max_error_c": 0.5}

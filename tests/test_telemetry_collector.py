@@ -12,7 +12,8 @@ import threading
 import pytest
 import zmq
 
-from central.collector import Collector, CollectorError, main
+from central.collect_cmd import main
+from central.collector import Collector, CollectorError
 from foundation.curve_keys import create_keypair, load_keypair, load_public_key
 from wire import telemetry as schema
 from wire.telemetry import COUNT_FIELDS
@@ -36,7 +37,7 @@ def _body() -> bytes:
         "counts": dict.fromkeys(COUNT_FIELDS, 0) | {"matched": 12}}).encode()
 
 
-def test_built_in_one_thread_served_in_another(keys, capsys):
+def test_built_in_one_thread_served_in_another(keys, capsys, ctx):
     collector = Collector(keys / "central", keys / "c.db", "tcp://127.0.0.1:0",
                           print_every_s=3600)  # built here, in the test's thread
     stop, ready = threading.Event(), threading.Event()
@@ -52,7 +53,6 @@ def test_built_in_one_thread_served_in_another(keys, capsys):
     t = threading.Thread(target=serve)
     t.start()
     assert ready.wait(10) and not failed, failed
-    ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     try:
         sock.curve_serverkey = load_public_key(keys / "central" / "central.key")
@@ -66,7 +66,6 @@ def test_built_in_one_thread_served_in_another(keys, capsys):
                                                      "seq": 1}
     finally:
         sock.close()
-        ctx.term()
         stop.set()
         t.join(10)
     assert not failed, failed  # the database was used and closed from the serving thread

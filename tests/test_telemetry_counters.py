@@ -14,8 +14,8 @@ from foundation.errors import ConsentGateError
 
 def test_count_fields_are_the_agreed_names():
     assert COUNT_FIELDS == (
-        "people_detected", "presented", "matched", "not_matched", "gates_opened", "passages",
-        "tailgating_alarms", "temperature_screened", "referred", "unreliable",
+        "people_detected", "presented", "matched", "not_matched", "wrong_flight",
+        "gates_opened", "passages", "tailgating_alarms", "temperature_screened", "referred", "unreliable",
         "close_contacts", "peak_in_view", "faults")
 
 

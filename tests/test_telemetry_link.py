@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from edge.telemetry.counters import COUNT_FIELDS, WindowCounters
 from edge.telemetry.uplink import Uplink
 from foundation.clock import FakeClock
 from foundation.curve_keys import create_keypair, load_keypair, load_public_key
+from foundation.peers import COLLECTOR_READY, Peer, collector_argv, free_port, wait_for
 from foundation.settings import Settings
 from wire import telemetry as schema
 
@@ -49,49 +48,37 @@ class SplitClock:
         return time.monotonic()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class CollectorProc:
-    """`python -m central collect` as a child process."""
+    """`python -m central collect` as a child process (foundation.peers), logging to `log`."""
 
     def __init__(self, keys: Path, db: Path, port: int, log: Path) -> None:
         self.keys, self.db, self.port, self.log = keys, db, port, log
-        self.proc: subprocess.Popen | None = None
-        self.lines: list[str] = []
+        self.peer = Peer("collector", collector_argv(keys, db, self.endpoint, print_every_s=0.2),
+                         log, ready_line=COLLECTOR_READY, cwd=ROOT)
 
     @property
     def endpoint(self) -> str:
         return f"tcp://127.0.0.1:{self.port}"
 
+    @property
+    def proc(self) -> subprocess.Popen:
+        assert self.peer.proc is not None
+        return self.peer.proc
+
+    @property
+    def lines(self) -> list[str]:
+        """What this run of the collector printed (stdout and its log events)."""
+        return self.peer.lines()
+
     def start(self) -> CollectorProc:
-        err = open(self.log, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "central", "collect", "--keys", str(self.keys),
-             "--db", str(self.db), "--bind", self.endpoint, "--print-every", "0.2"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
-        err.close()
-        first = self.proc.stdout.readline()
-        assert first.startswith("collector listening on"), (first, self.log.read_text())
-        threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
+        self.peer.start()
         return self
 
-    def _drain(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            self.lines.append(line)
-
     def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
+        self.peer.kill()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        self.peer.stop()
 
     def rows(self) -> list[tuple]:
         if not self.db.exists():
@@ -168,15 +155,6 @@ def produce(clock: SplitClock, counters: WindowCounters, n: int, base: int = 0) 
         counters.add("matched", 10 + base + i)
         counters.add("presented", 10 + base + i)
         clock.wall.advance(WINDOW_S)  # the uplink thread closes the window
-
-
-def wait_for(cond, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_exactly_once_in_order(rows: list[tuple], n: int) -> None:
@@ -295,7 +273,7 @@ def test_device_key_not_in_allow_list_gets_nothing_accepted(tmp_path, net):
         assert len(store.outbox.pending(100)) == 3  # kept for when central admits the key
         # admitting the key later (the allow-list is re-read when its folder changes) delivers
         shutil.copy(net.device_keys / "device.key", net.central_keys / "gate7.key")
-        wait_for(lambda: len(collector.rows()) == 3, timeout=30, what="delivery once admitted")
+        wait_for(lambda: len(collector.rows()) == 3, timeout_s=30, what="delivery once admitted")
         assert_exactly_once_in_order(collector.rows(), 3)
     finally:
         uplink.stop()
@@ -326,9 +304,8 @@ def _reply(sock: zmq.Socket) -> dict:
     return schema.decode_header(frame)
 
 
-def test_malformed_messages_are_rejected_logged_and_serving_goes_on(tmp_path, net):
+def test_malformed_messages_are_rejected_logged_and_serving_goes_on(tmp_path, net, ctx):
     collector = net.collector().start()
-    ctx = zmq.Context()
     sock = _raw_device(ctx, net, collector.endpoint)
     try:
         bad = [
@@ -355,12 +332,10 @@ def test_malformed_messages_are_rejected_logged_and_serving_goes_on(tmp_path, ne
         assert [r[1] for r in collector.rows()] == [1]
     finally:
         sock.close()
-        ctx.term()
 
 
-def test_out_of_order_windows_get_gap_and_duplicates_are_not_stored(tmp_path, net):
+def test_out_of_order_windows_get_gap_and_duplicates_are_not_stored(tmp_path, net, ctx):
     collector = net.collector().start()
-    ctx = zmq.Context()
     sock = _raw_device(ctx, net, collector.endpoint)
     try:
         sock.send_multipart([schema.window_header(2, 1), _body(11, 1_800_000_060)])
@@ -380,7 +355,6 @@ def test_out_of_order_windows_get_gap_and_duplicates_are_not_stored(tmp_path, ne
         assert _reply(sock)["type"] == "reject"
     finally:
         sock.close()
-        ctx.term()
     collector.stop()
     assert any(ln.startswith("totals windows=2") for ln in collector.lines)
 
@@ -400,7 +374,7 @@ def test_restart_mid_window_loses_no_counts(tmp_path, net):
     wait_for(lambda: store.outbox.load_open_windows() == [
         (window, WINDOW_S, dict.fromkeys(COUNT_FIELDS, 0) | {"matched": 6, "presented": 6,
                                                               "peak_in_view": 3})],
-        timeout=10, what="the open window saved in the store")
+        timeout_s=10, what="the open window saved in the store")
     first.stop()
     store.close()
     clock.wall.advance(20)  # back inside the same window
@@ -409,7 +383,7 @@ def test_restart_mid_window_loses_no_counts(tmp_path, net):
         counters.add("matched", 4)
         counters.add("presented", 4)
         counters.observe_peak(2)
-        wait_for(lambda: counters.snapshot().counts["matched"] == 10, timeout=10,
+        wait_for(lambda: counters.snapshot().counts["matched"] == 10, timeout_s=10,
                  what="the saved counts resumed into the open window")
         clock.wall.advance(WINDOW_S)  # the window ends
         wait_for(lambda: len(collector.rows()) == 1 and second.status()["pending"] == 0,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from foundation.cli import main
+from edge.__main__ import main
 
 
 @pytest.fixture(autouse=True)
@@ -147,4 +147,4 @@ def test_cli_logging_is_confined_to_the_run(faces_dir: Path, capsys):
     assert main(["faces", "--verbose", "detect", str(faces_dir / "img1.jpg"), "--json"]) == 0
     captured = capsys.readouterr()
     assert structlog.get_config() == before
-    assert "vision.engine_ready" in captured.err and "vision" not in captured.out
+    assert "vision_engine_ready" in captured.err and "vision" not in captured.out

@@ -149,7 +149,7 @@ def test_engine_logs_providers_and_never_embeddings(installed_model_dir: Path,
                                                          providers=["cpu"]))
         image = load_image(faces_dir / "img1.jpg")
         engine.embed(image, engine.detect(image))
-    sessions = [e for e in logs if e["event"] == "vision.session"]
+    sessions = [e for e in logs if e["event"] == "vision_session"]
     assert {e["model"] for e in sessions} == {"fr_detect", "fr_landmark", "fr_feature"}
     assert all(e["providers"] == ["CPUExecutionProvider"] for e in sessions)
     for event in logs:

@@ -1,28 +1,87 @@
 """The gate link's wire format ("gate/1"): commands, acks and events, shared with the daemon.
 
-Every message is one compact JSON object (one ZeroMQ frame, at most `MAX_MESSAGE_BYTES`) with a
-`schema` field and a `kind` (`command`, `ack` or `event`). Commands carry a request `id` that the
-ack echoes. Decoding is strict: unknown fields, unknown commands, unknown schema versions, bad
-values and oversized or non-JSON frames all raise `ProtocolError`, whose `code` goes back to the
-sender in an error ack. No message ever carries biometric data: grant ids are opaque tokens.
+Every message is one compact JSON object (one ZeroMQ frame) with a `schema` field and a `kind`
+(`command`, `ack` or `event`). Commands carry a request `id` that the ack echoes. No message
+ever carries biometric data: grant ids are opaque tokens (an issue time and a random part).
+
+Decoding is bounded and strict (wire.bounded_json, then pydantic strict models): a frame over
+`MAX_MESSAGE_BYTES` is `too_large` before it is parsed, one nested deeper than `MAX_DEPTH` is
+`too_deep` before it is parsed; `NaN`/`Infinity`, strings for numbers, bools for integers,
+numbers out of range, duplicate keys and unknown fields are `malformed`. Every refusal raises
+`ProtocolError`, whose `code` goes back to the sender in an error ack (see `ERROR_CODES`).
+The controller's sockets take frames up to `MAX_FRAME_BYTES` (`SOCKET_MAXMSGSIZE` with the
+CurveZMQ overhead), so anything up to 64 KiB gets a `too_large` ack; libzmq drops a larger
+frame and the connection it came on, without an answer.
+
+Grant ids carry their issue time: `g<CLOCK_MONOTONIC ms>-<16 hex>` (`new_grant_id`), so the
+controller (same box, same clock) refuses a grant older than its ttl plus `GRANT_SLACK_MS`,
+and never more than `MAX_GRANT_AGE_MS`, however many grants came after it.
 """
 
 from __future__ import annotations
 
-import json
+import re
+import secrets
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 from foundation.errors import ConsentGateError
+from wire.bounded_json import JSONLimitError, loads
 
-SCHEMA = "gate/1"
-MAX_MESSAGE_BYTES = 4096
+SCHEMA: Final = "gate/1"
+MAX_MESSAGE_BYTES: Final = 4096  # a valid gate/1 message is at most this long
+MAX_FRAME_BYTES: Final = 64 * 1024  # frames up to this size are answered (with too_large)
+SOCKET_MAXMSGSIZE: Final = MAX_FRAME_BYTES + 256  # ZMQ_MAXMSGSIZE: + CurveZMQ's framing
+MAX_DEPTH: Final = 4  # gate/1 nests two levels (an ack's `lanes`); anything deeper is refused
+MAX_TTL_MS: Final = 120_000
+GRANT_SLACK_MS: Final = 2_000  # a grant may arrive this much after its ttl has run (queueing)
+MAX_GRANT_AGE_MS: Final = MAX_TTL_MS + GRANT_SLACK_MS  # no grant is ever taken when older
+
+# Codes of error acks; `ok: false` always carries one of these.
+ERROR_CODES: Final = {
+    "malformed": "not strict gate/1 JSON: bad UTF-8/JSON, bad type or range, unknown field",
+    "too_large": f"frame over {MAX_MESSAGE_BYTES} bytes (frames over {MAX_FRAME_BYTES} are "
+                 "dropped by libzmq, unanswered)",
+    "too_deep": f"arrays/objects nested deeper than {MAX_DEPTH}",
+    "unsupported_schema": "schema is not gate/1",
+    "unknown_command": "cmd is not one of the commands",
+    "forbidden": "the authenticated peer may not send this command (the operator key: status)",
+    "expired": "the command arrived after its deadline",
+    "internal": "the controller failed on this frame; it changed nothing and keeps running",
+    "unknown_lane": "the lane is not one of the controller's lanes",
+    "grant_used": "the grant was already used or cancelled",
+    "grant_stale": "the grant is older than its ttl plus the slack (or the age cap)",
+    "grant_future": "the grant's issue time is ahead of the controller's clock",
+    "grant_in_use": "the grant holds another lane open",
+    "busy": "the lane is open for another grant",
+    "manual": "no live daemon heartbeat: lanes are manual",
+    "emergency": "the lane is emergency_open (fire alarm)",
+    "fire_alarm_active": "the fire alarm is active",
+    "io_fault": "the gate I/O is down",
+    "alarm_active": "a tailgating alarm needs a staff reset first",
+    "unknown_event": "(client side) an event of an unknown kind",
+}
 
 LaneId = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
 Token = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
+_GRANT_RE: Final = re.compile(r"^g(0|[1-9][0-9]{0,14})-[0-9a-f]{16}$")
+GrantId = Annotated[str, Field(min_length=19, max_length=34, pattern=_GRANT_RE.pattern)]
+
+
+def new_grant_id(monotonic_s: float) -> str:
+    """A fresh grant id issued at `monotonic_s` (CLOCK_MONOTONIC seconds, this box)."""
+    if not 0 <= monotonic_s < 10**12:
+        raise ValueError("monotonic_s must be CLOCK_MONOTONIC seconds")
+    return f"g{int(monotonic_s * 1000)}-{secrets.token_hex(8)}"
+
+
+def grant_issued_s(grant_id: str) -> float | None:
+    """The monotonic issue time (seconds) a grant id carries, or None if it carries none."""
+    match = _GRANT_RE.match(grant_id)
+    return int(match.group(1)) / 1000.0 if match else None
 
 
 class ProtocolError(ConsentGateError):
@@ -41,8 +100,12 @@ class LaneState(StrEnum):
     FAULT = "fault"
 
 
+# lane states arrive as JSON strings: the one field type validated in lax (value) mode
+State = Annotated[LaneState, Strict(False)]
+
+
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     schema_: Literal["gate/1"] = Field(SCHEMA, alias="schema")
 
@@ -52,7 +115,7 @@ class _Command(_Message):
     id: Token = "0"
     # CLOCK_MONOTONIC seconds (the endpoints are on one box) after which the controller must
     # not act on the command: the sender has given up waiting and treats the lanes as manual.
-    deadline: float | None = Field(None, ge=0)
+    deadline: float | None = Field(None, ge=0, le=2**32)
 
 
 class OpenCmd(_Command):
@@ -60,8 +123,8 @@ class OpenCmd(_Command):
 
     cmd: Literal["open"] = "open"
     lane: LaneId
-    grant_id: Token
-    ttl_ms: int = Field(ge=100, le=120_000)
+    grant_id: GrantId
+    ttl_ms: int = Field(ge=100, le=MAX_TTL_MS)
 
 
 class DenyCmd(_Command):
@@ -72,7 +135,11 @@ class DenyCmd(_Command):
 
 
 class ResetCmd(_Command):
-    """Staff reset: clear a tailgating alarm, leave emergency_open after the alarm, or a fault."""
+    """Staff reset: clear a tailgating alarm, leave emergency_open after the alarm, or a fault.
+
+    `actor` is the staff account the command is sent on behalf of (the kiosk's login); the
+    sender is the authenticated peer (CurveZMQ), logged beside it.
+    """
 
     cmd: Literal["reset"] = "reset"
     lane: LaneId
@@ -81,7 +148,10 @@ class ResetCmd(_Command):
 
 
 class OverrideCmd(_Command):
-    """Supervisor override: open the lane for one staff-supervised passage, or close it."""
+    """Supervisor override: open the lane for one staff-supervised passage, or close it.
+
+    `actor`: on behalf of whom (see ResetCmd).
+    """
 
     cmd: Literal["override"] = "override"
     lane: LaneId
@@ -114,17 +184,18 @@ class Ack(_Message):
     id: str | None = Field(None, max_length=64)
     cmd: str | None = Field(None, max_length=16)
     ok: bool
-    state: LaneState | None = None
-    lanes: dict[str, LaneState] | None = None
-    info: dict[str, str] | None = None
+    state: State | None = None
+    lanes: dict[Annotated[str, Field(max_length=16)], State] | None = Field(None, max_length=16)
+    info: dict[Annotated[str, Field(max_length=32)],
+               Annotated[str, Field(max_length=400)]] | None = Field(None, max_length=32)
     code: str | None = Field(None, max_length=32)
     error: str | None = Field(None, max_length=400)
 
 
 class _Event(_Message):
     kind: Literal["event"] = "event"
-    seq: int = Field(0, ge=0)
-    ts: float = 0.0
+    seq: int = Field(0, ge=0, le=2**53)
+    ts: float = Field(0.0, ge=0, le=2**33)
 
 
 class PassageEvent(_Event):
@@ -148,7 +219,7 @@ class StateEvent(_Event):
 
     event: Literal["state"] = "state"
     lane: LaneId
-    state: LaneState
+    state: State
     reason: str = Field(max_length=200)
 
 
@@ -164,8 +235,8 @@ class FaultEvent(_Event):
 Event = Annotated[PassageEvent | TailgatingEvent | StateEvent | FaultEvent,
                   Field(discriminator="event")]
 
-_COMMAND = TypeAdapter(Command)
-_EVENT = TypeAdapter(Event)
+_COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 _ACK = TypeAdapter(Ack)
 
 
@@ -175,15 +246,10 @@ def encode(message: BaseModel) -> bytes:
 
 
 def _load(data: bytes, kind: str) -> dict[str, Any]:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ProtocolError("a gate message must be bytes")
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES}",
-                            "too_large")
     try:
-        obj = json.loads(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ProtocolError("message is not UTF-8 JSON") from None
+        obj = loads(data, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_DEPTH)
+    except JSONLimitError as exc:
+        raise ProtocolError(f"message refused: {exc}", exc.code) from None
     if not isinstance(obj, dict):
         raise ProtocolError("message must be a JSON object")
     schema = obj.get("schema")
@@ -200,7 +266,7 @@ def _load(data: bytes, kind: str) -> dict[str, Any]:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for item in exc.errors()[:3]:
-        where = ".".join(str(p) for p in item["loc"]) or "message"
+        where = ".".join(printable(str(p), 32) for p in item["loc"]) or "message"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
 
@@ -235,15 +301,23 @@ def decode_event(data: bytes) -> Event:
         raise ProtocolError("bad event: " + _describe(exc)) from None
 
 
+_TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+
+
 def request_id_of(data: bytes) -> str | None:
     """Best-effort request id of a (possibly invalid) command, so an error ack can echo it."""
     try:
-        obj = json.loads(bytes(data[:MAX_MESSAGE_BYTES]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        obj = loads(data, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_DEPTH)
+    except JSONLimitError:
         return None
     rid = obj.get("id") if isinstance(obj, dict) else None
-    return rid if isinstance(rid, str) and 0 < len(rid) <= 64 else None
+    return rid if isinstance(rid, str) and _TOKEN_RE.match(rid) else None
+
+
+def printable(text: str, limit: int = 400) -> str:
+    """`text` cut to `limit` characters and safe to encode (lone surrogates escaped)."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
 
 
 def error_ack(exc: ProtocolError, request_id: str | None = None) -> Ack:
-    return Ack(id=request_id, ok=False, code=exc.code, error=str(exc)[:400])
+    return Ack(id=request_id, ok=False, code=exc.code[:32], error=printable(str(exc)))

@@ -19,6 +19,7 @@ COUNT_FIELDS: tuple[str, ...] = (
     "presented",
     "matched",
     "not_matched",
+    "wrong_flight",
     "gates_opened",
     "passages",
     "tailgating_alarms",

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import structlog
 
 from edge.capture.source import CaptureError, CorruptFrameError, Frame, FrameSource
-from edge.operations.restart_budget import RestartBudget
 from foundation.clock import Clock
+from foundation.restart_budget import RestartBudget
 
 log = structlog.get_logger(__name__)
 

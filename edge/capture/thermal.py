@@ -148,7 +148,7 @@ class ThermalSource:
             cap.release()
             raise ThermalSourceError(f"thermal camera {self.spec} cannot be opened: check the "
                                      "cable and that no other process holds it")
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"Y16 "))
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"Y16 "))
         cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))

@@ -155,7 +155,8 @@ class StoreDatabase:
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
-            return self.conn().execute(sql, params).fetchall()
+            rows: list[Any] = self.conn().execute(sql, params).fetchall()  # sqlcipher3 rows
+            return rows
         except opening.DatabaseError as exc:
             raise CorruptStoreError(f"the consent store failed ({exc}): {_FAILED}") from None
 

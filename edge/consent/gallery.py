@@ -10,13 +10,20 @@ From `index_min` templates on, 1:N runs in two stages: certified int8 bounds for
 another consent, and only those are re-scored exactly in float32. The bounds are guarantees, not
 estimates, so the result (best, runner-up, threshold and margin decision) is the exhaustive
 search's; below `index_min` the exhaustive float32 search runs directly.
+
+While a flight boards (`boarding()`, edge.consent.boarding, gives its consent scopes), each row's
+scope code is masked like its expiry: only templates in scope can match, and the FPIR rule is
+applied to the in-scope count. The rest is searched too, at the threshold for its own size, only
+to tell a traveller of another flight or day ("wrong_flight") from one not enrolled, and so
+that nobody passes as an in-scope traveller their own template scores no better than.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -26,11 +33,14 @@ from edge.consent.coarse import Int8Blocks
 from edge.consent.errors import InvalidEmbeddingError
 from edge.consent.records import TemplateRow
 from edge.consent.store import ConsentStore
+from edge.vision.operating_point import OperatingPoint
 from foundation.clock import Clock
 
 log = structlog.get_logger(__name__)
 
-Reason = Literal["match", "below_threshold", "ambiguous", "empty"]
+Reason = Literal["match", "below_threshold", "ambiguous", "empty", "wrong_flight"]
+ThresholdRule = Callable[[int], OperatingPoint]  # live gallery size -> operating point
+ScopeFilter = Callable[[], Collection[str] | None]  # the scopes that board now, None: all
 NO_RUNNER_UP = -1.0
 INDEX_MIN = 20_000
 BLOCK_ROWS = 8192
@@ -42,26 +52,40 @@ class MatchResult:
     score: float
     runner_up: float
     reason: Reason
+    threshold: float = math.nan  # the 1:N threshold this search applied
+    # the in-scope top-1 consent even when it did not clear (multi-frame evidence compares
+    # it across frames); process-local, never logged
+    candidate: str | None = field(default=None, repr=False)
 
     @property
     def matched(self) -> bool:
         return self.reason == "match"
 
 
+def _finite(score: float) -> float:
+    return score if math.isfinite(score) else NO_RUNNER_UP
+
+
 class Gallery:
     """Live templates of one store, matched by cosine similarity (vectors are unit length)."""
 
     def __init__(self, store: ConsentStore, clock: Clock, threshold: float,
-                 margin: float, *, index_min: int = INDEX_MIN,
-                 block_rows: int = BLOCK_ROWS) -> None:
+                 margin: float, *, rule: ThresholdRule | None = None,
+                 boarding: ScopeFilter | None = None,
+                 index_min: int = INDEX_MIN, block_rows: int = BLOCK_ROWS) -> None:
         if not -1.0 < threshold < 1.0 or not 0.0 <= margin < 1.0:
             raise ValueError("threshold must be in (-1, 1) and margin in [0, 1)")
         self.index_min = max(0, int(index_min))
         self._index = Int8Blocks(block_rows)
         self._store = store
         self._clock = clock
-        self.threshold = float(threshold)
+        self.threshold = float(threshold)  # 1:1 (verify), and 1:N when no rule is given
         self.margin = float(margin)
+        self._rule = rule
+        self._boarding = boarding
+        self._scope_key: tuple[frozenset[str], int] | None = None
+        self._scope_ok = np.zeros(0, bool)
+        self._operating: OperatingPoint | None = None
         self._lock = threading.Lock()
         self._dim = 0
         self._n = 0
@@ -91,8 +115,11 @@ class Gallery:
         self._matrix = np.zeros((capacity, dim), np.float32)
         self._ids = np.zeros(capacity, np.int64)
         self._codes = np.zeros(capacity, np.int64)
+        self._scopes = np.zeros(capacity, np.int32)
         self._expires = np.full(capacity, -math.inf)
         self._row_of, self._code_of, self._consent_of_code = {}, {}, []
+        self._scope_code: dict[str, int] = {}
+        self._scope_key = None
 
     def reload(self) -> None:
         """Rebuild from the store's live templates."""
@@ -149,9 +176,11 @@ class Gallery:
             if code is None:
                 code = self._code_of[r.consent_id] = len(self._consent_of_code)
                 self._consent_of_code.append(r.consent_id)
+            scope = self._scope_code.setdefault(r.scope, len(self._scope_code))
             i = self._n
             self._matrix[i] = r.vector
             self._ids[i], self._codes[i], self._expires[i] = r.template_id, code, r.expires_at
+            self._scopes[i] = scope
             self._row_of[r.template_id] = i
             self._n += 1
 
@@ -161,7 +190,7 @@ class Gallery:
         matrix[:n] = self._matrix[:n]
         self._matrix.fill(0)
         self._matrix = matrix
-        for name, fill in (("_ids", 0), ("_codes", 0), ("_expires", -math.inf)):
+        for name, fill in (("_ids", 0), ("_codes", 0), ("_scopes", 0), ("_expires", -math.inf)):
             old = getattr(self, name)
             new = np.full(capacity, fill, dtype=old.dtype)
             new[:n] = old[:n]
@@ -171,6 +200,7 @@ class Gallery:
         keep = np.flatnonzero(self._expires[:self._n] > -math.inf)
         matrix = self._matrix[keep].copy()
         ids, codes, expires = self._ids[keep], self._codes[keep], self._expires[keep]
+        self._scopes = self._scopes[keep]
         self._matrix.fill(0)
         self._matrix, self._ids, self._codes, self._expires = matrix, ids, codes, expires
         self._n, self._dead = len(keep), 0
@@ -180,10 +210,26 @@ class Gallery:
     # ------------------------------------------------------------------------------ queries
     @property
     def size(self) -> int:
-        """Templates that could match now (unexpired, not removed)."""
+        """Templates that could match now (unexpired, not removed, in the boarding scope)."""
         now = self._clock.now()
         with self._lock:
-            return int(np.count_nonzero(self._expires[:self._n] > now))
+            live = self._expires[:self._n] > now
+            scope = self._in_scope(self._n)
+            return int(np.count_nonzero(live if scope is None else live & scope))
+
+    def _in_scope(self, n: int) -> np.ndarray | None:
+        """Rows whose consent scope boards now, or None when no flight is set (lock held)."""
+        scopes = self._boarding() if self._boarding is not None else None
+        if not scopes:
+            return None
+        key = (frozenset(scopes), len(self._scope_code))
+        if key != self._scope_key:
+            ok = np.zeros(len(self._scope_code), bool)
+            for scope in key[0]:
+                if (code := self._scope_code.get(scope)) is not None:
+                    ok[code] = True
+            self._scope_key, self._scope_ok = key, ok
+        return self._scope_ok[self._scopes[:n]]
 
     def _probe(self, probe: np.ndarray) -> np.ndarray:
         vec = np.asarray(probe, dtype=np.float32)
@@ -196,33 +242,89 @@ class Gallery:
             raise InvalidEmbeddingError("probe is not finite or has zero length")
         return vec / norm
 
+    def operating_point(self, gallery_size: int | None = None) -> OperatingPoint | None:
+        """The 1:N operating point for `gallery_size` live templates (default: now), or None
+        when the gallery runs on a fixed threshold."""
+        if self._rule is None:
+            return None
+        return self._rule(self.size if gallery_size is None else gallery_size)
+
+    def _threshold_1n(self, live: int) -> float:
+        if self._rule is None:
+            return self.threshold
+        point = self._rule(live)
+        last = self._operating
+        if last is None or last.gallery_size != point.gallery_size:
+            self._operating = point
+            if last is None or round(last.threshold, 3) != round(point.threshold, 3) \
+                    or last.in_range != point.in_range:
+                log.info("gallery_operating_point", threshold=round(point.threshold, 4),
+                         gallery_size=point.gallery_size, target_fpir=point.target_fpir,
+                         in_range=point.in_range, extrapolated=point.extrapolated)
+        return point.threshold
+
+    @property
+    def current_operating_point(self) -> OperatingPoint | None:
+        """The operating point the last 1:N search used (None before the first or if fixed)."""
+        return self._operating
+
     def match(self, probe: np.ndarray) -> MatchResult:
-        """1:N: the best live template, if it clears the threshold and beats the best template
-        of any other consent by the margin."""
+        """1:N: the best live template in the boarding scope, if it clears the threshold (set
+        by the FPIR rule for the in-scope gallery size) and beats the best template of any
+        other consent by the margin; "wrong_flight" when a template out of scope clears the
+        threshold for the out-of-scope size and beats every other consent by the margin."""
         now = self._clock.now()
         with self._lock:
             vec = self._probe(probe)
             n = self._n
-            live = self._expires[:n] > now
-            if n == 0 or not live.any():
+            inside = self._expires[:n] > now
+            scope = self._in_scope(n)
+            outside = None if scope is None else inside & ~scope
+            if scope is not None:
+                inside &= scope
+            n_in = int(np.count_nonzero(inside))
+            n_out = 0 if outside is None else int(np.count_nonzero(outside))
+            if n_in + n_out == 0:
                 return MatchResult(None, NO_RUNNER_UP, NO_RUNNER_UP, "empty")
-            if self._index.sealed_rows:
-                score, code, runner = self._two_stage(vec, live, n)
-            else:
-                scores = self._matrix[:n] @ vec
-                scores[~live] = -np.inf
-                best = int(np.argmax(scores))
-                code = int(self._codes[best])
-                others = scores[self._codes[:n] != code]
-                runner = float(others.max()) if others.size else -math.inf
-                score = float(scores[best])
-            consent_id = self._consent_of_code[code]
-        runner_up = runner if math.isfinite(runner) else NO_RUNNER_UP
-        if score < self.threshold:
-            return MatchResult(None, score, runner_up, "below_threshold")
+            threshold = self._threshold_1n(n_in) if n_in else math.nan
+            scores = None if self._index.sealed_rows else self._matrix[:n] @ vec
+            best = self._search(vec, inside, n, scores) if n_in else None
+            far = self._search(vec, outside, n, scores) if outside is not None and n_out \
+                else None
+            far_threshold = self._threshold_for(n_out) if far is not None else math.inf
+            candidate = self._consent_of_code[best[1]] if best is not None else None
+        score, runner = (best[0], best[2]) if best is not None else (-math.inf, -math.inf)
+        if far is not None and far[0] >= far_threshold and far[0] > score - self.margin:
+            rival = max(score, far[2])  # another flight's traveller scores as well or better
+            if far[0] - rival >= self.margin:
+                return MatchResult(None, far[0], _finite(rival), "wrong_flight", far_threshold,
+                                   candidate)
+            return MatchResult(None, max(score, far[0]), _finite(min(score, far[0])),
+                               "ambiguous", threshold, candidate)
+        if best is None:
+            return MatchResult(None, NO_RUNNER_UP, NO_RUNNER_UP, "empty")
+        runner_up = _finite(runner)
+        if score < threshold:
+            return MatchResult(None, score, runner_up, "below_threshold", threshold, candidate)
         if math.isfinite(runner) and score - runner < self.margin:
-            return MatchResult(None, score, runner_up, "ambiguous")
-        return MatchResult(consent_id, score, runner_up, "match")
+            return MatchResult(None, score, runner_up, "ambiguous", threshold, candidate)
+        return MatchResult(candidate, score, runner_up, "match", threshold, candidate)
+
+    def _threshold_for(self, size: int) -> float:
+        return self.threshold if self._rule is None else self._rule(size).threshold
+
+    def _search(self, vec: np.ndarray, mask: np.ndarray, n: int,
+                scores: np.ndarray | None) -> tuple[float, int, float]:
+        """(best score, its consent code, best score of another consent) among `mask` rows;
+        `scores` are every row's exact scores (exhaustive), or None (two-stage)."""
+        if scores is None:
+            return self._two_stage(vec, mask, n)
+        masked = np.where(mask, scores, -np.inf)
+        top = int(np.argmax(masked))
+        code = int(self._codes[top])
+        others = masked[self._codes[:n] != code]
+        runner = float(others.max()) if others.size else -math.inf
+        return float(masked[top]), code, runner
 
     def _two_stage(self, vec: np.ndarray, live: np.ndarray, n: int) -> tuple[float, int, float]:
         """(best score, its consent code, best score of another consent), exactly as the

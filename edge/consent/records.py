@@ -36,6 +36,7 @@ class TemplateRow:
     consent_id: str
     expires_at: float
     vector: np.ndarray = field(repr=False, compare=False)
+    scope: str = ""  # the consent's scope (flight and day), for the gallery's boarding filter
 
 
 @dataclass(frozen=True)

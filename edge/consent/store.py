@@ -169,15 +169,17 @@ class ConsentStore:
         """Store templates under a live consent, replacing earlier ones, in one transaction.
 
         `strategy="mean"`: one template, the re-normalised mean of up to 10 embeddings;
-        `"each"`: one template per embedding (at most 3).
+        `"each"`: one template per embedding (at most 3). An earlier live consent of the same
+        reference and scope is replaced here (audited `consent_replaced`): one person each.
         """
         vectors = self._templates_from(embeddings, strategy)
         model_name = bounded_text(model_name, "model name", 64)
         actor = bounded_text(actor, "actor", 64)
         now = self._clock.now()
         with self.db.write() as conn:
-            row = conn.execute("SELECT expires_at, withdrawn_at, code_hash FROM consents WHERE "
-                               "consent_id = ?", (str(consent_id),)).fetchone()
+            row = conn.execute("SELECT expires_at, withdrawn_at, code_hash, ref_hash, scope "
+                               "FROM consents WHERE consent_id = ?",
+                               (str(consent_id),)).fetchone()
             if row is None or row[1] is not None or row[2] is None \
                     or not retention.is_live(row[0], now):
                 raise ConsentRequiredError("no live consent for this enrolment (unknown, "
@@ -192,6 +194,7 @@ class ConsentStore:
             replaced = [r[0] for r in conn.execute(
                 "SELECT template_id FROM templates WHERE consent_id = ?", (consent_id,))]
             conn.execute("DELETE FROM templates WHERE consent_id = ?", (consent_id,))
+            earlier = self._replace_earlier(conn, consent_id, row[3], row[4], now, actor)
             expires = retention.template_expiry(now, row[0], self.max_retention_s)
             ids = []
             for vec in vectors:
@@ -202,9 +205,29 @@ class ConsentStore:
                 ids.append(int(cur.lastrowid))
             self.audit_log.record_in(conn, "enrolled", actor, consent_id,
                            f"templates={len(ids)} replaced={len(replaced)}")
-        self.changes.record(tuple(ids), tuple(replaced))
+        self.changes.record(tuple(ids), (*replaced, *earlier))
+        if earlier:
+            self.db.scrub_wal("replacement")
         log.info("enrolled", consent_id=consent_id, templates=len(ids), replaced=len(replaced))
         return Enrolment(consent_id=consent_id, template_ids=tuple(ids), expires_at=expires)
+
+    def _replace_earlier(self, conn: Any, consent_id: str, ref_hash: bytes | None, scope: str,
+                         now: float, actor: str) -> list[int]:
+        """Tombstone this reference's other live consents of `scope`; their template ids."""
+        removed: list[int] = []
+        if ref_hash is None:
+            return removed
+        for (cid,) in conn.execute(
+                "SELECT consent_id FROM consents WHERE ref_hash = ? AND scope = ? AND "
+                "consent_id != ? AND withdrawn_at IS NULL", (ref_hash, scope, consent_id)
+                ).fetchall():
+            removed += [r[0] for r in conn.execute(
+                "SELECT template_id FROM templates WHERE consent_id = ?", (cid,))]
+            conn.execute("DELETE FROM templates WHERE consent_id = ?", (cid,))
+            conn.execute("UPDATE consents SET withdrawn_at = ?, ref_hash = NULL, code_hash = NULL "
+                         "WHERE consent_id = ?", (now, cid))
+            self.audit_log.record_in(conn, "consent_replaced", actor, cid, f"by={consent_id}")
+        return removed
 
     @staticmethod
     def _templates_from(embeddings: Sequence[np.ndarray], strategy: str) -> np.ndarray:
@@ -249,6 +272,7 @@ class ConsentStore:
                                       "or consent id")
         actor = bounded_text(actor, "actor", 64)
         reason = bounded_text(reason, "reason", 64)
+        param: bytes | str
         if reference is not None:
             where, param = "ref_hash = ?", self._ref_hash(reference)
         elif withdrawal_code is not None:
@@ -314,7 +338,10 @@ class ConsentStore:
     # ------------------------------------------------------------------------------ queries
     def stats(self) -> dict[str, int]:
         now = self._clock.now()
-        one = lambda sql, *p: int(self.db.read(sql, p)[0][0])  # noqa: E731
+
+        def one(sql: str, *p: object) -> int:
+            return int(self.db.read(sql, p)[0][0])
+
         return {
             "active_consents": one("SELECT count(*) FROM consents WHERE expires_at > ? AND "
                                    "withdrawn_at IS NULL AND code_hash IS NOT NULL", now),
@@ -361,9 +388,10 @@ class ConsentStore:
     def _template_rows(self, extra: str, params: tuple[Any, ...]) -> list[TemplateRow]:
         now = self._clock.now()
         return [TemplateRow(template_id=int(tid), consent_id=cid, expires_at=float(exp),
-                            vector=np.frombuffer(blob, dtype="<f4").astype(np.float32))
-                for tid, cid, exp, blob in self.db.read(
-                    "SELECT t.template_id, t.consent_id, t.expires_at, t.embedding FROM "
+                            vector=np.frombuffer(blob, dtype="<f4").astype(np.float32),
+                            scope=str(scope))
+                for tid, cid, exp, blob, scope in self.db.read(
+                    "SELECT t.template_id, t.consent_id, t.expires_at, t.embedding, c.scope FROM "
                     "templates t JOIN consents c ON c.consent_id = t.consent_id WHERE "
                     "t.expires_at > ? AND c.expires_at > ? AND c.withdrawn_at IS NULL" + extra +
                     " ORDER BY t.template_id", (now, now, *params))]

@@ -22,6 +22,7 @@ class Kind(StrEnum):
     GRANTED = "granted"  # matched an opted-in traveller, gate opened
     MATCHED_HELD = "matched_held"  # matched, but a thermal refer blocks boarding (settings)
     NOT_MATCHED = "not_matched"  # sent to the staffed lane
+    WRONG_FLIGHT = "wrong_flight"  # enrolled for another flight or day: staffed lane
     THERMAL_PASS = "thermal_pass"
     REFERRED = "referred"  # secondary screening alert, no identity
     UNRELIABLE = "unreliable"  # thermal reading unusable
@@ -39,6 +40,7 @@ COUNTER_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.GRANTED: ("matched", "gates_opened"),
     Kind.MATCHED_HELD: ("matched",),
     Kind.NOT_MATCHED: ("not_matched",),
+    Kind.WRONG_FLIGHT: ("not_matched", "wrong_flight"),  # a staffed-lane decision, counted too
     Kind.THERMAL_PASS: ("temperature_screened",),
     Kind.REFERRED: ("temperature_screened", "referred"),
     Kind.UNRELIABLE: ("unreliable",),
@@ -64,7 +66,7 @@ class DecisionEvent:
     reason: str = ""
     track_id: int | None = None  # process-local; logged, never sent to central or the kiosk
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, str]:
         """The event as the kiosk and counters may see it (no track id)."""
         return {"kind": self.kind.value, "lane": self.lane, "state": self.state,
                 "reason": self.reason}

@@ -15,15 +15,25 @@ from typing import Any
 
 import structlog
 
+from foundation.clock import Clock, SystemClock
+from gate_controller.ports import GatePort
+
 log = structlog.get_logger(__name__)
+
+# What the link hands to the inference thread: ("up", None), ("down", reason),
+# ("status", {lane: LaneState}) and ("event", Event).
+LinkItem = tuple[str, Any]
 
 
 class GateLink:
-    def __init__(self, client_factory: Callable[[], Any], interval_s: float,
-                 out: queue.Queue) -> None:
+    """Heartbeats and events of one gate client, on a thread of its own; time from `clock`."""
+
+    def __init__(self, client_factory: Callable[[], GatePort], interval_s: float,
+                 out: queue.Queue[LinkItem], clock: Clock | None = None) -> None:
         self._factory = client_factory
         self._interval = interval_s
         self._out = out
+        self._clock: Clock = clock or SystemClock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.up = False
@@ -39,17 +49,15 @@ class GateLink:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        import time
-
         client = self._factory()
-        next_beat = 0.0
+        next_beat: float | None = None
         try:
             while not self._stop.is_set():
-                now = time.monotonic()
-                if now >= next_beat:
+                now = self._clock.monotonic()
+                if next_beat is None or now >= next_beat:
                     next_beat = now + self._interval
-                    self._beat(client)
-                wait_ms = max(1, int((next_beat - time.monotonic()) * 1000))
+                    self.beat(client)
+                wait_ms = max(1, int((next_beat - self._clock.monotonic()) * 1000))
                 try:
                     event = client.next_event(min(wait_ms, 100))
                 except Exception as exc:  # a garbled event never stops the link
@@ -60,11 +68,11 @@ class GateLink:
         finally:
             client.close()
 
-    def _beat(self, client: Any) -> None:
+    def beat(self, client: GatePort) -> None:
+        """One heartbeat: an acknowledged one brings the link up, anything else takes it down."""
         try:
             ack = client.heartbeat()
-            ok = bool(getattr(ack, "ok", True))
-            reason = str(getattr(ack, "error", "") or "heartbeat refused")
+            ok, reason = ack.ok, (ack.error or "heartbeat refused")
         except Exception as exc:
             ok, reason = False, str(exc)[:200]
         if ok and not self.up:
@@ -72,7 +80,7 @@ class GateLink:
             log.info("gate_link_up")
             self._out.put(("up", None))
             try:  # lanes the controller holds in manual, fault or emergency stay that way here
-                self._out.put(("status", dict(client.status())))
+                self._out.put(("status", dict(client.status_detail().lanes or {})))
             except Exception as exc:
                 log.warning("gate_status_failed", error=str(exc)[:200])
         elif not ok and self.up:

@@ -1,25 +1,29 @@
 """The lane decision state machine: pure, driven by an injected Clock, one per lane.
 
-    idle -> presenting -> granted | not_matched | refer -> (passage | timeout) -> idle
+    idle -> presenting -> granted | not_matched | wrong_flight | refer -> (passage | timeout)
+         -> idle
     any  -> manual (gate controller unavailable: no grants at all) -> idle when it is back
 
 Inputs are calls (`present`, `match`, `thermal`, `passage`, `tailgating`, `gate_down`,
 `gate_up`, `track_lost`, `tick`); each returns the actions for the daemon to carry out
 (`OpenGate`, `DenyGate`, `MarkBoarded`) and the `DecisionEvent`s to publish. One decision per
-track. A thermal `refer` raises an alert without identity and blocks boarding only when the
-rules say so. The machine does no I/O, so every path is unit-tested with a FakeClock.
+track. A traveller the gallery found enrolled for another flight or day (match reason
+`wrong_flight`) is told "not this flight" and sent to the staffed lane. A thermal `refer`
+raises an alert without identity and blocks boarding only when the rules say so. The machine
+does no I/O, so every path is unit-tested with a FakeClock.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 from edge.decisions.events import BOARDED, DecisionEvent, Kind
 from foundation.clock import Clock
+from wire.gate import new_grant_id as new_gate_grant_id
 
 
 class LaneState(StrEnum):
@@ -27,6 +31,7 @@ class LaneState(StrEnum):
     PRESENTING = "presenting"
     GRANTED = "granted"
     NOT_MATCHED = "not_matched"
+    WRONG_FLIGHT = "wrong_flight"  # enrolled for another flight or day: staffed lane
     REFER = "refer"
     MANUAL = "manual"
 
@@ -35,7 +40,7 @@ class LaneState(StrEnum):
 class LaneRules:
     presenting_timeout_s: float = 5.0
     grant_ttl_ms: int = 8000
-    hold_s: float = 3.0  # how long a not_matched / refer result stays shown
+    hold_s: float = 3.0  # how long a not_matched / wrong_flight / refer result stays shown
     thermal_enabled: bool = False
     refer_blocks_boarding: bool = False
 
@@ -59,19 +64,25 @@ class MarkBoarded:
 
 Action = OpenGate | DenyGate | MarkBoarded | DecisionEvent
 
+WRONG_FLIGHT = "wrong_flight"  # the match reason that means "enrolled for another flight"
+_HELD = (LaneState.NOT_MATCHED, LaneState.WRONG_FLIGHT, LaneState.REFER)
 _THERMAL_KIND = {"pass": Kind.THERMAL_PASS, "refer": Kind.REFERRED,
                  "unreliable": Kind.UNRELIABLE}
 _MAX_REMEMBERED = 1024
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class LaneMachine:
     def __init__(self, lane: str, rules: LaneRules, clock: Clock,
-                 new_grant_id: Callable[[], str] = lambda: secrets.token_hex(8), *,
+                 new_grant_id: Callable[[], str] | None = None, *,
                  start_manual: bool = False) -> None:
         self.lane = lane
         self.rules = rules
         self._clock = clock
-        self._new_grant_id = new_grant_id
+        # a grant id carries its issue time (the clock's monotonic ms: CLOCK_MONOTONIC on the
+        # box), so the gate controller refuses it once older than its ttl, however replayed
+        self._new_grant_id = new_grant_id or (lambda: new_gate_grant_id(clock.monotonic()))
         # a daemon starts manual until the gate controller first answers (no event: no fault)
         self.state = LaneState.MANUAL if start_manual else LaneState.IDLE
         self._since = clock.monotonic()
@@ -99,7 +110,7 @@ class LaneMachine:
         self._grant_id = None
 
     @staticmethod
-    def _remember(store: OrderedDict, key: object, value: object = None) -> None:
+    def _remember(store: OrderedDict[_K, _V], key: _K, value: _V) -> None:
         store[key] = value
         while len(store) > _MAX_REMEMBERED:
             store.popitem(last=False)
@@ -111,6 +122,13 @@ class LaneMachine:
     def wants_match(self) -> bool:
         """True while the presenting track still needs a gallery match."""
         return self.state is LaneState.PRESENTING and self._match is None
+
+    @property
+    def match_due(self) -> bool:
+        """True when the presenting track still needs a match and the next tick() would time
+        it out: the last moment to decide on the evidence gathered so far."""
+        return self.wants_match and (self._clock.monotonic() - self._since
+                                     > self.rules.presenting_timeout_s)
 
     # -- inputs ------------------------------------------------------------------------------
     def present(self, track_id: int) -> list[Action]:
@@ -133,7 +151,7 @@ class LaneMachine:
             raise ValueError(f"unknown thermal status {status!r}")
         if track_id in self._screened:
             return []
-        self._remember(self._screened, track_id)
+        self._remember(self._screened, track_id, None)
         out: list[Action] = [self._event(_THERMAL_KIND[status], reason)]
         if self.state is LaneState.PRESENTING and track_id == self.track_id:
             self._thermal = status
@@ -157,7 +175,7 @@ class LaneMachine:
         if self.state is LaneState.MANUAL:
             return []
         if self.track_id is not None and self.state is LaneState.PRESENTING:
-            self._remember(self._decided, self.track_id)
+            self._remember(self._decided, self.track_id, None)
         self._reset()
         self._grants.clear()
         self._enter(LaneState.MANUAL)
@@ -178,7 +196,7 @@ class LaneMachine:
         stands in the zone (`successor`, e.g. the same person re-acquired), that track takes
         over the presentation without a new event; otherwise the lane times out to idle."""
         if self.state is LaneState.PRESENTING and track_id == self.track_id:
-            self._remember(self._decided, track_id)
+            self._remember(self._decided, track_id, None)
             if successor is not None and successor not in self._decided:
                 self.track_id = successor
                 return []
@@ -200,15 +218,14 @@ class LaneMachine:
                 self._thermal = "unreliable"
                 return self._try_decide()
             if track is not None:
-                self._remember(self._decided, track)
+                self._remember(self._decided, track, None)
             self._reset()
             out.append(self._event(Kind.TIMEOUT, "no decision in time", track))
         elif (self.state is LaneState.GRANTED
               and elapsed > self.rules.grant_ttl_ms / 1000.0):
             self._reset()
             out.append(self._event(Kind.TIMEOUT, "grant not used"))
-        elif (self.state in (LaneState.NOT_MATCHED, LaneState.REFER)
-              and elapsed > self.rules.hold_s):
+        elif self.state in _HELD and elapsed > self.rules.hold_s:
             self._reset()
         return out
 
@@ -221,7 +238,11 @@ class LaneMachine:
         blocking = self.rules.thermal_enabled and self.rules.refer_blocks_boarding
         if consent_id is not None and blocking and self._thermal is None:
             return []  # wait for the thermal decision (tick() bounds the wait)
-        self._remember(self._decided, track)
+        self._remember(self._decided, track, None)
+        if consent_id is None and reason == WRONG_FLIGHT:
+            self._enter(LaneState.WRONG_FLIGHT)
+            return [DenyGate(self.lane), self._event(Kind.WRONG_FLIGHT,
+                                                     "not this flight: staffed lane", track)]
         if consent_id is None:
             self._enter(LaneState.NOT_MATCHED)
             return [DenyGate(self.lane), self._event(Kind.NOT_MATCHED, reason, track)]

@@ -1,15 +1,14 @@
-"""The inference loop's work per frame: detect, track, zone, screen, embed once, match, decide.
+"""The inference loop's work per frame: detect, track, zone, screen, embed, match, decide.
 
 `Pipeline.process(frame)` runs on the daemon's inference thread. Per lane the largest face in
-the gate zone presents; once it passes the quality gate it is embedded (once per track, all
-lanes batched into one embedder run), matched against the gallery, and the embedding is wiped
-at once. Thermal readings are fused per track, and only while the live visible and thermal
-frames have the sizes the thermal calibration was made for (otherwise eye positions would map
-to the wrong thermal pixels: every track is refused as `unreliable` with reason
-`calibration_size_mismatch`, the log says which camera and the
+the gate zone presents; up to K of its good frames, spread over the presenting window, are
+embedded (once each, all lanes batched into one embedder run) and matched, and their fused
+embedding decides (edge.decisions.evidence; wiped at the decision). Thermal readings are fused
+per track, only while the visible and thermal frames have the calibration's sizes (else every
+track is `unreliable`, reason `calibration_size_mismatch`, the log names the camera and the
 `consentgate_thermal_calibration_mismatch` gauge is 1). Decisions come from each lane's
 `LaneMachine`; their actions are carried out here (gate commands, boarding) and their events
-go to the bus. Frames, crops and embeddings exist only in this call's locals.
+go to the bus. Frames and crops exist only in this call's locals, embeddings until a decision.
 """
 
 from __future__ import annotations
@@ -24,12 +23,17 @@ import numpy as np
 import structlog
 
 from edge.capture.source import Frame
+from edge.consent.gallery import MatchResult
 from edge.decisions.events import DecisionEvent, EventBus, Kind
+from edge.decisions.evidence import EvidenceBook, EvidenceRules, Verdict
 from edge.decisions.lanes import Action, DenyGate, LaneMachine, LaneState, MarkBoarded, OpenGate
 from edge.operations.metrics import DaemonMetrics
 from edge.vision.tracker import IoUTracker, Track
-from edge.vision.types import Face, Quality
+from edge.vision.types import Face, FaceEngineLike
 from foundation.clock import Clock
+from gate_controller.ports import GateCommands
+from wire.gate import Event, FaultEvent, PassageEvent, StateEvent, TailgatingEvent
+from wire.gate import LaneState as GateLaneState
 
 log = structlog.get_logger(__name__)
 MISMATCH_REASON = "calibration_size_mismatch"  # thermal refused: frame sizes != calibration
@@ -39,23 +43,14 @@ class GateRefused(Exception):
     """The gate controller answered a command with ok=false."""
 
 
-class EngineLike(Protocol):
-    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
-    def embed(self, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray: ...
-    def quality(self, image_bgr: np.ndarray, face: Face) -> Quality: ...
-
-
 class MatcherLike(Protocol):
-    def match(self, probe: np.ndarray) -> Any: ...  # -> .consent_id (str | None), .reason
+    """The 1:N matcher (edge.consent.gallery.Gallery): a probe in, a MatchResult out."""
 
-
-class GateLike(Protocol):
-    def open(self, lane: str, grant_id: str, ttl_ms: int) -> Any: ...
-    def deny(self, lane: str) -> Any: ...
+    def match(self, probe: np.ndarray) -> MatchResult: ...
 
 
 class BoardingLike(Protocol):
-    def mark_boarded(self, consent_id: str) -> Any: ...
+    def mark_boarded(self, consent_id: str) -> None: ...
 
 
 class CountersLike(Protocol):
@@ -79,16 +74,17 @@ class _TrackInfo:
     fusion: Any = None
     thermal_reads: int = 0
     thermal_done: bool = False
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Pipeline:
-    def __init__(self, *, engine: EngineLike, lanes: list[Lane], matcher: MatcherLike,
-                 gate: GateLike | None, boarding: BoardingLike | None, bus: EventBus,
+    def __init__(self, *, engine: FaceEngineLike, lanes: list[Lane], matcher: MatcherLike,
+                 gate: GateCommands | None, boarding: BoardingLike | None, bus: EventBus,
                  clock: Clock, metrics: DaemonMetrics | None = None,
                  tracker: IoUTracker | None = None, screener: Any = None,
                  close_quarters: Any = None, counters: CountersLike | None = None,
-                 on_state: Callable[[str, str, str], None] | None = None) -> None:
+                 on_state: Callable[[str, str, str], None] | None = None,
+                 evidence: EvidenceRules | None = None) -> None:
         self.engine = engine
         self.lanes = {lane.machine.lane: lane for lane in lanes}
         self.matcher = matcher
@@ -103,6 +99,7 @@ class Pipeline:
         self.counters = counters
         self.on_state = on_state
         self._info: dict[int, _TrackInfo] = {}
+        self.evidence = EvidenceBook(evidence or EvidenceRules())
         self._published: dict[str, str] = {}
         self._close_pairs = 0
         self._geometry_problem: str | None = None
@@ -149,8 +146,14 @@ class Pipeline:
         self.metrics.loop_seconds.observe(time.perf_counter() - t0)
 
     def tick(self) -> None:
-        for lane in self.lanes.values():
+        for name, lane in self.lanes.items():
+            evidence = self.evidence.get(name)
+            if evidence is not None and evidence.count and lane.machine.match_due \
+                    and evidence.track_id == lane.machine.track_id:  # decide on what is in
+                self._decide(lane, evidence.track_id, evidence.decide(self.matcher))
             self._run(lane.machine.tick())
+        self.evidence.sweep({name: lane.machine.track_id for name, lane in self.lanes.items()
+                             if lane.machine.wants_match})
         self.sync_states()
 
     # -- gate link ---------------------------------------------------------------------------
@@ -168,40 +171,36 @@ class Pipeline:
         self.metrics.gate_available.set(1)
         self.sync_states()
 
-    def on_gate_status(self, lanes: dict[str, str]) -> None:
+    def on_gate_status(self, lanes: dict[str, GateLaneState]) -> None:
         """The controller's lane states (asked for when the link comes up)."""
-
-        class _State:
-            event = "state"
-
-            def __init__(self, lane: str, state: str) -> None:
-                self.lane, self.state, self.reason = lane, state, "status"
-
         for lane, state in lanes.items():
-            if state != "closed" and state != "open":
-                self.on_gate_event(_State(lane, state))
+            if state not in (GateLaneState.CLOSED, GateLaneState.OPEN):
+                self.on_gate_event(StateEvent(lane=lane, state=state, reason="status"))
 
-    def on_gate_event(self, event: Any) -> None:
-        """A gate_controller protocol event (passage, tailgating, state, fault)."""
-        kind = getattr(event, "event", None)
-        lane = self.lanes.get(getattr(event, "lane", None) or "")
-        if kind == "passage" and lane is not None:
-            self._run(lane.machine.passage(getattr(event, "grant_id", None)))
-        elif kind == "tailgating" and lane is not None:
+    def on_gate_event(self, event: Event) -> None:
+        """A gate/1 event from the controller (passage, tailgating, state, fault)."""
+        if isinstance(event, FaultEvent):
+            self.bus.emit(DecisionEvent(Kind.FAULT, event.lane or "-", "manual",
+                                        event.reason[:200]))
+            self.sync_states()
+            return
+        lane = self.lanes.get(event.lane)
+        if lane is None:
+            return
+        if isinstance(event, PassageEvent):
+            self._run(lane.machine.passage(event.grant_id))
+        elif isinstance(event, TailgatingEvent):
             self._run(lane.machine.tailgating())
-        elif kind == "state" and lane is not None:
-            state = str(getattr(event.state, "value", event.state))
-            if state in ("manual", "fault", "emergency_open"):
-                self._run(lane.machine.gate_down(f"gate {state}: {event.reason}"[:200]))
-                if state == "emergency_open" and self.on_state is not None:
+        elif isinstance(event, StateEvent):
+            state = event.state
+            if state in (GateLaneState.MANUAL, GateLaneState.FAULT, GateLaneState.EMERGENCY_OPEN):
+                self._run(lane.machine.gate_down(f"gate {state.value}: {event.reason}"[:200]))
+                if state == GateLaneState.EMERGENCY_OPEN and self.on_state is not None:
                     self.on_state(lane.machine.lane, "emergency", "fire alarm: lane open")
                     self._published[lane.machine.lane] = "emergency"
                     return
-            elif state == "closed":
+            elif state == GateLaneState.CLOSED:
                 self._run(lane.machine.gate_up())
-        elif kind == "fault":
-            self.bus.emit(DecisionEvent(Kind.FAULT, getattr(event, "lane", None) or "-",
-                                        "manual", str(getattr(event, "reason", ""))[:200]))
         self.sync_states()
 
     # -- internals ---------------------------------------------------------------------------
@@ -292,7 +291,7 @@ class Pipeline:
             if not lane.machine.wants_match:
                 continue
             track = next((t for t in tracks if t.track_id == lane.machine.track_id), None)
-            if track is None:
+            if track is None or not self.evidence.for_track(name, track.track_id).due(captured):
                 continue
             quality = self.engine.quality(image, track.face)
             if not quality.ok:
@@ -307,14 +306,21 @@ class Pipeline:
         self.metrics.embeddings.inc(len(batch))
         try:
             for i, (lane, track) in enumerate(batch):
-                result = self.matcher.match(probes[i])
-                consent_id = getattr(result, "consent_id", None)
-                reason = str(getattr(result, "reason", "") or "")
-                self._run(lane.machine.match(track.track_id, consent_id, reason),
-                          since=self._info[track.track_id].qualifying_since)
+                evidence = self.evidence.for_track(lane.machine.lane, track.track_id)
+                verdict = evidence.add(probes[i], self.matcher.match(probes[i]), captured)
+                if verdict is None and evidence.complete:
+                    verdict = evidence.decide(self.matcher)
+                if verdict is not None:
+                    self._decide(lane, track.track_id, verdict)
         finally:
-            probes.fill(0.0)  # the probe embeddings are dropped and wiped right here
+            probes.fill(0.0)  # the batch is wiped here; evidence keeps copies until decided
             del probes
+
+    def _decide(self, lane: Lane, track_id: int, verdict: Verdict) -> None:
+        self.evidence.drop(lane.machine.lane)  # the evidence embeddings are zeroed at once
+        info = self._info.get(track_id)
+        self._run(lane.machine.match(track_id, verdict[0], verdict[1]),
+                  since=info.qualifying_since if info is not None else None)
 
     def _close_quarters(self, faces: list[Face], image_size: tuple[int, int]) -> None:
         """Close-contact events: pairs under the distance that were not there a frame ago."""
@@ -351,8 +357,8 @@ class Pipeline:
                 ack = self.gate.open(action.lane, action.grant_id, action.ttl_ms)
             else:
                 ack = self.gate.deny(action.lane)
-            if getattr(ack, "ok", True) is False:  # the controller refused (e.g. fire alarm)
-                raise GateRefused(f"{getattr(ack, 'code', '')}: {getattr(ack, 'error', '')}")
+            if not ack.ok:  # the controller refused (e.g. fire alarm)
+                raise GateRefused(f"{ack.code}: {ack.error}")
         except Exception as exc:
             self.metrics.gate_errors.inc(cmd=name)
             log.warning("gate_command_failed", cmd=name, lane=action.lane, error=str(exc)[:200])

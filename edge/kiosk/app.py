@@ -91,10 +91,10 @@ def create_app(services: KioskServices, *, stream_life_s: float = 30.0) -> FastA
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        log.info("kiosk.started", lanes=len(services.board.lanes), tls=ctx.tls,
+        log.info("kiosk_started", lanes=len(services.board.lanes), tls=ctx.tls,
                  camera=services.camera is not None, gate=services.gate is not None)
         yield
-        log.info("kiosk.stopped", sessions=len(ctx.sessions))
+        log.info("kiosk_stopped", sessions=len(ctx.sessions))
 
     app = FastAPI(title="consentgate staff kiosk", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)

@@ -6,14 +6,19 @@ older than `max_age_s` is treated as no picture, so a frozen camera never enrols
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 
+class _Frame(Protocol):
+    @property
+    def image(self) -> np.ndarray: ...
+
+
 class _Reader(Protocol):
-    def wait_frame(self, after_seq: int, timeout: float) -> Any: ...
-    def stats(self) -> Any: ...
+    def wait_frame(self, after_seq: int, timeout: float) -> _Frame | None: ...
+    def stats(self) -> object: ...  # read for its `frame_age_s`, when it has one
 
 
 class ReaderCamera:

@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TypedDict
 
 
-def consent_text(max_retention_s: int, consent_ttl_s: int, delete_on_boarding: bool) -> dict:
+class Section(TypedDict):
+    id: str
+    title: str
+    body: str
+
+
+class ConsentTextDoc(TypedDict):
+    """What `consent_text` returns (the kiosk's ConsentText response)."""
+
+    version: str
+    title: str
+    sections: list[Section]
+    retention_hours: int
+
+
+def consent_text(max_retention_s: int, consent_ttl_s: int,
+                 delete_on_boarding: bool) -> ConsentTextDoc:
     """The consent text as sections; hours are rounded up for the traveller."""
     hours = max(1, math.ceil(min(max_retention_s, consent_ttl_s) / 3600))
     boarding = (" It is deleted as soon as you have boarded, or earlier." if delete_on_boarding
                 else "")
-    sections = [
+    sections: list[Section] = [
         {"id": "purpose", "title": "Why",
          "body": "To let you through this boarding gate by face instead of showing your boarding "
                  "pass. It is used for this flight at this gate only."},

@@ -23,10 +23,12 @@ from edge.kiosk.errors import (
     SessionExpiredError,
     WrongRoleError,
 )
-from edge.kiosk.services import CameraLike, EngineLike, GateLike, KioskServices, StoreLike
+from edge.kiosk.services import CameraLike, KioskServices, StoreLike
 from edge.kiosk.store_ops import find_staff
+from edge.vision.types import FaceEngineLike
 from foundation.clock import Clock
 from foundation.settings import KioskSettings
+from gate_controller.ports import GateCommands
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -65,7 +67,7 @@ def get_store(services: ServicesDep) -> StoreLike:
     return services.store
 
 
-def get_engine(services: ServicesDep) -> EngineLike:
+def get_engine(services: ServicesDep) -> FaceEngineLike:
     return services.engine
 
 
@@ -73,7 +75,7 @@ def get_board(services: ServicesDep) -> LaneBoard:
     return services.board
 
 
-def get_gate(services: ServicesDep) -> GateLike | None:
+def get_gate(services: ServicesDep) -> GateCommands | None:
     return services.gate
 
 
@@ -90,9 +92,9 @@ def get_kiosk_settings(services: ServicesDep) -> KioskSettings:
 
 
 StoreDep = Annotated[StoreLike, Depends(get_store)]
-EngineDep = Annotated[EngineLike, Depends(get_engine)]
+EngineDep = Annotated[FaceEngineLike, Depends(get_engine)]
 BoardDep = Annotated[LaneBoard, Depends(get_board)]
-GateDep = Annotated[GateLike | None, Depends(get_gate)]
+GateDep = Annotated[GateCommands | None, Depends(get_gate)]
 CameraDep = Annotated[CameraLike | None, Depends(get_camera)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 KioskSettingsDep = Annotated[KioskSettings, Depends(get_kiosk_settings)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -21,10 +22,10 @@ from edge.kiosk.errors import (
     PoorQualityError,
     UploadTooLargeError,
 )
-from edge.kiosk.services import CameraLike, EngineLike
+from edge.kiosk.services import CameraLike
 from edge.vision.errors import ImageDecodeError
 from edge.vision.imageio import decode_image
-from edge.vision.types import Face, Quality
+from edge.vision.types import Face, FaceEngineLike, Quality
 
 _DATA_URL = "base64,"
 
@@ -73,6 +74,14 @@ def camera_frame(camera: CameraLike | None) -> np.ndarray:
     return frame
 
 
+class Feedback(TypedDict):
+    """`Assessment.feedback()`: the kiosk's PhotoCheck response."""
+
+    faces: int
+    ok: bool
+    advice: list[str]
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The outcome of looking at a photo: the chosen face and its quality (no pixels)."""
@@ -81,11 +90,11 @@ class Assessment:
     face: Face | None
     quality: Quality
 
-    def feedback(self) -> dict:
+    def feedback(self) -> Feedback:
         return {"faces": self.faces, "ok": self.quality.ok, "advice": list(self.quality.reasons)}
 
 
-def assess(engine: EngineLike, image: np.ndarray, min_face_px: int) -> Assessment:
+def assess(engine: FaceEngineLike, image: np.ndarray, min_face_px: int) -> Assessment:
     """Find the traveller's face and judge it; raises when there is no usable single face."""
     faces = engine.detect(image)
     if not faces:
@@ -99,10 +108,11 @@ def assess(engine: EngineLike, image: np.ndarray, min_face_px: int) -> Assessmen
     return Assessment(faces=len(faces), face=face, quality=engine.quality(image, face))
 
 
-def enrolment_embedding(engine: EngineLike, image: np.ndarray, min_face_px: int) -> np.ndarray:
+def enrolment_embedding(engine: FaceEngineLike, image: np.ndarray, min_face_px: int) -> np.ndarray:
     """(512,) embedding of the one good face; PoorQualityError with advice otherwise."""
     result = assess(engine, image, min_face_px)
     if not result.quality.ok or result.face is None:
         raise PoorQualityError(result.quality.reasons or ("face the camera",))
     vectors = engine.embed(image, [result.face])
-    return np.asarray(vectors, dtype=np.float32)[0]
+    embedding: np.ndarray = np.asarray(vectors, dtype=np.float32)[0]
+    return embedding

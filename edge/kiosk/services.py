@@ -14,11 +14,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.consent.audit import AuditLog
+from edge.consent.records import Consent, Enrolment
 from edge.consent.staff import StaffAccounts
 from edge.kiosk.board import LaneBoard
-from edge.vision.types import Face, Quality
+from edge.vision.types import FaceEngineLike
 from foundation.clock import Clock
 from foundation.settings import Settings
+from gate_controller.ports import GateCommands
 
 
 class StoreLike(Protocol):
@@ -29,30 +31,13 @@ class StoreLike(Protocol):
     @property
     def audit_log(self) -> AuditLog: ...
     def grant_consent(self, reference: str, purpose: str, scope: str, expires_at: float,
-                      actor: str) -> Any: ...
+                      actor: str) -> Consent: ...
     def enrol(self, consent_id: str, embeddings: Sequence[np.ndarray], model_name: str,
-              actor: str) -> Any: ...
+              actor: str) -> Enrolment: ...
     def withdraw(self, *, reference: str | None = None, withdrawal_code: str | None = None,
                  consent_id: str | None = None, actor: str, reason: str = "withdrawn") -> bool: ...
     def consent_summary(self) -> list[dict[str, Any]]: ...
     def stats(self) -> dict[str, int]: ...
-
-
-class EngineLike(Protocol):
-    """The parts of edge.vision.engine.FaceEngine the kiosk uses."""
-
-    @property
-    def embedder_name(self) -> str: ...
-    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
-    def embed(self, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray: ...
-    def quality(self, image_bgr: np.ndarray, face: Face) -> Quality: ...
-
-
-class GateLike(Protocol):
-    """The parts of gate_controller.client.GateClient the kiosk uses."""
-
-    def override(self, lane: str, action: str, reason: str, actor: str) -> Any: ...
-    def reset(self, lane: str, reason: str, actor: str) -> Any: ...
 
 
 class CameraLike(Protocol):
@@ -66,9 +51,9 @@ class KioskServices:
     settings: Settings
     clock: Clock
     store: StoreLike
-    engine: EngineLike
+    engine: FaceEngineLike
     board: LaneBoard
-    gate: GateLike | None = None
+    gate: GateCommands | None = None
     camera: CameraLike | None = None
 
     @property

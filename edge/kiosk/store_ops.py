@@ -18,6 +18,7 @@ from edge.consent.errors import (
     InvalidConsentError,
     InvalidEmbeddingError,
 )
+from edge.consent.records import Consent, Enrolment, Staff
 from edge.kiosk.errors import (
     BadReferenceError,
     KioskError,
@@ -34,11 +35,11 @@ class EnrolmentConflictError(KioskError):
 
 
 def _unavailable(exc: ConsentStoreError) -> ServiceUnavailableError:
-    log.error("kiosk.store_error", error=type(exc).__name__)
+    log.error("kiosk_store_error", error=type(exc).__name__)
     return ServiceUnavailableError(f"the consent store is unavailable ({exc}); call an engineer")
 
 
-def find_staff(store: StoreLike, name: str) -> Any:
+def find_staff(store: StoreLike, name: str) -> Staff | None:
     try:
         return store.staff.get(name)
     except ConsentStoreError as exc:
@@ -55,7 +56,7 @@ def audit(store: StoreLike, event: str, actor: str, subject: str | None = None,
 
 def grant_and_enrol(store: StoreLike, *, reference: str, purpose: str, scope: str,
                     expires_at: float, embedding: np.ndarray, model_name: str,
-                    actor: str) -> tuple[Any, Any]:
+                    actor: str) -> tuple[Consent, Enrolment]:
     """Record the consent and its template; if enrolment fails, withdraw the fresh consent so
     nothing is left behind. Returns (Consent, Enrolment)."""
     try:
@@ -81,7 +82,7 @@ def _undo(store: StoreLike, consent_id: str, actor: str) -> None:
     try:
         store.withdraw(consent_id=consent_id, actor=actor, reason="enrolment_failed")
     except ConsentStoreError:
-        log.error("kiosk.enrol_undo_failed", consent_id=consent_id)
+        log.error("kiosk_enrol_undo_failed", consent_id=consent_id)
 
 
 def withdraw(store: StoreLike, *, reference: str | None, code: str | None, actor: str,

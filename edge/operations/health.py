@@ -1,4 +1,5 @@
-"""Operations endpoints served beside the kiosk: `/healthz` and Prometheus `/metrics`.
+"""Operations endpoints served beside the kiosk: `/healthz` and Prometheus `/metrics`, and the
+health body and capture gauges they report.
 
 `/healthz` answers 200 when capture delivers fresh frames, the inference loop is alive and
 the gate controller answers, 503 otherwise, with a small JSON body of states (no identities).
@@ -11,13 +12,14 @@ windows of `edge.telemetry` ever leave the box.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from edge.operations.metrics import DaemonMetrics
+from edge.capture.reader import LatestFrameReader
+from edge.operations.metrics import DaemonMetrics, Labels
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -61,3 +63,33 @@ def mount_ops(app: FastAPI, router: APIRouter) -> FastAPI:
     del app.router.routes[before:]
     app.router.routes[0:0] = added
     return app
+
+
+def health_report(reader: LatestFrameReader | None, loop_ok: bool, gate_ok: bool,
+                  lanes: dict[str, str]) -> dict[str, Any]:
+    """The `/healthz` body: `ok` when capture delivers fresh frames (`reader`, the visible
+    camera's LatestFrameReader or None), the loop is alive and the gate controller answers."""
+    stats = reader.stats() if reader else None
+    capture_ok = reader is not None and reader.healthy()
+    status = "ok" if capture_ok and loop_ok and gate_ok else "degraded"
+    return {"status": status, "capture": {
+                "connected": bool(stats and stats.connected),
+                "frame_age_s": None if not stats or stats.frame_age_s is None
+                else round(stats.frame_age_s, 3),
+                "frames": stats.frames if stats else 0,
+                "corrupt": stats.corrupt if stats else 0,
+                "reconnects": stats.reconnects if stats else 0},
+            "inference_loop": "ok" if loop_ok else "stalled",
+            "gate_controller": "up" if gate_ok else "down", "lanes": lanes}
+
+
+def reader_gauges(readers: Sequence[tuple[str, LatestFrameReader]]) -> dict[Labels, float]:
+    """The `consentgate_capture` gauge's samples: each camera reader's counters and state."""
+    out: dict[Labels, float] = {}
+    for name, reader in readers:
+        s = reader.stats()
+        out[(("camera", name), ("what", "frames"))] = s.frames
+        out[(("camera", name), ("what", "corrupt"))] = s.corrupt
+        out[(("camera", name), ("what", "reconnects"))] = s.reconnects
+        out[(("camera", name), ("what", "connected"))] = int(s.connected)
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 PREFIX = "consentgate_"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
@@ -40,6 +41,12 @@ class _Metric:
         self.help = help_text
         self.kind = kind
         self._lock = threading.Lock()
+
+    def samples(self) -> list[str]:
+        raise NotImplementedError
+
+
+_M = TypeVar("_M", bound=_Metric)
 
 
 class Counter(_Metric):
@@ -119,27 +126,27 @@ class Registry:
     def __init__(self) -> None:
         self._metrics: list[_Metric] = []
 
-    def add(self, metric: _Metric) -> _Metric:
+    def add(self, metric: _M) -> _M:
         self._metrics.append(metric)
         return metric
 
     def counter(self, name: str, help_text: str) -> Counter:
-        return self.add(Counter(name, help_text))  # type: ignore[return-value]
+        return self.add(Counter(name, help_text))
 
     def gauge(self, name: str, help_text: str,
               callback: Callable[[], dict[Labels, float]] | None = None) -> Gauge:
-        return self.add(Gauge(name, help_text, callback))  # type: ignore[return-value]
+        return self.add(Gauge(name, help_text, callback))
 
     def histogram(self, name: str, help_text: str,
                   buckets: tuple[float, ...] = LATENCY_BUCKETS) -> Histogram:
-        return self.add(Histogram(name, help_text, buckets))  # type: ignore[return-value]
+        return self.add(Histogram(name, help_text, buckets))
 
     def render(self) -> str:
         lines: list[str] = []
         for m in self._metrics:
             lines.append(f"# HELP {m.name} {m.help}")
             lines.append(f"# TYPE {m.name} {m.kind}")
-            lines.extend(m.samples())  # type: ignore[attr-defined]
+            lines.extend(m.samples())
         return "\n".join(lines) + "\n"
 
 
@@ -163,6 +170,10 @@ class DaemonMetrics:
         self.gate_available = r.gauge("gate_controller_up", "1 when the gate controller answers")
         self.lane_state = r.gauge("lane_state", "1 for the lane's current state")
         self.gallery_size = r.gauge("gallery_templates", "opted-in templates loaded")
+        self.match_threshold = r.gauge("match_threshold", "1:N cosine threshold in effect (set "
+                                       "for consent.target_fpir at the live gallery size)")
+        self.match_calibrated = r.gauge("match_threshold_calibrated", "1 when the gallery size "
+                                        "lies inside the impostor calibration's range")
         self.thermal_geometry = r.gauge(
             "thermal_calibration_mismatch",
             "set to 1 while live visible/thermal frame sizes differ from the thermal "

@@ -46,7 +46,8 @@ class Calibration:
         """Map (N, 2) visible pixel coordinates to thermal pixel coordinates."""
         pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
         homog = np.hstack([pts, np.ones((len(pts), 1))]) @ self.homography.T
-        return homog[:, :2] / homog[:, 2:3]
+        mapped: np.ndarray = homog[:, :2] / homog[:, 2:3]
+        return mapped
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,7 +115,7 @@ class Calibration:
         if provenance is not None and not isinstance(provenance, dict):
             raise CalibrationError(f"{source}: field 'provenance' must be an object; {_REDO}")
         return cls(visible_size=visible, thermal_size=thermal, homography=homography,
-                   blackbody_roi=roi, blackbody_c=bb_c, canthus_to_core_offset_c=offset,
+                   blackbody_roi=(x, y, w, h), blackbody_c=bb_c, canthus_to_core_offset_c=offset,
                    valid_range_ck=(valid[0], valid[1]), provenance=provenance)
 
 
@@ -168,14 +169,16 @@ def _size(value: object, name: str, source: str) -> tuple[int, int]:
 
 
 def _homography(value: object, source: str) -> np.ndarray:
-    ok = (isinstance(value, list) and len(value) == 3
-          and all(isinstance(row, list) and len(row) == 3 for row in value))
-    if ok:
-        try:
-            rows = [[_number(v, "homography", source) for v in row] for row in value]
-        except CalibrationError:
-            ok = False
-    if not ok:
+    rows: list[list[float]] = []
+    if isinstance(value, list) and len(value) == 3:
+        for row in value:
+            if not isinstance(row, list) or len(row) != 3:
+                break
+            try:
+                rows.append([_number(v, "homography", source) for v in row])
+            except CalibrationError:
+                break
+    if len(rows) != 3:
         raise CalibrationError(f"{source}: field 'homography' must be a 3x3 list of numbers; "
                                f"{_REDO}")
     h = np.array(rows, dtype=np.float64)

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from edge.capture.thermal import read_thermal_file
 from edge.screening.calibration import CalibrationError, load_calibration
@@ -18,10 +19,19 @@ from edge.screening.evaluate import (
     format_result,
     write_synth_set,
 )
-from edge.screening.synth import SynthError, default_face_photos, load_face_photos
+from edge.screening.face_chips import SynthError, default_face_photos, load_face_photos
 from edge.screening.thermal import REASONS, ThermalScreener
 from edge.vision.clilog import cli_logging
 from foundation.settings import Settings, load_settings
+
+
+class _FaceReading(TypedDict):
+    """One face of `thermal measure`: where it is and how it was screened."""
+
+    box: list[float]
+    canthus_c: float | None
+    status: str
+    reason: str | None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -96,7 +106,7 @@ def _measure(args: argparse.Namespace, settings: Settings) -> int:
     # One frame decided alone (fusion over this one reading), as `thermal eval` scores it.
     screener = ThermalScreener(calibration, settings.thermal.model_copy(update={"fuse_frames": 1}))
     readings = screener.measure(faces, thermal)
-    results = []
+    results: list[_FaceReading] = []
     for face, reading in zip(faces, readings, strict=True):
         track = screener.new_track()
         track.add(reading)
@@ -110,7 +120,7 @@ def _measure(args: argparse.Namespace, settings: Settings) -> int:
         for i, item in enumerate(results):
             where = f"face {i}: box {item['box']}"
             if item["status"] == "unreliable":
-                print(f"{where}  unreliable: {REASONS.get(item['reason'], item['reason'])}")
+                print(f"{where}  unreliable: {REASONS.get(item['reason'] or '', item['reason'])}")
             else:
                 print(f"{where}  canthus {item['canthus_c']:.2f} C  {item['status']} "
                       f"(threshold {threshold:.2f} C core estimate)")

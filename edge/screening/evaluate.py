@@ -80,7 +80,7 @@ class EvalResult:
     referred: int = 0
     pass_due: int = 0  # truth <= threshold - margin, measured
     passed: int = 0
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
     measure_ms: list[float] = field(default_factory=list)
 
     @property
@@ -107,7 +107,7 @@ class EvalResult:
     def specificity(self) -> float:
         return self.passed / self.pass_due if self.pass_due else float("nan")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         """Plain JSON (a metric with nothing to measure, e.g. no fevers in the set, is null)."""
         return {"frames": self.frames, "measured_share": round(self.measured_share, 4),
                 "mae_c": _finite(self.mae), "max_error_c": _finite(self.max_error),
@@ -158,14 +158,17 @@ def read_truth_faces(folder: Path) -> dict[int, Face]:
                            "`thermal synth` writes")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        faces = {int(f["frame"]): Face(box=tuple(float(v) for v in f["box"]), score=1.0,
-                                       landmarks=np.asarray(f["landmarks"], dtype=np.float32))
-                 for f in data["faces"]}
+        parsed = {int(f["frame"]): (tuple(float(v) for v in f["box"]),
+                                    np.asarray(f["landmarks"], dtype=np.float32))
+                  for f in data["faces"]}
     except (ValueError, TypeError, KeyError) as exc:  # JSON, Unicode and shape errors
         raise EvalSetError(f"{path} is malformed ({type(exc).__name__}: {exc}): write the set "
                            "again with `python -m edge thermal synth`") from None
-    if any(f.landmarks.shape != (5, 2) or len(f.box) != 4 for f in faces.values()):
-        raise EvalSetError(f"{path}: every face needs a box [x, y, w, h] and 5 landmarks")
+    faces: dict[int, Face] = {}
+    for frame, (box, landmarks) in parsed.items():
+        if landmarks.shape != (5, 2) or len(box) != 4:
+            raise EvalSetError(f"{path}: every face needs a box [x, y, w, h] and 5 landmarks")
+        faces[frame] = Face(box=box, score=1.0, landmarks=landmarks)
     return faces
 
 

@@ -93,7 +93,7 @@ def canthus_statistic(patch_ck: np.ndarray, hot_pixel_ck: float, smooth_sigma: f
     pixels hotter than their neighbours' median by `hot_pixel_ck` (single or paired defects)
     take that median; then the hottest pixel of a Gaussian-smoothed copy (`smooth_sigma` px,
     none below 0.3 px)."""
-    p = patch_ck.astype(np.float32)
+    p: np.ndarray = patch_ck.astype(np.float32)
     med = neighbour_median(p)
     p = np.where(p > med + hot_pixel_ck, med, p).astype(np.float32)
     if smooth_sigma >= 0.3:

@@ -10,8 +10,10 @@
 
    Some relations involve a cell that is never published but can be derived by subtraction:
    `matched = gates_opened + matched_held` (travellers matched but held, e.g. by a thermal
-   referral). Such a derived cell is hidden when it is in 1..k-1, so a published pair whose
-   difference is small gets one of its two cells suppressed too.
+   referral), and `not_matched = wrong_flight + not_enrolled` (wrong_flight counts the
+   staffed-lane decisions for travellers enrolled for another flight). Such a derived cell is
+   hidden when it is in 1..k-1, so a published pair whose difference is small gets one of its
+   two cells suppressed too.
 
 Noise is applied before suppression, so suppression only post-processes noisy values.
 """
@@ -29,11 +31,13 @@ from wire.telemetry import COUNT_FIELDS
 RELATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("presented", ("matched", "not_matched")),
     ("matched", ("gates_opened", "matched_held")),
+    ("not_matched", ("wrong_flight", "not_enrolled")),
 )
 
 # Cells never published, derivable from published ones: name -> (minuend, subtrahend).
 DERIVED: dict[str, tuple[str, str]] = {
     "matched_held": ("matched", "gates_opened"),
+    "not_enrolled": ("not_matched", "wrong_flight"),
 }
 
 

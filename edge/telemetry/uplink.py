@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from typing import Any
+from typing import TypedDict, Unpack
 
 import structlog
 import zmq
@@ -46,6 +46,19 @@ log = structlog.get_logger(__name__)
 PENDING_COUNT_LIMIT = 1_000_000
 ACK_SCAN_BATCH = 256
 OPEN_WINDOW_SAVE_S = 2.0  # how often (at most) the open window's raw counts are saved
+
+
+class UplinkOptions(TypedDict, total=False):
+    """The keyword options of `Uplink`, as `Uplink.from_settings` passes them on."""
+
+    rng: random.Random | None
+    poll_ms: int
+
+
+class UplinkStatus(TypedDict):
+    pending: int  # windows in the outbox not yet acknowledged
+    last_ack_seq: int | None
+    connected: bool
 
 
 class Uplink:
@@ -74,7 +87,7 @@ class Uplink:
         self._poll_ms = poll_ms
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._ctx: zmq.Context | None = None
+        self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._open_store = outbox if isinstance(outbox, OpenWindowStore) else None
         # state below is written by the uplink thread only
         self._unsaved: list[tuple[bytes, int]] = []  # (counts/1 body, window_start)
@@ -90,7 +103,7 @@ class Uplink:
 
     @classmethod
     def from_settings(cls, settings: Settings, counters: WindowCounters, outbox: Outbox,
-                      clock: Clock, **kwargs: Any) -> Uplink:
+                      clock: Clock, **kwargs: Unpack[UplinkOptions]) -> Uplink:
         """Build from the key files the settings name (KeyFileError when one is missing)."""
         keys = load_keypair(settings.telemetry_device_secret_key_file)
         central = load_public_key(settings.telemetry_central_public_key_file)
@@ -120,7 +133,7 @@ class Uplink:
             self._ctx = None
         self._thread = None
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> UplinkStatus:
         return {"pending": self._pending, "last_ack_seq": self._last_ack,
                 "connected": self._connected}
 
@@ -190,7 +203,7 @@ class Uplink:
 
     # ------------------------------------------------------------------ socket
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self) -> zmq.Socket[bytes]:
         assert self._ctx is not None
         sock = self._ctx.socket(zmq.DEALER)
         sock.curve_serverkey = self._server_key
@@ -211,7 +224,7 @@ class Uplink:
         self._last_sent = None
         self._dirty = True
 
-    def _send_more(self, sock: zmq.Socket) -> bool:
+    def _send_more(self, sock: zmq.Socket[bytes]) -> bool:
         """Send unsent pending windows while the in-flight window allows; True if any went."""
         if not self._dirty or len(self._inflight) >= self._max_in_flight:
             return False
@@ -295,7 +308,7 @@ class Uplink:
             log.error("telemetry_outbox_unreadable", error=type(exc).__name__)
         self._restore_open_windows()
         mono = self._clock.monotonic
-        sock: zmq.Socket | None = None
+        sock: zmq.Socket[bytes] | None = None
         reconnect_backoff = self._resend_initial
         resend_backoff = self._resend_initial
         next_connect = mono()

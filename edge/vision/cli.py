@@ -11,6 +11,7 @@ import csv
 import itertools
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,13 @@ from foundation.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_subcommands(parser)
+
+
+def add_subcommands(
+        parser: argparse.ArgumentParser) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The common options and the vision room's own actions; returns the subparsers so a room
+    above (edge.evaluation) can add actions that need the consent store."""
     parser.add_argument("--config", type=Path, default=None, help="settings TOML (default: "
                         "embedded defaults, models from $CONSENTGATE_MODEL_DIR)")
     parser.add_argument("--detector", choices=DETECTORS, default=None,
@@ -55,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("lfw", help="LFW 10-fold verification protocol")
     p.add_argument("folder", type=Path, metavar="DIR", help="folder with pairs.txt and images/")
     p.add_argument("--json", action="store_true")
+    return sub
 
 
 def _fail(file: Path | str, reason: str) -> None:
@@ -100,7 +109,8 @@ def _detect(engine: FaceEngine, args: argparse.Namespace) -> int:
 def _embed_file(engine: FaceEngine, path: Path) -> np.ndarray:
     image = load_image(path)
     face = main_face(engine, image, str(path))
-    return engine.embed(image, [face])[0]
+    embedding: np.ndarray = engine.embed(image, [face])[0]
+    return embedding
 
 
 def _compare(engine: FaceEngine, args: argparse.Namespace) -> int:
@@ -145,7 +155,8 @@ def _read_identities(path: Path) -> list[tuple[str, str]]:
         raise VisionError(f"{path}: not a readable CSV ({exc})") from None
 
 
-def _embed_many(engine: FaceEngine, paths: list[Path], label: str) -> tuple[dict, list[str]]:
+def _embed_many(engine: FaceEngine, paths: list[Path],
+                label: str) -> tuple[dict[Path, np.ndarray], list[str]]:
     out: dict[Path, np.ndarray] = {}
     missed: list[str] = []
     with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -171,7 +182,8 @@ def _eval(engine: FaceEngine, args: argparse.Namespace) -> int:
     for line in missed:
         print(f"error: {line}", file=sys.stderr)
     keys = list(emb)
-    gen, imp = [], []
+    gen: list[float] = []
+    imp: list[float] = []
     for a, b in itertools.combinations(keys, 2):
         (gen if ident[a] == ident[b] else imp).append(float(np.dot(emb[a], emb[b])))
     g, i = np.array(gen), np.array(imp)
@@ -200,7 +212,7 @@ def _eval(engine: FaceEngine, args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
-def _print_result(result: dict, as_json: bool, title: str) -> None:
+def _print_result(result: Mapping[str, object], as_json: bool, title: str) -> None:
     if as_json:
         print(json.dumps(result))
         return

@@ -10,6 +10,7 @@ Embeddings are returned to the caller and never stored or logged here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import structlog
@@ -19,7 +20,7 @@ from edge.vision.detect_yunet import YuNetDetector
 from edge.vision.embedder import FrFeatureEmbedder
 from edge.vision.manifest import Manifest, load_manifest
 from edge.vision.quality import assess
-from edge.vision.runtime import create_session
+from edge.vision.runtime import Session, create_session
 from edge.vision.types import Detector, Face, Quality
 from foundation.settings import VisionSettings
 
@@ -28,12 +29,22 @@ log = structlog.get_logger(__name__)
 DETECTORS = ("ultraface_landmark68", "yunet")
 
 
+class _DetectorParams(TypedDict):
+    """The keyword arguments every detector takes from the settings."""
+
+    max_side: int
+    score_threshold: float
+    nms_iou: float
+
+
 def build_detector(name: str, settings: VisionSettings, manifest: Manifest,
                    model_dir: Path) -> Detector:
     """The detector named in settings, on verified, warmed-up sessions."""
-    common = {"max_side": settings.detect_max_side, "score_threshold": settings.score_threshold,
-              "nms_iou": settings.nms_iou}
-    def session(model: str, shape: tuple[int, ...] | None = None):
+    common: _DetectorParams = {"max_side": settings.detect_max_side,
+                               "score_threshold": settings.score_threshold,
+                               "nms_iou": settings.nms_iou}
+
+    def session(model: str, shape: tuple[int, ...] | None = None) -> Session:
         return create_session(manifest, model, model_dir, settings.providers,
                               settings.intra_op_threads, warmup_shape=shape)
     if name == "ultraface_landmark68":
@@ -64,8 +75,9 @@ class FaceEngine:
         det = build_detector(detector or settings.detector, settings, manifest, model_dir)
         emb_session = create_session(manifest, settings.embedder, model_dir, settings.providers,
                                      settings.intra_op_threads, warmup_shape=(1, 3, 112, 112))
-        engine = cls(det, FrFeatureEmbedder(emb_session), settings, emb_session.providers)
-        log.info("vision.engine_ready", detector=det.name, embedder=settings.embedder,
+        embedder = FrFeatureEmbedder(emb_session, mirror_average=settings.mirror_average)
+        engine = cls(det, embedder, settings, emb_session.providers)
+        log.info("vision_engine_ready", detector=det.name, embedder=settings.embedder,
                  providers=emb_session.providers)
         return engine
 

@@ -97,9 +97,11 @@ def read_lfw_pairs(path: Path) -> list[LfwPair]:
     return pairs
 
 
-def lfw_protocol(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> dict:
+def lfw_protocol(scores: np.ndarray, same: np.ndarray,
+                 folds: np.ndarray) -> dict[str, object]:
     """10-fold accuracy (threshold from the other folds) and TAR at FAR 1e-3 over all pairs."""
-    accs, thresholds = [], []
+    accs: list[float] = []
+    thresholds: list[float] = []
     for f in np.unique(folds):
         train, test = folds != f, folds == f
         t, _ = best_accuracy_threshold(scores[train], same[train])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.vision.errors import ManifestError
@@ -39,9 +39,31 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class CalibrationSpec:
+    """A pinned impostor calibration of one embedder (a file beside the manifest)."""
+
+    embedder: str
+    file: str
+    sha256: str
+
+    @property
+    def path(self) -> Path:
+        return MANIFEST_PATH.parent / self.file
+
+
+@dataclass(frozen=True)
 class Manifest:
     models: dict[str, ModelSpec]
-    packages: dict[str, dict]
+    packages: dict[str, dict[str, str]]  # package@version -> registry, tarball_sha256, ...
+    calibrations: dict[str, CalibrationSpec] = field(default_factory=dict)
+
+    def calibration(self, embedder: str) -> CalibrationSpec:
+        try:
+            return self.calibrations[embedder]
+        except KeyError:
+            raise ManifestError(f"no impostor calibration for embedder {embedder!r} in "
+                                "models/manifest.toml: make one with `python -m "
+                                "edge.vision.impostor_calibration`") from None
 
     def get(self, name: str) -> ModelSpec:
         try:
@@ -74,7 +96,16 @@ def load_manifest(path: Path | None = None) -> Manifest:
             raise ManifestError(f"model manifest {path}: bad entry {entry.get('name')}: "
                                 f"{exc}") from None
         models[spec.name] = spec
-    return Manifest(models=models, packages=dict(data.get("packages", {})))
+    calibrations = {}
+    for entry in data.get("calibration", []):
+        try:
+            cal = CalibrationSpec(embedder=entry["embedder"], file=entry["file"],
+                                  sha256=entry["sha256"])
+        except (KeyError, TypeError) as exc:
+            raise ManifestError(f"model manifest {path}: bad calibration entry: {exc}") from None
+        calibrations[cal.embedder] = cal
+    return Manifest(models=models, packages=dict(data.get("packages", {})),
+                    calibrations=calibrations)
 
 
 def sha256_file(path: Path) -> str:

@@ -114,7 +114,8 @@ class Session:
     input_name: str
 
     def run(self, feed: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: feed})
+        outputs: list[np.ndarray] = self.session.run(None, {self.input_name: feed})
+        return outputs
 
 
 def create_session(manifest: Manifest, name: str, model_dir: Path,
@@ -148,9 +149,9 @@ def create_session(manifest: Manifest, name: str, model_dir: Path,
     active = list(session.get_providers())
     skipped = [p for p in wanted if p not in active]
     if skipped:
-        log.info("vision.providers_unavailable", model=name, skipped=skipped)
+        log.info("vision_providers_unavailable", model=name, skipped=skipped)
     inp = session.get_inputs()[0]
     shape = warmup_shape or tuple(d if isinstance(d, int) else 1 for d in inp.shape)
     session.run(None, {inp.name: np.zeros(shape, np.float32)})
-    log.info("vision.session", model=name, providers=active, threads=intra_op_threads)
+    log.info("vision_session", model=name, providers=active, threads=intra_op_threads)
     return Session(name=name, session=session, providers=active, input_name=inp.name)

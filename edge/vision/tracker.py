@@ -34,7 +34,8 @@ def near(a: Box, b: Box) -> bool:
         return False
     dx = (ax + aw / 2) - (bx + bw / 2)
     dy = (ay + ah / 2) - (by + bh / 2)
-    return (dx * dx + dy * dy) ** 0.5 <= max(aw, bw)
+    distance: float = (dx * dx + dy * dy) ** 0.5
+    return distance <= max(aw, bw)
 
 
 def iou(a: Box, b: Box) -> float:
@@ -56,7 +57,7 @@ class Track:
     hits: int = 1
     confirmed: bool = False
     velocity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # box units per second
-    state: dict = field(default_factory=dict)  # per-track scratch owned by the daemon
+    state: dict[str, object] = field(default_factory=dict)  # per-track scratch owned by the daemon
 
     @property
     def box(self) -> Box:
@@ -77,9 +78,10 @@ class Track:
     def observe(self, face: Face, now: float) -> None:
         dt = now - self.last_seen
         if dt > 0:
-            measured = tuple((b - a) / dt for a, b in zip(self.box, face.box, strict=True))
-            self.velocity = tuple(_SMOOTH * m + (1 - _SMOOTH) * v
-                                  for m, v in zip(measured, self.velocity, strict=True))
+            mx, my, mw, mh = ((b - a) / dt for a, b in zip(self.box, face.box, strict=True))
+            vx, vy, vw, vh = self.velocity
+            self.velocity = (_SMOOTH * mx + (1 - _SMOOTH) * vx, _SMOOTH * my + (1 - _SMOOTH) * vy,
+                             _SMOOTH * mw + (1 - _SMOOTH) * vw, _SMOOTH * mh + (1 - _SMOOTH) * vh)
         self.face = face
         self.last_seen = now
         self.hits += 1

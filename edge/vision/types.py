@@ -6,13 +6,21 @@ A `Face` holds geometry only. Embeddings are numpy arrays that live in memory fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import numpy as np
 
 # Five landmarks in this order everywhere: right eye, left eye (as seen in the image: the
 # subject's right eye is on the image's left), nose tip, right mouth corner, left mouth corner.
 LANDMARK_NAMES = ("eye_right", "eye_left", "nose", "mouth_right", "mouth_left")
+
+
+class FaceJson(TypedDict):
+    """`Face.to_json()`: box and landmarks rounded to 0.1 px, score to 4 places."""
+
+    box: list[float]
+    score: float
+    landmarks: list[list[float]]
 
 
 @dataclass(frozen=True)
@@ -23,7 +31,7 @@ class Face:
     score: float
     landmarks: np.ndarray = field(repr=False)  # (5, 2) float32, order LANDMARK_NAMES
 
-    def to_json(self) -> dict:
+    def to_json(self) -> FaceJson:
         x, y, w, h = self.box
         return {"box": [round(float(v), 1) for v in (x, y, w, h)],
                 "score": round(float(self.score), 4),
@@ -54,3 +62,14 @@ class Embedder(Protocol):
     def embed(self, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
         """(len(faces), dim) float32 L2-normalised embeddings, one batched run."""
         ...
+
+
+class FaceEngineLike(Protocol):
+    """The face engine its users program against (edge.vision.engine.FaceEngine is the real
+    one): detect, judge quality, embed. The one definition for the pipeline and the kiosk."""
+
+    @property
+    def embedder_name(self) -> str: ...
+    def detect(self, image_bgr: np.ndarray) -> list[Face]: ...
+    def embed(self, image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray: ...
+    def quality(self, image_bgr: np.ndarray, face: Face) -> Quality: ...

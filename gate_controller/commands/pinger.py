@@ -2,6 +2,7 @@
 
 A stand-in daemon for drills, the integration tests and bench/gate.py: while it runs, lanes
 are automatic (`closed`); kill it and they fall back to `manual` within the heartbeat timeout.
+It uses the daemon's key ([gate] daemon_secret_key_file), as the daemon does.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
     gs = gate_settings(args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    client = GateClient(gs.command_endpoint, gs.event_endpoint, gs.command_timeout_ms,
-                        subscribe=False)
+    client = GateClient.from_settings(gs, "daemon", subscribe=False)
     try:
         while not stop.is_set():
             with contextlib.suppress(GateUnavailableError):  # it may be starting: keep trying

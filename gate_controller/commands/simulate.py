@@ -12,6 +12,7 @@ import threading
 
 from foundation.logs import configure_logging
 from gate_controller.app import Controller, run_controller
+from gate_controller.client import GateClient
 from gate_controller.commands import add_settings_options, gate_settings, logging_settings
 from gate_controller.console import ConsoleView
 from gate_controller.drivers.simulated import SimulatedGateIO
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         if args.no_console:
             return
         assert isinstance(controller.io, SimulatedGateIO)
-        view = ConsoleView(gs.command_endpoint, gs.event_endpoint, controller.io, stop)
+        client = GateClient.from_settings(gs, "daemon", timeout_ms=500)
+        view = ConsoleView(client, controller.io, stop)
         view.start()
         views.append(view)
 

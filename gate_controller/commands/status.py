@@ -1,6 +1,8 @@
 """`python -m gate_controller status`: health and lane states of a running controller.
 
-Exit 0 when the controller answered, 1 (with one line on stderr) when it did not.
+Exit 0 when the controller answered, 1 (with one line on stderr) when it did not. It uses the
+operator's key ([gate] operator_secret_key_file), which the controller admits for `status`
+only; `--key-file` names another key (the daemon's also works).
 """
 
 from __future__ import annotations
@@ -28,11 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object")
     parser.add_argument("--timeout-ms", type=_positive_ms, default=1000,
                         help="wait this long for an ack (1..60000, default 1000)")
+    parser.add_argument("--key-file", type=Path, metavar="FILE",
+                        help="the client's secret key file (default [gate] "
+                             "operator_secret_key_file)")
 
 
 def run(args: argparse.Namespace) -> int:
     gs = gate_settings(args)
-    client = GateClient(gs.command_endpoint, gs.event_endpoint, args.timeout_ms, subscribe=False)
+    if args.key_file is not None:
+        gs = gs.model_copy(update={"operator_secret_key_file": args.key_file})
+    client = GateClient.from_settings(gs, "operator", timeout_ms=args.timeout_ms,
+                                      subscribe=False)
     try:
         ack = client.status_detail()
     except GateUnavailableError:
@@ -55,4 +63,5 @@ def _not_answering(endpoint: str, timeout_ms: int) -> str:
     if endpoint.startswith("ipc://") and not Path(endpoint[len("ipc://"):]).exists():
         why += " (the socket file does not exist)"
     return (f"{why}: treat the lanes as manual; start it (`python -m gate_controller run --config "
-            "FILE`) or pass the --config / --command-endpoint it uses")
+            "FILE`) or pass the --config / --command-endpoint it uses; a controller that does "
+            "not admit the operator key never connects (`python -m provisioning verify`)")

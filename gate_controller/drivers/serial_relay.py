@@ -151,7 +151,7 @@ class SerialRelayGateIO:
             self._last_rx = self._last_ping = now
             self._backoff = 0.1
             self.connects += 1
-            log.info("serial_relay.connected", channels=channels, connects=self.connects)
+            log.info("serial_relay_connected", channels=channels, connects=self.connects)
             if self._fault_reported:
                 self._fault_reported = False
                 self._inputs.append(GateInput("restored"))
@@ -170,7 +170,7 @@ class SerialRelayGateIO:
         elif head in ("PONG", "OK", "BOARD"):
             pass
         elif head == "ERR":
-            log.warning("serial_relay.board_error", words=len(words))
+            log.warning("serial_relay_board_error", words=len(words))
         else:
             raise GarbledLine(f"unknown board message {head[:16]!r}")
 
@@ -186,7 +186,7 @@ class SerialRelayGateIO:
         self._backoff = min(self._backoff * 2, self.reconnect_max_s)
         if not self._fault_reported:
             self._fault_reported = True
-            log.warning("serial_relay.lost", reason=reason)
+            log.warning("serial_relay_lost", reason=reason)
             self._inputs.append(GateInput("fault", reason=reason))
 
     def _close_port(self) -> None:

@@ -8,7 +8,10 @@ object per request, schema "gate-sim/1":
   {"schema": "gate-sim/1", "sim": "show"}                   outputs, alarms, fire line
 and answers {"ok": true, "outputs": {...}, "alarms": {...}, "fire": bool} or
 {"ok": false, "error": "..."}. It is bound only when the simulated driver is in use.
-`python -m gate_controller sim ...` is its command-line client.
+`python -m gate_controller sim ...` is its command-line client. Requests are decoded with the
+bounded decoder (wire.bounded_json: at most 4 KiB, 4 levels deep), so no request ends the
+control thread. It is not authenticated: it drives a simulator, never gate hardware (keep it
+on an ipc socket in the service user's folder, the default).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import zmq
 
 from gate_controller.drivers.simulated import SimulatedGateIO
 from gate_controller.server import bind_private
+from wire.bounded_json import JSONLimitError, loads
 
 SIM_SCHEMA = "gate-sim/1"
+MAX_REQUEST_BYTES = 4096
 log = structlog.get_logger(__name__)
 
 
@@ -57,13 +62,13 @@ class SimulatorControl:
     """Serves `apply` on a REP socket from a background thread."""
 
     def __init__(self, sim: SimulatedGateIO, endpoint: str,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context[zmq.Socket[bytes]] | None = None) -> None:
         self.sim = sim
         self.endpoint = endpoint
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.REP)
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.MAXMSGSIZE, 4096)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, 64 * 1024)  # larger: dropped by libzmq
         try:
             self._lock = bind_private(self._sock, endpoint)
         except Exception:
@@ -78,13 +83,17 @@ class SimulatorControl:
             if not self._sock.poll(50, zmq.POLLIN):
                 continue
             data = self._sock.recv()
+            request: Any = None
             try:
-                request = json.loads(data.decode("utf-8"))
+                request = loads(data, max_bytes=MAX_REQUEST_BYTES, max_depth=4)
                 reply = apply(self.sim, request)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                request, reply = None, {"ok": False, "error": "request is not UTF-8 JSON"}
+            except JSONLimitError as exc:
+                reply = {"ok": False, "error": f"request refused ({exc.code}): {exc}"[:300]}
+            except Exception as exc:  # a bad request must not end the control thread
+                log.exception("gate_sim_control_failed", error=type(exc).__name__)
+                reply = {"ok": False, "error": "the simulator failed on this request"}
             action = request.get("sim") if isinstance(request, dict) else None
-            log.info("gate_sim.control", action=str(action)[:16], ok=reply["ok"])
+            log.info("gate_sim_control", action=str(action)[:16], ok=reply["ok"])
             self._sock.send(json.dumps(reply).encode("utf-8"))
 
     def close(self) -> None:
@@ -96,7 +105,7 @@ class SimulatorControl:
 
 
 def send(endpoint: str, request: dict[str, Any], timeout_ms: int = 1000,
-         context: zmq.Context | None = None) -> dict[str, Any]:
+         context: zmq.Context[zmq.Socket[bytes]] | None = None) -> dict[str, Any]:
     """One request to a simulator control socket; raises TimeoutError without an answer."""
     ctx = context or zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
@@ -106,6 +115,9 @@ def send(endpoint: str, request: dict[str, Any], timeout_ms: int = 1000,
         sock.send(json.dumps({"schema": SIM_SCHEMA, **request}).encode("utf-8"))
         if not sock.poll(timeout_ms, zmq.POLLIN):
             raise TimeoutError(f"no answer from the gate simulator at {endpoint}")
-        return json.loads(sock.recv().decode("utf-8"))
+        reply = loads(sock.recv(), max_bytes=64 * 1024, max_depth=4)
+        if not isinstance(reply, dict):
+            raise TimeoutError(f"the gate simulator at {endpoint} sent no JSON object")
+        return reply
     finally:
         sock.close()

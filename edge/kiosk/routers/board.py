@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -22,13 +23,13 @@ router = APIRouter(prefix="/api/board", tags=["board"])
 KEEPALIVE_S = 10.0
 
 
-def sse(event: dict) -> str:
+def sse(event: Mapping[str, object]) -> str:
     kind = event.get("type", "message")
     return f"id: {event.get('seq', 0)}\nevent: {kind}\ndata: {json.dumps(event)}\n\n"
 
 
 @router.get("")
-def snapshot(_: ViewerDep, board: BoardDep) -> dict:
+def snapshot(_: ViewerDep, board: BoardDep) -> dict[str, Any]:
     """Lane states, recent alerts (no identity) and today's counts."""
     return board.snapshot()
 

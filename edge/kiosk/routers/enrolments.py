@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+import numpy as np
 import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.kiosk import photo
-from edge.kiosk.consent_text import consent_text
+from edge.kiosk.consent_text import ConsentTextDoc, consent_text
 from edge.kiosk.deps import (
     AgentDep,
     BoardDep,
@@ -85,13 +86,13 @@ class Refusal(BaseModel):
     message: str
 
 
-def _text(services: ServicesDep) -> dict:
+def _text(services: ServicesDep) -> ConsentTextDoc:
     s = services.settings
     return consent_text(s.consent.max_retention_s, s.kiosk.consent_ttl_s,
                         s.consent.delete_on_boarding)
 
 
-def _image(body: PhotoIn, services: ServicesDep, camera: CameraDep):
+def _image(body: PhotoIn, services: ServicesDep, camera: CameraDep) -> np.ndarray:
     if body.source == "camera":
         return photo.camera_frame(camera)
     if not body.photo:
@@ -101,7 +102,7 @@ def _image(body: PhotoIn, services: ServicesDep, camera: CameraDep):
 
 
 @router.get("/api/consent-text", response_model=ConsentText)
-def get_consent_text(_: ViewerDep, services: ServicesDep) -> dict:
+def get_consent_text(_: ViewerDep, services: ServicesDep) -> ConsentTextDoc:
     """The consent text to show the traveller (purpose, storage, retention, withdrawal,
     alternative) and its version, which the enrolment must echo."""
     return _text(services)
@@ -140,7 +141,7 @@ def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: E
         model_name=engine.embedder_name, actor=session.staff_id)
     del embedding
     board.record_count("enrolled")
-    log.info("kiosk.enrolled", consent_id=consent.consent_id)
+    log.info("kiosk_enrolled", consent_id=consent.consent_id)
     expires = float(min(consent.expires_at, enrolment.expires_at))
     when = dt.datetime.fromtimestamp(expires).astimezone()
     return Receipt(withdrawal_code=consent.withdrawal_code, expires_at=expires,
@@ -153,5 +154,5 @@ def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: E
 def refuse(_: AgentDep, board: BoardDep) -> Refusal:
     """The traveller said no: nothing is stored; they use the staffed lane."""
     board.record_count("refused")
-    log.info("kiosk.consent_refused")
+    log.info("kiosk_consent_refused")
     return Refusal(stored=False, message="Nothing was stored. Please use the staffed lane.")

@@ -6,7 +6,8 @@ board as an alert; the gate controller enforces its own safety rules and may ref
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import structlog
 from fastapi import APIRouter, Path
@@ -16,6 +17,8 @@ from edge.kiosk.deps import BoardDep, GateDep, StoreDep, SupervisorDep
 from edge.kiosk.errors import GateRefusedError, GateUnavailableError, NoGateError, UnknownLaneError
 from edge.kiosk.store_ops import audit
 from foundation.errors import ConsentGateError
+from gate_controller.ports import GateCommands
+from wire.gate import Ack
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/lanes", tags=["lanes"])
@@ -42,19 +45,13 @@ class LaneActionOut(BaseModel):
     message: str
 
 
-def _ack_fields(ack: Any) -> tuple[bool, str | None, str | None]:
-    """(ok, state, error) from a gate Ack, a bool, or None (a client that raises on refusal)."""
-    if ack is None or ack is True:
-        return True, None, None
-    if ack is False:
-        return False, None, None
-    ok = bool(getattr(ack, "ok", True))
-    state = getattr(ack, "state", None)
-    return ok, (str(getattr(state, "value", state)) if state is not None else None), \
-        getattr(ack, "error", None)
+def _ack_fields(ack: Ack) -> tuple[bool, str | None, str | None]:
+    """(ok, state, error) of the controller's answer."""
+    return ack.ok, (ack.state.value if ack.state is not None else None), ack.error
 
 
-def _run(gate: GateDep, board: BoardDep, lane: str, action: str, call) -> LaneActionOut:
+def _run(gate: GateDep, board: BoardDep, lane: str, action: str,
+         call: Callable[[GateCommands], Ack]) -> LaneActionOut:
     if lane not in board.lanes:
         raise UnknownLaneError(f"there is no lane {lane!r}: choose one of "
                                f"{', '.join(board.lanes)}")
@@ -64,7 +61,7 @@ def _run(gate: GateDep, board: BoardDep, lane: str, action: str, call) -> LaneAc
     try:
         ok, state, error = _ack_fields(call(gate))
     except ConsentGateError as exc:  # e.g. GateUnavailableError: no ack in time
-        log.warning("kiosk.gate_unavailable", lane=lane, action=action)
+        log.warning("kiosk_gate_unavailable", lane=lane, action=action)
         raise GateUnavailableError(f"the gate controller did not answer, so '{action}' may not "
                                    f"have happened ({exc})") from None
     if not ok:
@@ -83,7 +80,7 @@ def override(body: OverrideIn, session: SupervisorDep, gate: GateDep, board: Boa
     audit(store, f"lane_override_{body.action}", session.staff_id, lane, body.reason)
     board.record_count("override")
     board.publish_alert(lane, "override", f"supervisor override: {body.action}")
-    log.info("kiosk.lane_override", lane=lane, action=body.action)
+    log.info("kiosk_lane_override", lane=lane, action=body.action)
     return out
 
 
@@ -95,5 +92,5 @@ def reset(body: ResetIn, session: SupervisorDep, gate: GateDep, board: BoardDep,
                                                              session.staff_id))
     audit(store, "lane_reset", session.staff_id, lane, body.reason)
     board.publish_alert(lane, "reset", "lane reset by supervisor")
-    log.info("kiosk.lane_reset", lane=lane)
+    log.info("kiosk_lane_reset", lane=lane)
     return out

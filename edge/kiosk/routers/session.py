@@ -70,7 +70,7 @@ def login(body: LoginRequest, request: Request, response: Response,
     wait = ctx.throttle.retry_after(body.staff_id, client)
     if wait > 0:
         minutes = max(1, math.ceil(wait / 60))
-        log.warning("kiosk.login_locked")
+        log.warning("kiosk_login_locked")
         raise LockedOutError(f"too many failed log-ins: wait {minutes} minute(s) or ask a "
                              "supervisor", headers={"Retry-After": str(math.ceil(wait))})
     staff = find_staff(ctx.services.store, body.staff_id)
@@ -78,7 +78,7 @@ def login(body: LoginRequest, request: Request, response: Response,
     good = verify_password(body.password, encoded)
     if staff is None or not good or staff.disabled or staff.role not in auth.ROLES:
         ctx.throttle.failure(body.staff_id, client)
-        log.info("kiosk.login_failed")
+        log.info("kiosk_login_failed")
         raise BadLoginError("wrong staff name or password: try again (accounts lock after "
                             f"{ctx.services.settings.kiosk.max_login_failures} failures)")
     ctx.throttle.success(body.staff_id)
@@ -90,7 +90,7 @@ def login(body: LoginRequest, request: Request, response: Response,
                         secure=ctx.tls, path="/",
                         max_age=ctx.services.settings.kiosk.session_ttl_s)
     audit(ctx.services.store, "staff_login", staff.name)
-    log.info("kiosk.login", role=staff.role)
+    log.info("kiosk_login", role=staff.role)
     return _info(session, ctx)
 
 

@@ -48,6 +48,6 @@ def withdraw_consent(body: WithdrawalIn, session: WithdrawDep, store: StoreDep,
         raise NothingToWithdrawError("nothing is enrolled under that booking reference or "
                                      "code: check it, or it was already withdrawn or expired")
     board.record_count("withdrawn")
-    log.info("kiosk.withdrawn")
+    log.info("kiosk_withdrawn")
     return WithdrawalOut(withdrawn=True, message="Withdrawn. The face template is deleted; "
                                                  "please use the staffed lane.")

@@ -1,7 +1,9 @@
-"""Shared fixtures of the kiosk tests (imported by the other test_kiosk_* modules).
+"""Helpers of the kiosk tests (their fixtures, `kiosk_store`, `kiosk_engine`, `kiosk` and
+`live_kiosk`, are in tests/conftest.py).
 
-A real encrypted ConsentStore in a temp dir, the real FaceEngine on the installed models, a
-LaneBoard, and a recording gate double standing in for the ZeroMQ gate client.
+`make_env` builds the kiosk app on a real encrypted ConsentStore, the real FaceEngine, a
+LaneBoard and a recording gate double standing in for the ZeroMQ gate client; `LiveServer`
+serves an app on a real socket (SSE and browser tests).
 """
 
 from __future__ import annotations
@@ -14,19 +16,18 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pytest
 
 with warnings.catch_warnings():  # starlette suggests httpx2; TestClient is still httpx-based
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
 from edge.kiosk.app import create_app
 from edge.kiosk.board import LaneBoard
 from edge.kiosk.passwords import hash_password
 from edge.kiosk.services import KioskServices
 from foundation.clock import FakeClock
+from foundation.peers import free_port
 from foundation.settings import Settings
 
 PASSWORD = "correct-horse-battery"
@@ -86,26 +87,6 @@ class StillCamera:
         return self.image
 
 
-@pytest.fixture(scope="session")
-def kiosk_engine(installed_model_dir: Path):
-    from edge.vision.engine import FaceEngine
-    settings = Settings.model_validate({"vision": {"model_dir": str(installed_model_dir)}})
-    return FaceEngine.from_settings(settings.vision)
-
-
-@pytest.fixture
-def kiosk_store(tmp_path: Path, fake_clock: FakeClock):
-    keys = tmp_path / "keys"
-    write_key_file(keys / "store.key")
-    write_key_file(keys / "ref.key")
-    store = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
-                              fake_clock, create=True)
-    for name, role in STAFF.items():
-        store.staff.upsert(name, role, password_hash())
-    yield store
-    store.close()
-
-
 @dataclass
 class KioskEnv:
     services: KioskServices
@@ -142,52 +123,26 @@ def make_env(store, engine, clock, settings: Settings | None = None, *,
     return KioskEnv(services, client, gate, clock)
 
 
-@pytest.fixture
-def kiosk(kiosk_store, kiosk_engine, fake_clock) -> KioskEnv:
-    env = make_env(kiosk_store, kiosk_engine, fake_clock)
-    with env.client:
-        yield env
-
-
 class LiveServer:
-    """The kiosk app served by a real uvicorn on a free loopback port, in a thread."""
+    """The kiosk app served by a real uvicorn on a free loopback port, in a thread (the
+    daemon's own WebServer)."""
 
     def __init__(self, app) -> None:
-        import socket
-        import threading
+        from edge.operations.web_server import WebServer
 
-        import uvicorn
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                access_log=False, lifespan="on", timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port = free_port()
+        self.web = WebServer(app, {"host": "127.0.0.1", "port": self.port, "log_config": None,
+                                   "access_log": False, "lifespan": "on",
+                                   "timeout_graceful_shutdown": 2})
+        self.server, self.thread = self.web.server, self.web.thread
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> LiveServer:
-        import time
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+        self.web.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-@pytest.fixture
-def live_kiosk(kiosk_store, kiosk_engine, fake_clock):
-    """(KioskEnv, LiveServer): the app on a real socket (SSE and browser tests)."""
-    env = make_env(kiosk_store, kiosk_engine, fake_clock)
-    with LiveServer(env.client.app) as server:
-        yield env, server
+        self.web.stop(10)

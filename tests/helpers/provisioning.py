@@ -1,4 +1,4 @@
-"""Helpers shared by the provisioning tests (not a test module): throwaway devices, CLI runs."""
+"""Helpers shared by the provisioning tests: throwaway devices (on free ports), CLI runs."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import contextlib
 import io
 from pathlib import Path
 
+from helpers.devices import free_port_settings, merged
 from provisioning.cli import main as provisioning_main
 from provisioning.device import Device, init_device
 
 
 def make_device(tmp_path: Path, gate_id: str = "B12", model_dir: Path | None = None,
                 **kwargs) -> Device:
-    """A provisioned device in tmp_path/dev; models default to a private empty folder."""
+    """A provisioned device in tmp_path/dev; models default to a private empty folder. Its gate
+    endpoints, central endpoint and kiosk port are free loopback ports (tests' `overrides`
+    win), so no check of it can reach another run's gate controller or collector."""
     if model_dir is None:
         model_dir = tmp_path / "models"
         model_dir.mkdir(parents=True, exist_ok=True)
+    kwargs["overrides"] = merged(free_port_settings(), kwargs.get("overrides"))
     return init_device(tmp_path / "dev", gate_id, model_dir=model_dir, **kwargs)
 
 

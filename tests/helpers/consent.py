@@ -30,7 +30,7 @@ class StoreHolder:
         self.proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> StoreHolder:
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         env = {**os.environ, "PYTHONPATH": str(root)}
         self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER, *self.args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
