@@ -6,8 +6,12 @@ One traveller (the astronaut, enrolled in a real SQLCipher store in a temp folde
 the gate over and over (a pre-rendered clip: rendering is the camera's job, not the
 pipeline's). Two loops process the same frames in the same run:
 
-* ours: the daemon's `Pipeline` (default detector, IoU tracker, gate zone, quality gate, one
-  embedding per track, gallery match, lane machine, thermal screening of the radiometric frame)
+* ours: the daemon's `Pipeline` (default detector, IoU tracker, gate zone, quality gate, up to
+  K = 3 evidence frames per track, one embedding each, a frame far above the threshold granting
+  at once, gallery match, lane machine, thermal screening of the radiometric frame); and, in
+  the same run, its cost rows: `ours, 1 frame` (K = 1, the first good frame decides) and `ours,
+  3 frames fused` (no early grant: always three embeddings, spread >= 0.15 s, then the fused
+  match: the evidence rule's full cost in embeddings and latency)
 * naive baseline: `cv2.FaceDetectorYN` with YuNet on every frame, then embed and match every
   face in the zone on every frame (the same embedder and gallery), no tracker, no thermal.
 
@@ -39,6 +43,7 @@ import numpy as np  # noqa: E402
 from edge.capture.reader import LatestFrameReader  # noqa: E402
 from edge.capture.source import Capture, Frame, Pacer  # noqa: E402
 from edge.decisions.events import EventBus  # noqa: E402
+from edge.decisions.evidence import EvidenceRules  # noqa: E402
 from edge.decisions.lanes import LaneMachine, LaneRules  # noqa: E402
 from edge.decisions.pipeline import Lane, Pipeline  # noqa: E402
 from edge.screening.synth import (  # noqa: E402
@@ -137,14 +142,23 @@ def frames_of(clip, mode: str, camera_fps: float, seconds: float):
         reader.stop()
 
 
-def run_ours(engine, gallery, calibration, clip, mode, camera_fps, seconds) -> dict:
+# the evidence rules of the `ours` rows: the daemon's default, one frame, and three always fused
+EVIDENCE = {"ours": EvidenceRules(), "ours_k1": EvidenceRules(frames=1),
+            "ours_fused": EvidenceRules(frames=3, strong_margin=0.99)}
+ROW_NAMES = {"ours": "ours (pipeline)", "ours_k1": "ours, 1 frame",
+             "ours_fused": "ours, 3 frames fused", "baseline": "naive YuNet+embed/frame"}
+
+
+def run_ours(engine, gallery, calibration, clip, mode, camera_fps, seconds,
+             evidence: EvidenceRules | None = None) -> dict:
     clock = SystemClock()
     gate = FakeGateClient()
     pipeline = Pipeline(engine=engine,
                         lanes=[Lane(LaneMachine("A", LaneRules(thermal_enabled=True), clock),
                                     ZONE)],
                         matcher=gallery, gate=gate, boarding=None, bus=EventBus([]),
-                        clock=clock, screener=ThermalScreener(calibration, ThermalSettings()))
+                        clock=clock, screener=ThermalScreener(calibration, ThermalSettings()),
+                        evidence=evidence)
     n = 0
     t0 = time.perf_counter()
     for frame in frames_of(clip, mode, camera_fps, seconds):
@@ -247,11 +261,13 @@ def main() -> int:
         store, gallery = enrolled_gallery(engine, Path(tmp))
         try:
             for mode in ("max", "camera"):
-                ours = run_ours(engine, gallery, calibration, clip, mode, args.camera_fps,
-                                args.seconds)
-                base = run_baseline(yunet, engine, gallery, clip, mode, args.camera_fps,
-                                    args.seconds)
-                rows.append({"mode": mode, "ours": ours, "baseline": base})
+                row: dict = {"mode": mode}
+                for key, evidence in EVIDENCE.items():
+                    row[key] = run_ours(engine, gallery, calibration, clip, mode,
+                                        args.camera_fps, args.seconds, evidence)
+                row["baseline"] = run_baseline(yunet, engine, gallery, clip, mode,
+                                               args.camera_fps, args.seconds)
+                rows.append(row)
         finally:
             gallery.close()
             store.close()
@@ -263,8 +279,8 @@ def main() -> int:
     print(head)
     print("-" * len(head))
     for row in rows:
-        for name, r in (("ours (pipeline)", row["ours"]),
-                        ("naive YuNet+embed/frame", row["baseline"])):
+        for key, name in ROW_NAMES.items():
+            r = row[key]
             print(f"{row['mode']:8s} {name:26s} {r['fps']:7.1f} {r['frames']:7d} "
                   f"{r['decisions']:9d} {r['embeddings']:7d} {r['latency_p50_ms']!s:>8s} "
                   f"{r['latency_p95_ms']!s:>8s}")

@@ -2,8 +2,8 @@
 
 Runs the real collector process (`python -m central collect`: CurveZMQ + ZAP allow-list,
 strict counts/1 validation, SQLite in batches, acks after commit) and drives it with simulated
-devices speaking the device's wire protocol (uplink/1: seq, prev, cumulative acks, gap rewind),
-each with its own Curve keypair, several hundred DEALER sockets per process. Scenarios:
+devices speaking the device's wire protocol (uplink/2: epoch, seq, prev, cumulative acks, gap
+rewind), each with its own Curve keypair, several hundred DEALER sockets per process. Scenarios:
 - stream: a few devices pushing a backlog (windows per second through the collector);
 - fan-in: 1000 devices connecting at once and sending their windows.
 After each run the collector's SQLite file is checked: loss (expected (device, seq) missing),
@@ -44,6 +44,7 @@ from wire.telemetry import COUNT_FIELDS  # noqa: E402
 
 IN_FLIGHT = 64
 BASE_T = 1_800_000_000
+EPOCH = 1  # every simulated device sends one epoch (epochs are per device)
 
 
 def body(device: str, i: int) -> bytes:
@@ -72,7 +73,8 @@ def client_worker(endpoint: str, server_key: bytes | None, devices: list[tuple[s
         socks.append(s)
         state[s] = {"id": dev_id, "acked": 0, "next": 1, "prev": None, "gaps": 0,
                     "bodies": [body(dev_id, i) for i in range(n_windows + 1)]}
-    headers = [b""] + [schema.window_header(i, i - 1 or None) for i in range(1, n_windows + 1)]
+    headers = [b""] + [schema.window_header(EPOCH, i, i - 1 or None)
+                       for i in range(1, n_windows + 1)]
     poller = zmq.Poller()
     for s in socks:
         poller.register(s, zmq.POLLIN)
@@ -99,7 +101,7 @@ def client_worker(endpoint: str, server_key: bytes | None, devices: list[tuple[s
             seq = st["next"]
             prev = st["prev"]
             header = headers[seq] if prev == seq - 1 or (prev is None and seq == 1) else \
-                schema.window_header(seq, prev)
+                schema.window_header(EPOCH, seq, prev)
             s.send_multipart([header, st["bodies"][seq]])
             st["prev"], st["next"] = seq, seq + 1
 
@@ -185,7 +187,7 @@ def echo_server(endpoint: str, ready, stop) -> None:
                     ident, header, *rest = s.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                s.send_multipart([ident, schema.ack(json.loads(header)["seq"]) if rest
+                s.send_multipart([ident, schema.ack(EPOCH, json.loads(header)["seq"]) if rest
                                   else schema.HEARTBEAT])
     s.close(linger=0)
     ctx.term()

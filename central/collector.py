@@ -7,11 +7,23 @@ DIR/central.key_secret unless --server-key names another (`--init-key` creates i
 authenticated key is bound to the first device id it sends; a device id is never accepted from
 another key.
 
-Windows are validated (`uplink/1` + `counts/1`, k included), deduplicated by (device, seq),
-stored in order (a window is stored only when its `prev` is this device's last stored seq or
-null), committed to SQLite in batches (central.windows_db), and only then acknowledged
-(cumulative acks). Malformed messages are answered with `reject` and logged; the collector
-keeps serving. Running totals are printed to stdout.
+Frames are decoded by the bounded, strict decoders of wire.telemetry (`uplink/2` header,
+`counts/1` body, k included); the socket's ZMQ_MAXMSGSIZE drops larger frames with their
+connection before they are read. Windows are deduplicated by (device, epoch, seq), stored in
+order (a window is stored only when its `prev` is the last seq stored in the device's current
+epoch, or null), committed to SQLite in batches (central.windows_db), and only then
+acknowledged (cumulative acks per epoch).
+
+Epochs: a device's store renews its epoch at every start, so a restored or cloned store's
+repeated sequence numbers arrive under a new epoch. A window of an epoch never seen for the
+device starts that epoch (it becomes current; the earlier one is superseded) and is stored like
+any other. A window of a superseded epoch is a re-send when its seq is at or below that epoch's
+last stored seq (acked again); above it, two copies of the store are sending side by side (a
+clone beside the original): refused (`epoch_superseded`) with an alert (the log event
+`telemetry_epoch_interleaving` and the `interleaved` counter of the totals).
+
+Every refusal is a typed `reject` (its code from wire.telemetry.REJECT_CODES), logged and
+counted; nothing a device sends ends the process. Running totals are printed to stdout.
 """
 
 from __future__ import annotations
@@ -33,14 +45,15 @@ from central import windows_db
 from central.allow_list import AllowList
 from central.errors import CollectorError
 from foundation.curve_keys import load_keypair
-from foundation.errors import KeyFileError, SchemaError
+from foundation.errors import KeyFileError
 from wire import telemetry as schema
-from wire.telemetry import COUNT_FIELDS
+from wire.telemetry import COUNT_FIELDS, Rejected
 
 log = structlog.get_logger(__name__)
 
 SERVER_KEY_NAME = "central"
 BATCH_MAX = 4096
+RCVHWM = 20_000  # messages queued per device connection (libzmq then stops reading from it)
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: enum flag arithmetic costs per message
 _SNDMORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
 
@@ -48,7 +61,12 @@ _SNDMORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
 @dataclass
 class _Device:
     key: str
-    last_seq: int
+    epoch: int  # the current epoch
+    epochs: dict[int, int]  # every epoch seen -> the last seq stored in it
+
+    @property
+    def last_seq(self) -> int:
+        return self.epochs[self.epoch]
 
 
 @dataclass
@@ -57,6 +75,9 @@ class Stats:
     duplicates: int = 0
     gaps: int = 0
     rejected: int = 0
+    reject_codes: dict[str, int] = field(default_factory=dict)
+    interleaved: int = 0  # windows of a superseded epoch beyond its last seq (clone alerts)
+    new_epochs: int = 0
     heartbeats: int = 0
     totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_FIELDS, 0))
     suppressed: int = 0
@@ -103,7 +124,11 @@ class Collector:
 
     def _load_state(self, db: sqlite3.Connection) -> None:
         state = windows_db.load_state(db)
-        self._devices = {d: _Device(k, s) for d, (k, s) in state.devices.items()}
+        self._devices = {}
+        for name, (key, epoch) in state.devices.items():
+            epochs = state.epochs.get(name, {})
+            epochs.setdefault(epoch, 0)
+            self._devices[name] = _Device(key, epoch, epochs)
         self._key_device = {d.key: name for name, d in self._devices.items()}
         self.stats.stored, self.stats.suppressed = state.stored, state.suppressed
         self.stats.totals = state.totals
@@ -116,27 +141,43 @@ class Collector:
         device = body["device"]
         bound = self._key_device.get(key)
         if bound is not None and bound != device:
-            raise SchemaError(f"this key sends as device {bound!r}, not {device!r}")
+            raise Rejected(f"this key sends as device {bound!r}, not {device!r}", "identity")
+        epoch, seq, prev = header["epoch"], header["seq"], header["prev"]
         state = self._devices.get(device)
         if state is None:
-            state = _Device(key, 0)
+            state = _Device(key, epoch, {epoch: 0})
             self._devices[device] = state
             self._key_device[key] = device
-            writes.append(("new", device, key))
+            writes.append(("new", device, key, epoch))
+            writes.append(("epoch", device, epoch, now))
         elif state.key != key:
-            raise SchemaError(f"device {device!r} belongs to another key")
-        seq, prev = header["seq"], header["prev"]
-        if seq <= state.last_seq:
+            raise Rejected(f"device {device!r} belongs to another key", "identity")
+        new_epoch = False
+        if epoch != state.epoch:
+            last = state.epochs.get(epoch)
+            if last is not None:  # an epoch this device has left behind
+                if seq <= last:
+                    self.stats.duplicates += 1
+                    return schema.ack(epoch, last)
+                self._interleaving(device, key, state, epoch, seq)
+            new_epoch = True  # a restored, restarted or cloned store: a new epoch begins
+        if not new_epoch and seq <= state.last_seq:
             self.stats.duplicates += 1
-            return schema.ack(state.last_seq)
+            return schema.ack(epoch, state.last_seq)
         if prev is not None and prev != state.last_seq:
             self.stats.gaps += 1
-            return schema.gap(state.last_seq)
+            return schema.gap(state.epoch, state.last_seq)
+        if new_epoch:
+            writes.append(("epoch", device, epoch, now))
+            log.info("telemetry_epoch_started", device=device, epoch=epoch,
+                     previous_epoch=state.epoch, previous_last_seq=state.last_seq)
+            self.stats.new_epochs += 1
+            state.epoch = epoch
         counts = body["counts"]
-        writes.append(("win", (device, seq, body["gate"], body["window_start"],
+        writes.append(("win", (device, epoch, seq, body["gate"], body["window_start"],
                                body["window_s"], body["k"], body["epsilon"], now,
                                *(counts[f] for f in COUNT_FIELDS))))
-        state.last_seq = seq
+        state.epochs[epoch] = seq
         self.stats.stored += 1
         for name in COUNT_FIELDS:
             value = counts[name]
@@ -144,35 +185,64 @@ class Collector:
                 self.stats.suppressed += 1
             else:
                 self.stats.totals[name] += value
-        return schema.ack(seq)
+        return schema.ack(epoch, seq)
+
+    def _interleaving(self, device: str, key: str, state: _Device, epoch: int,
+                      seq: int) -> None:
+        """A new window of a superseded epoch: two copies of one store are sending."""
+        self.stats.interleaved += 1
+        log.error("telemetry_epoch_interleaving", device=device, key=key[:8], epoch=epoch,
+                  seq=seq, epoch_last_seq=state.epochs[epoch], current_epoch=state.epoch,
+                  alert="two copies of this device's store are sending (a clone or a "
+                        "restored backup beside the original): retire one, re-provision it")
+        raise Rejected(f"epoch {epoch} of {device} was superseded by epoch {state.epoch}: "
+                       "another copy of this store is sending; retire one copy and "
+                       "re-provision it (python -m provisioning init)", "epoch_superseded")
 
     def _one(self, frames: list[zmq.Frame], writes: list[tuple], now: float) -> bytes:
-        key = frames[1].get("User-Id") or "?"
+        key = "?"
         header: dict[str, Any] | None = None
         try:
-            header = schema.decode_header(frames[1].bytes)
-            kind = header["type"]
-            if kind == "heartbeat" and len(frames) == 2:
-                self.stats.heartbeats += 1
-                return schema.HEARTBEAT
-            if kind == "window" and len(frames) == 3:
-                return self._window(key, header, frames[2].bytes, writes, now)
-            raise SchemaError(f"unexpected {kind} message with {len(frames) - 1} frame(s)")
-        except SchemaError as exc:
+            try:
+                key = str(frames[1].get("User-Id") or "?")
+                header = schema.decode_header(frames[1].bytes)
+                kind = header["type"]
+                if kind == "heartbeat" and len(frames) == 2:
+                    self.stats.heartbeats += 1
+                    return schema.HEARTBEAT
+                if kind == "window" and len(frames) == 3:
+                    return self._window(key, header, frames[2].bytes, writes, now)
+                raise Rejected(f"unexpected {kind} message with {len(frames) - 1} frame(s)",
+                               "unexpected")
+            except Rejected:
+                raise
+            except Exception as exc:  # a bug here must not end the collector (or store a part)
+                log.error("telemetry_message_failed", key=key[:8], error=type(exc).__name__)
+                raise Rejected("the collector failed on this message and stored nothing of "
+                               "it", "internal") from None
+        except Rejected as exc:
             self.stats.rejected += 1
+            codes = self.stats.reject_codes
+            codes[exc.code] = codes.get(exc.code, 0) + 1
+            epoch = header.get("epoch") if header else None
             seq = header.get("seq") if header else None
-            log.warning("telemetry_message_rejected", key=key[:8], seq=seq, reason=str(exc))
-            return schema.reject(seq if isinstance(seq, int) else None, str(exc))
+            log.warning("telemetry_message_rejected", key=key[:8], code=exc.code, seq=seq,
+                        reason=schema.printable(str(exc)))
+            if exc.code == "retired_schema":  # an uplink/1 device: in words it can read
+                return schema.reject_retired(str(exc))
+            return schema.reject(exc.code, str(exc), epoch=epoch if isinstance(epoch, int)
+                                 else None, seq=seq if isinstance(seq, int) else None)
 
     def handle_batch(self, batch: list[list[zmq.Frame]]) -> list[list[bytes]]:
         """Process received messages; commit; return the replies to send (after the commit)."""
         writes: list[tuple] = []
         now = time.time()
-        replies = [[frames[0].bytes, self._one(frames, writes, now)] for frames in batch]
+        replies = [[frames[0].bytes, self._one(frames, writes, now)] for frames in batch
+                   if len(frames) >= 2]  # (a ROUTER always gives identity + >= 1 frame)
         if writes:
             try:
                 windows_db.commit(self._db, writes)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
                 log.error("telemetry_store_failed", error=str(exc)[:200], lost_acks=len(batch))
                 self._load_state(self._db)  # forget what was not committed; devices resend
                 return []
@@ -183,9 +253,11 @@ class Collector:
     def print_totals(self) -> None:
         s = self.stats
         counts = " ".join(f"{k}={v}" for k, v in s.totals.items())
+        codes = ",".join(f"{k}:{v}" for k, v in sorted(s.reject_codes.items()))
         print(f"totals windows={s.stored} devices={len(self._devices)} duplicates={s.duplicates}"
-              f" gaps={s.gaps} rejected={s.rejected} suppressed_cells={s.suppressed} | {counts}",
-              file=self._out, flush=True)
+              f" gaps={s.gaps} rejected={s.rejected} interleaved={s.interleaved}"
+              f" new_epochs={s.new_epochs} suppressed_cells={s.suppressed}"
+              f"{' rejects=' + codes if codes else ''} | {counts}", file=self._out, flush=True)
 
     def serve(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         """Serve until `stop` is set, from any one thread; closes the database on the way out.
@@ -207,7 +279,8 @@ class Collector:
             sock.curve_publickey = self.public_key
             sock.curve_secretkey = self._secret_key
             sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.RCVHWM, 200_000)
+            sock.setsockopt(zmq.MAXMSGSIZE, schema.SOCKET_MAXMSGSIZE)  # larger: dropped
+            sock.setsockopt(zmq.RCVHWM, RCVHWM)
             sock.setsockopt(zmq.SNDHWM, 200_000)
             try:
                 sock.bind(self.bind)
@@ -226,7 +299,7 @@ class Collector:
             dirty = False
             while not stop.is_set():
                 if sock.poll(200, zmq.POLLIN):
-                    batch = []
+                    batch: list[list[zmq.Frame]] = []
                     while len(batch) < BATCH_MAX:
                         try:
                             frames = [sock.recv(_NOBLOCK, copy=False)]

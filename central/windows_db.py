@@ -1,13 +1,18 @@
-"""The collector's SQLite file: one row per device (its key, its last stored seq) and one per
-stored window (the counts/1 body's fields, one column per count).
+"""The collector's SQLite file: one row per device (its key, its current epoch and the last seq
+stored in it), one per (device, epoch) ever seen, and one per stored window (the counts/1
+body's fields, one column per count), keyed by (device, epoch, seq).
 
 Opened in WAL mode with `synchronous=NORMAL`; `commit` writes a batch in one transaction (new
-devices, windows, each device's last seq), so an ack is only sent for what is on disk.
+devices, new epochs, windows, each epoch's last seq), so an ack is only sent for what is on
+disk. A file made before epochs (uplink/1: windows keyed by (device, seq)) is upgraded in place
+when opened: its windows and each device's last seq become epoch 0, the epoch that devices give
+the windows they queued before their own upgrade.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,14 +20,10 @@ from central.errors import CollectorError
 from wire.telemetry import COUNT_FIELDS
 
 _COLS = ", ".join(f"{name} INTEGER" for name in COUNT_FIELDS)
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS devices (
-    device TEXT PRIMARY KEY,
-    public_key TEXT NOT NULL UNIQUE,
-    last_seq INTEGER NOT NULL
-);
+_WINDOWS = f"""
 CREATE TABLE IF NOT EXISTS windows (
     device TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
     seq INTEGER NOT NULL,
     gate TEXT NOT NULL,
     window_start INTEGER NOT NULL,
@@ -31,19 +32,37 @@ CREATE TABLE IF NOT EXISTS windows (
     epsilon REAL,
     received_at REAL NOT NULL,
     {_COLS},
-    PRIMARY KEY (device, seq)
+    PRIMARY KEY (device, epoch, seq)
+) WITHOUT ROWID
+"""
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY,
+    public_key TEXT NOT NULL UNIQUE,
+    last_seq INTEGER NOT NULL,          -- the last seq stored in the current epoch
+    epoch INTEGER NOT NULL DEFAULT 0    -- the current (latest) epoch
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    device TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    first_seen REAL NOT NULL,
+    superseded_at REAL,                 -- when a newer epoch of the device was first stored
+    PRIMARY KEY (device, epoch)
 ) WITHOUT ROWID;
 """
-_INSERT = (f"INSERT INTO windows (device, seq, gate, window_start, window_s, k, epsilon, "
-           f"received_at, {', '.join(COUNT_FIELDS)}) VALUES "
-           f"({', '.join('?' * (8 + len(COUNT_FIELDS)))})")
+_ROW = ("device", "epoch", "seq", "gate", "window_start", "window_s", "k", "epsilon",
+        "received_at", *COUNT_FIELDS)
+_INSERT = (f"INSERT INTO windows ({', '.join(_ROW)}) VALUES ({', '.join('?' * len(_ROW))})")
 
 
 @dataclass
 class StoredState:
-    """What the file holds: device -> (public key, last seq), and the running totals."""
+    """What the file holds: device -> (public key, current epoch), device -> {epoch: last seq},
+    and the running totals."""
 
     devices: dict[str, tuple[str, int]]
+    epochs: dict[str, dict[int, int]]
     stored: int
     suppressed: int
     totals: dict[str, int]
@@ -56,11 +75,15 @@ def open_db(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        had = {row[1] for row in db.execute("PRAGMA table_info(windows)")}
+        if had:  # a count field added since the file was made (the old windows could not
+            for name in COUNT_FIELDS:  # have counted it: 0)
+                if name not in had:
+                    db.execute(f"ALTER TABLE windows ADD COLUMN {name} INTEGER DEFAULT 0")
         db.executescript(_SCHEMA)
-        have = {row[1] for row in db.execute("PRAGMA table_info(windows)")}
-        for name in COUNT_FIELDS:  # a count field added since the file was made (the old
-            if name not in have:   # windows could not have counted it: 0)
-                db.execute(f"ALTER TABLE windows ADD COLUMN {name} INTEGER DEFAULT 0")
+        if had and "epoch" not in had:
+            _upgrade_from_uplink1(db)
+        db.execute(_WINDOWS)
         load_state(db)
     except sqlite3.Error as exc:
         raise CollectorError(f"cannot use database {path} ({exc}): give a writable "
@@ -68,30 +91,64 @@ def open_db(path: Path) -> sqlite3.Connection:
     return db
 
 
+def _upgrade_from_uplink1(db: sqlite3.Connection) -> None:
+    """Windows keyed by (device, seq) -> (device, 0, seq); device state -> epoch 0."""
+    db.execute("BEGIN")
+    try:
+        if "epoch" not in {row[1] for row in db.execute("PRAGMA table_info(devices)")}:
+            db.execute("ALTER TABLE devices ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+        db.execute("ALTER TABLE windows RENAME TO windows_uplink1")
+        db.execute(_WINDOWS)
+        cols = [c for c in _ROW if c != "epoch"]
+        db.execute(f"INSERT INTO windows (epoch, {', '.join(cols)}) "
+                   f"SELECT 0, {', '.join(cols)} FROM windows_uplink1")
+        db.execute("DROP TABLE windows_uplink1")
+        db.execute("INSERT OR IGNORE INTO epochs (device, epoch, last_seq, first_seen) "
+                   "SELECT device, 0, last_seq, ? FROM devices", (time.time(),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def load_state(db: sqlite3.Connection) -> StoredState:
-    devices = {d: (k, s) for d, k, s in
-               db.execute("SELECT device, public_key, last_seq FROM devices")}
+    devices = {d: (k, e) for d, k, e in
+               db.execute("SELECT device, public_key, epoch FROM devices")}
+    epochs: dict[str, dict[int, int]] = {}
+    for d, e, s in db.execute("SELECT device, epoch, last_seq FROM epochs"):
+        epochs.setdefault(d, {})[e] = s
     sums = ", ".join(f"COALESCE(SUM({f}), 0)" for f in COUNT_FIELDS)
     nulls = " + ".join(f"COALESCE(SUM({f} IS NULL), 0)" for f in COUNT_FIELDS)
     row = db.execute(f"SELECT COUNT(*), {nulls}, {sums} FROM windows").fetchone()
-    return StoredState(devices, row[0], row[1], dict(zip(COUNT_FIELDS, row[2:], strict=True)))
+    return StoredState(devices, epochs, row[0], row[1],
+                       dict(zip(COUNT_FIELDS, row[2:], strict=True)))
 
 
 def commit(db: sqlite3.Connection, writes: list[tuple]) -> None:
-    """One transaction: ("new", device, key) rows and ("win", row) windows, in order."""
+    """One transaction, in order: ("new", device, key, epoch) devices, ("epoch", device, epoch,
+    now) a device's new current epoch, ("win", row) windows (row in `_ROW` order)."""
     db.execute("BEGIN")
     try:
         rows = [w[1] for w in writes if w[0] == "win"]
         for w in writes:
             if w[0] == "new":
-                db.execute("INSERT INTO devices (device, public_key, last_seq) "
-                           "VALUES (?, ?, 0)", (w[1], w[2]))
+                db.execute("INSERT INTO devices (device, public_key, last_seq, epoch) "
+                           "VALUES (?, ?, 0, ?)", (w[1], w[2], w[3]))
+            elif w[0] == "epoch":
+                _, device, epoch, now = w
+                db.execute("UPDATE epochs SET superseded_at = ? WHERE device = ? AND "
+                           "superseded_at IS NULL", (now, device))
+                db.execute("INSERT INTO epochs (device, epoch, last_seq, first_seen) "
+                           "VALUES (?, ?, 0, ?)", (device, epoch, now))
+                db.execute("UPDATE devices SET epoch = ?, last_seq = 0 WHERE device = ?",
+                           (epoch, device))
         db.executemany(_INSERT, rows)
-        last: dict[str, int] = {}
+        last: dict[tuple[str, int], int] = {}
         for r in rows:
-            last[r[0]] = r[1]
-        db.executemany("UPDATE devices SET last_seq = ? WHERE device = ?",
-                       [(s, d) for d, s in last.items()])
+            last[(r[0], r[1])] = r[2]
+        marks = [(s, d, e) for (d, e), s in last.items()]
+        db.executemany("UPDATE epochs SET last_seq = ? WHERE device = ? AND epoch = ?", marks)
+        db.executemany("UPDATE devices SET last_seq = ? WHERE device = ? AND epoch = ?", marks)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

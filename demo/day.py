@@ -148,6 +148,7 @@ class Demo:
             self.say("4. traveller 4 enrols at the kiosk, then withdraws there with the "
                      "receipt's code")
             code = self.enrol(3 % n, "QZLE3F")
+            assert self.agent is not None  # made by enrol()
             self.agent.withdraw(code)
             del code
             r = self.walk("4 withdrew, then not matched", 3 % n, NORMAL_C, "not_matched",

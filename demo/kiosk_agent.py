@@ -43,8 +43,10 @@ class KioskAgent:
         self.api_dir.mkdir(parents=True, exist_ok=True)
         # the demo device's self-signed certificate: this client talks to loopback only
         self._api = httpx.Client(base_url=self.url, verify=False, timeout=5)
+        # the kiosk refuses a log-in that does not come from its own origin, as a page's would
         r = self._api.post("/api/session/login", json={"staff_id": staff_id,
-                                                       "password": password})
+                                                       "password": password},
+                           headers={"Origin": self.url})
         self._keep("0 login", "/api/session/login", r)
         if r.status_code != 200:
             raise DemoError(f"the demo agent could not log in to the kiosk ({r.status_code}); "

@@ -148,7 +148,7 @@ class Stage:
         """The simulated passage sensor: the traveller walks through the open gate."""
         import zmq
 
-        ctx = zmq.Context.instance()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         s = ctx.socket(zmq.REQ)
         s.setsockopt(zmq.LINGER, 0)
         s.connect(self.settings.gate.sim_control_endpoint)

@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 
 from edge.decisions.events import DecisionEvent, Kind
 
-DECISIONS = {Kind.GRANTED, Kind.NOT_MATCHED, Kind.MATCHED_HELD}
+DECISIONS = {Kind.GRANTED, Kind.NOT_MATCHED, Kind.WRONG_FLIGHT, Kind.MATCHED_HELD}
 THERMAL = {Kind.THERMAL_PASS, Kind.REFERRED, Kind.UNRELIABLE}
 # what the live summary says for each decision and gallery reason (plain words, no ids)
 SAY = {Kind.GRANTED: "granted: face matched an opted-in traveller, gate opens",
        Kind.NOT_MATCHED: "not matched: sent to the staffed lane",
+       Kind.WRONG_FLIGHT: "not this flight: sent to the staffed lane",
        Kind.MATCHED_HELD: "matched, but held for secondary screening",
        Kind.THERMAL_PASS: "temperature normal",
        Kind.REFERRED: "REFER: staff alert for secondary screening (no identity attached)",
        Kind.UNRELIABLE: "temperature reading unusable"}
 REASONS = {"empty": "no opted-in template on file", "below_threshold": "no template close enough",
-           "ambiguous": "two templates too close to call"}
+           "ambiguous": "two templates too close to call",
+           "inconsistent": "the frames did not agree on one traveller"}
 
 
 @dataclass

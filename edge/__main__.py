@@ -11,6 +11,8 @@ from foundation.cli import dispatch
 COMMANDS: dict[str, tuple[str, str]] = {
     "faces": ("edge.evaluation.faces_cli", "detect, compare, evaluate and search faces"),
     "thermal": ("edge.screening.cli", "measure, synthesise and evaluate thermal screening"),
+    "pad": ("edge.screening.pad_cli",
+            "measure, synthesise and evaluate presentation-attack detection (thermal)"),
     "run": ("edge.daemon", "run the gate daemon from a settings file"),
     "demo": ("demo.day", "run the whole appliance on embedded defaults and a scripted day"),
 }

@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import structlog
 
+from edge.capture.decoder_log import NativeStderrTap, quiet_decoders
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import FrameSource
 from edge.capture.thermal_frames import ThermalFrames
 from edge.decisions.events import EventBus, counters_sink, log_sink
+from edge.decisions.evidence import EvidenceRules
 from edge.decisions.gatelink import GateLink
 from edge.decisions.lanes import LaneMachine, LaneRules
 from edge.decisions.pipeline import Lane, Pipeline
@@ -99,6 +101,7 @@ class Daemon:
         self.store: Any = None
         self.engine: Any = None
         self.gallery: Any = None
+        self.boarding: Any = None  # edge.consent.boarding.Boarding
         self.reader: LatestFrameReader | None = None
         self.thermal_reader: LatestFrameReader | None = None
         self.kiosk_reader: LatestFrameReader | None = None
@@ -116,6 +119,7 @@ class Daemon:
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None, *,
               source: FrameSource | None = None, engine: Any = None) -> Daemon:
+        from edge.consent.boarding import Boarding, load_schedule
         from edge.consent.gallery import Gallery
         from edge.consent.store import ConsentStore
         from edge.kiosk.board import LaneBoard
@@ -135,10 +139,14 @@ class Daemon:
             log.info("startup_purge", purged=purged)
             # 2. models, verified and warmed up before the watchdog clock starts
             d.engine = engine or FaceEngine.from_settings(settings.vision)
+            schedule = settings.lanes.boarding_schedule  # a bad schedule stops the start
+            d.boarding = Boarding(clock, load_schedule(schedule) if schedule else ())
             d.gallery = Gallery(d.store, clock, d.engine.threshold,
                                 settings.consent.match_margin,
                                 rule=fpir_rule(settings.vision.embedder,
-                                               settings.consent.target_fpir))
+                                               settings.consent.target_fpir,
+                                               settings.consent.match_margin),
+                                boarding=d.boarding.scopes)
             point = d.gallery.operating_point()
             if point is not None:
                 log.info("gallery_operating_point_at_start", threshold=round(point.threshold, 4),
@@ -153,7 +161,8 @@ class Daemon:
             cap = settings.capture
             d.reader = LatestFrameReader(src, clock, backoff_initial_s=cap.reconnect_initial_s,
                                          backoff_max_s=cap.reconnect_max_s,
-                                         stale_after_s=cap.stale_after_s)
+                                         stale_after_s=cap.stale_after_s,
+                                         max_corrupt_in_a_row=cap.max_corrupt_in_a_row)
             screener = d._build_thermal(src)
             # 4. decisions and their sinks
             lane_ids = [lane.lane_id for lane in settings.lanes.lanes]
@@ -175,7 +184,8 @@ class Daemon:
                 tracker=IoUTracker(settings.lanes.track_iou, settings.lanes.track_max_missed_s,
                                    settings.lanes.track_min_hits),
                 screener=screener, close_quarters=d._build_close_quarters(),
-                counters=d.counters, on_state=d._publish_state)
+                counters=d.counters, on_state=d._publish_state,
+                evidence=EvidenceRules.from_settings(settings.lanes))
             d.metrics.gate_available.set(0)
             d.metrics.gallery_size.set(d.gallery.size)
             # 5. telemetry and the kiosk
@@ -244,11 +254,12 @@ class Daemon:
             self.kiosk_reader = LatestFrameReader(
                 visible_source(self.settings, self.clock, self.settings.kiosk.camera_source),
                 self.clock, backoff_initial_s=cap.reconnect_initial_s,
-                backoff_max_s=cap.reconnect_max_s, stale_after_s=cap.stale_after_s)
+                backoff_max_s=cap.reconnect_max_s, stale_after_s=cap.stale_after_s,
+                max_corrupt_in_a_row=cap.max_corrupt_in_a_row)
             camera = ReaderCamera(self.kiosk_reader, max_age_s=cap.stale_after_s)
         services = KioskServices(settings=self.settings, clock=self.clock, store=self.store,
                                  engine=self.engine, board=self.board, gate=self.gate_client,
-                                 camera=camera)
+                                 camera=camera, boarding=self.boarding)
         return mount_ops(create_app(services), router)
 
     def _publish_state(self, lane: str, state: str, detail: str) -> None:
@@ -285,7 +296,8 @@ class Daemon:
             self._closers.append(("uplink", self.uplink.stop))
         self._start_server()
         log.info("daemon_started", lanes=len(self.settings.lanes.lanes),
-                 gallery=self.gallery.size, thermal=self.pipeline.screener is not None)
+                 gallery=self.gallery.size,
+                 thermal=self.pipeline is not None and self.pipeline.screener is not None)
 
     def _start_server(self) -> None:
         from edge.kiosk.serving import uvicorn_kwargs
@@ -310,6 +322,8 @@ class Daemon:
 
     def _beat(self, now: float) -> None:
         self._loop_beat = now
+        if self.boarding is not None:
+            self.boarding.poll()  # a schedule window opened or closed
 
     def _readers(self) -> list[tuple[str, LatestFrameReader]]:
         return [(name, r) for name, r in (("visible", self.reader),
@@ -367,6 +381,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    quiet_decoders()  # FFmpeg/OpenCV log lines off before any camera opens
+    tap = NativeStderrTap()  # what native code still writes to fd 2: counted events
+    tap.install()
+    try:
+        return _run(args, settings)
+    finally:
+        tap.close()
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.logging.level, settings.logging.json_logs)
     daemon = Daemon.build(settings, SystemClock())
 

@@ -250,13 +250,14 @@ class GateServer:
         return {"bad_frames": str(sum(self.refused.values())), "bad_frame_codes": codes or "none",
                 "refused_handshakes": str(self._admission.refused)}
 
-    def _refuse(self, code: str, peer: str | None) -> None:
+    def _refuse(self, code: str, peer: str | None, cmd: str | None = None) -> None:
+        """Count a frame refused before the machine; log it, at most once per 10 s."""
         self.refused[code] += 1
         now = self.clock.monotonic()
         if now >= self._next_bad_log:
             self._next_bad_log = now + BAD_FRAME_LOG_S
-            log.warning("gate_bad_frames", code=code, peer=peer, total=sum(self.refused.values()),
-                        counts=dict(self.refused))
+            log.warning("gate_bad_frames", code=code, peer=peer, cmd=cmd,
+                        total=sum(self.refused.values()), counts=dict(self.refused))
 
     def _handle_safely(self, frames: list[zmq.Frame]) -> None:
         """`_handle`, but a bug on one frame is an `internal` error ack, never a dead loop."""
@@ -266,9 +267,13 @@ class GateServer:
             log.exception("gate_frame_failed", error=type(exc).__name__)
             self._refuse("internal", None)
             with contextlib.suppress(Exception):
-                ack = error_ack(ProtocolError("the controller could not handle this frame; "
-                                              "nothing changed", "internal"))
-                self._router.send_multipart([frames[0].bytes, encode(ack)])
+                body = frames[1:]
+                envelope = [b""] if len(body) == 2 and body[0].bytes == b"" else []
+                ack = error_ack(ProtocolError("the controller failed on this frame (see its "
+                                              "log) and keeps running; check the lane state "
+                                              "before resending", "internal"),
+                                request_id_of(body[-1].bytes) if body else None)
+                self._router.send_multipart([frames[0].bytes, *envelope, encode(ack)])
 
     def _handle(self, frames: list[zmq.Frame]) -> None:
         identity, body = frames[0].bytes, frames[1:]
@@ -291,8 +296,7 @@ class GateServer:
             return
         allowed = ALLOWED.get(peer or "", frozenset())
         if cmd.cmd not in allowed:
-            self._refuse("forbidden", peer)
-            log.warning("gate_forbidden", cmd=cmd.cmd, peer=peer)
+            self._refuse("forbidden", peer, cmd.cmd)
             ack = Ack(id=cmd.id, cmd=cmd.cmd, ok=False, code="forbidden",
                       error=f"the {peer or 'unknown'} key may not send {cmd.cmd!r}; it may "
                             f"send: {', '.join(sorted(allowed)) or 'nothing'}")
@@ -300,7 +304,7 @@ class GateServer:
             return
         now = self.clock.monotonic()
         if cmd.deadline is not None and now > cmd.deadline:
-            self._refuse("expired", peer)
+            self._refuse("expired", peer, cmd.cmd)
             log.warning("gate_expired_command", cmd=cmd.cmd, late_ms=int((now - cmd.deadline)
                                                                           * 1000))
             ack = Ack(id=cmd.id, cmd=cmd.cmd, ok=False, code="expired",

@@ -63,6 +63,7 @@ def probe_central(device: Device, timeout_s: float) -> str:
         sock.curve_publickey = public
         sock.curve_secretkey = secret
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, schema.SOCKET_MAXMSGSIZE)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.connect(t.central_endpoint)
         start = time.monotonic()

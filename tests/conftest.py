@@ -133,6 +133,9 @@ def live_kiosk(kiosk_store, kiosk_engine, fake_clock):
     """(KioskEnv, LiveServer): the app on a real socket (SSE and browser tests)."""
     from helpers.kiosk import LiveServer, make_env
 
-    env = make_env(kiosk_store, kiosk_engine, fake_clock)
-    with LiveServer(env.client.app) as server:
+    from foundation.peers import free_port
+
+    port = free_port()  # the settings name the port, so the page's Origin is the kiosk's
+    env = make_env(kiosk_store, kiosk_engine, fake_clock, port=port)
+    with LiveServer(env.client.app, port=port) as server:
         yield env, server

@@ -30,11 +30,12 @@ def store(tmp_path, fake_clock):
     s.close()
 
 
-def _enrol(store, clock, n, rng):
+def _enrol(store, clock, n, rng, prefix="REF"):
     vecs = []
     for i in range(n):
         v = _unit(rng.standard_normal(DIM))
-        c = store.grant_consent(f"REF{i}", "boarding", "XY1 2027-01-15", clock.now() + 3600, "t")
+        c = store.grant_consent(f"{prefix}{i}", "boarding", "XY1 2027-01-15", clock.now() + 3600,
+                                "t")
         store.enrol(c.consent_id, [v], "fr_feature", "t")
         vecs.append(v)
     return vecs
@@ -49,12 +50,24 @@ def _probe_at(v: np.ndarray, cosine: float, rng) -> np.ndarray:
 
 
 def test_the_pinned_calibration_loads_and_is_for_the_installed_embedder():
-    rule = op.fpir_rule("fr_feature", 0.003)
+    rule = op.fpir_rule("fr_feature", 0.003, 0.05)
     assert rule.calibration.embedder == "fr_feature" and rule.calibration.mirror_average
     small, large = rule(10).threshold, rule(1000).threshold
     assert 0.3 < small < large < 0.7
     lo, hi = rule.calibrated_sizes
     assert lo <= 10 and hi >= 1000
+    assert rule.uses_search_table and rule(200).method == op.METHOD_SEARCH
+
+
+def test_a_margin_other_than_the_tables_uses_the_independence_model():
+    table = op.fpir_rule("fr_feature", 0.003, 0.05)
+    other = op.fpir_rule("fr_feature", 0.003, 0.02)
+    unknown = op.fpir_rule("fr_feature", 0.003)
+    for rule in (other, unknown):
+        point = rule(200)
+        assert point.method == op.METHOD_INDEPENDENCE and point.note and point.in_range
+        assert point.threshold == op.threshold_for(rule.calibration, 0.003, 200).threshold
+    assert table(200).threshold <= other(200).threshold + 0.01
 
 
 def test_a_tampered_calibration_is_refused(tmp_path):
@@ -69,7 +82,7 @@ def test_a_tampered_calibration_is_refused(tmp_path):
 
 def test_threshold_rises_with_the_live_gallery(store, fake_clock):
     rng = np.random.default_rng(1)
-    rule = op.fpir_rule("fr_feature", 0.003)
+    rule = op.fpir_rule("fr_feature", 0.003, 0.05)
     vecs = _enrol(store, fake_clock, 3, rng)
     gallery = Gallery(store, fake_clock, 0.414, 0.05, rule=rule)
     t3 = rule(3).threshold
@@ -77,7 +90,7 @@ def test_threshold_rises_with_the_live_gallery(store, fake_clock):
     assert gallery.match(probe).matched
     assert gallery.current_operating_point is not None
     assert gallery.current_operating_point.gallery_size == 3
-    _enrol(store, fake_clock, 400, rng)
+    _enrol(store, fake_clock, 400, rng, "MORE")  # other references (one consent each)
     t403 = rule(403).threshold
     assert t403 > t3 + 0.02
     result = gallery.match(probe)  # the same score no longer clears the stricter threshold
@@ -88,7 +101,7 @@ def test_threshold_rises_with_the_live_gallery(store, fake_clock):
 
 def test_expired_templates_do_not_count_towards_the_gallery_size(store, fake_clock):
     rng = np.random.default_rng(2)
-    rule = op.fpir_rule("fr_feature", 0.003)
+    rule = op.fpir_rule("fr_feature", 0.003, 0.05)
     _enrol(store, fake_clock, 50, rng)
     gallery = Gallery(store, fake_clock, 0.414, 0.05, rule=rule)
     assert gallery.operating_point().gallery_size == 50

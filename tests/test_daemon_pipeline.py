@@ -1,6 +1,7 @@
 """The inference pipeline on the synthetic scene with the real face engine and a FakeClock:
-one embedding per track, one decision per walk, probes wiped, passage -> boarded, gate
-failures -> manual, and no log event or decision event carrying biometric data."""
+one embedding per evidence frame (K per track), one decision per walk, probes wiped, passage
+-> boarded, gate failures -> manual, and no log event or decision event carrying biometric
+data (multi-frame evidence and wrong-flight travellers: tests/test_decisions_evidence.py)."""
 
 from __future__ import annotations
 
@@ -83,9 +84,11 @@ def test_enrolled_traveller_granted_once_probe_wiped(engine) -> None:
     pipeline, events, logs, boarded = run_walk(engine, matcher, gate)
     assert kinds(events).count(Kind.GRANTED) == 1 and Kind.PRESENTED in kinds(events)
     assert [c[0] for c in gate.calls] == ["open"]
-    assert len(matcher.probes) == 1  # embedded once, not every frame
-    assert not matcher.probes[0].any()  # and wiped right after the match
-    assert pipeline.metrics.embeddings.value() == 1
+    # embedded once per evidence frame (3), not every frame; the 4th probe is their fusion
+    assert len(matcher.probes) == 4
+    assert not any(p.any() for p in matcher.probes)  # all wiped right after the decision
+    assert pipeline.metrics.embeddings.value() == 3
+    assert pipeline.evidence.get("A") is None  # the evidence went with the decision
     assert len(pipeline.latencies) == 1 and 0 <= pipeline.latencies[0] < 1.0
     assert Kind.THERMAL_PASS in kinds(events)
     # passage closes the loop and marks boarded

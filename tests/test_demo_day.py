@@ -66,7 +66,7 @@ REFERENCES = ("QZSM12", "QZJO14", "QZLE3F", "QZDI21")  # the demo's booking refe
 IMAGE_MAGIC = (b"\x89PNG\r\n", b"\xff\xd8\xff", b"GIF8", b"BM6", b"II*\x00", b"RIFF")
 FORBIDDEN_KEYS = {"embedding", "embeddings", "probe", "template", "image", "frame", "crop",
                   "reference", "name", "photo", "landmarks"}
-WINDOW_COLUMNS = {"device", "seq", "gate", "window_start", "window_s", "k", "epsilon",
+WINDOW_COLUMNS = {"device", "epoch", "seq", "gate", "window_start", "window_s", "k", "epsilon",
                   "received_at", *COUNT_FIELDS}
 FLOAT_RUN = re.compile(rb"(-?\d+\.\d+[,\s]+){24,}")
 

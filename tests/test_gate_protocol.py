@@ -202,7 +202,6 @@ def test_random_objects_decode_or_raise_protocol_error(obj: dict) -> None:
 
 def test_client_refuses_bad_arguments_before_sending() -> None:
     from gate_controller.client import GateClient
-
     from gate_controller.keys import ClientKeys
 
     public, secret = zmq.curve_keypair()

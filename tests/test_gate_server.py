@@ -368,3 +368,27 @@ def test_simulator_control_requests() -> None:
     reply = apply(sim, {"schema": "gate-sim/1", "sim": "fire", "active": True})
     assert reply["ok"] and reply["fire"] is True
     assert [i.kind for i in sim.poll(0.0)] == ["fire_alarm"]
+
+
+def test_a_handler_bug_is_an_internal_error_ack_not_a_dead_loop(running: Running,
+                                                                 ctx: zmq.Context) -> None:
+    real = running.server.machine.command
+    calls = []
+
+    def broken(cmd, now, peer="daemon"):
+        if not calls:
+            calls.append(cmd.cmd)
+            raise RecursionError("as deep as the report's frame")
+        return real(cmd, now, peer=peer)
+
+    running.server.machine.command = broken  # type: ignore[method-assign]
+    c = client(running, ctx)
+    try:
+        with capture_logs() as logs:
+            ack = c.heartbeat()
+        assert not ack.ok and ack.code == "internal"
+        assert any(e["event"] == "gate_frame_failed" for e in logs)
+        assert c.heartbeat().ok and running.thread.is_alive()
+        assert "internal=1" in c.status_detail().info["bad_frame_codes"]
+    finally:
+        c.close()

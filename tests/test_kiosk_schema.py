@@ -17,6 +17,7 @@ from edge.kiosk.app import create_app
 from edge.kiosk.board import LaneBoard
 from edge.kiosk.services import KioskServices
 from foundation.clock import FakeClock
+from foundation.peers import free_port
 from foundation.settings import Settings
 
 
@@ -33,15 +34,17 @@ schema = schemathesis.openapi.from_dict(_schema_only())
 
 @pytest.fixture
 def served(kiosk_store, kiosk_engine, fake_clock):
-    env = make_env(kiosk_store, kiosk_engine, fake_clock)
+    port = free_port()  # named in the settings: requests carry the kiosk's own Origin
+    env = make_env(kiosk_store, kiosk_engine, fake_clock, port=port)
     app = create_app(env.services, stream_life_s=0.2)
-    with LiveServer(app) as server:
+    with LiveServer(app, port=port) as server:
         r = httpx.post(server.url + "/api/session/login",
-                       json={"staff_id": "sup1", "password": PASSWORD}, timeout=10)
+                       json={"staff_id": "sup1", "password": PASSWORD},
+                       headers={"Origin": server.origin}, timeout=10)
         assert r.status_code == 200
         yield {"base_url": server.url,
                "cookies": {"cg_session": r.cookies["cg_session"]},
-               "headers": {"X-CSRF-Token": r.json()["csrf_token"]}}
+               "headers": {"X-CSRF-Token": r.json()["csrf_token"], "Origin": server.origin}}
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@ import threading
 import time
 
 import httpx
-from helpers.kiosk import PASSWORD, LiveServer, make_env
+from helpers.kiosk import PASSWORD, LiveServer, kiosk_origin, make_env
 
 
-def login(client: httpx.Client, name: str = "eng1") -> None:
-    r = client.post("/api/session/login", json={"staff_id": name, "password": PASSWORD})
+def login(client: httpx.Client, name: str = "eng1", origin: str | None = None) -> None:
+    """Log in as the page would: from the kiosk's origin (default: the server's own URL)."""
+    r = client.post("/api/session/login", json={"staff_id": name, "password": PASSWORD},
+                    headers={"Origin": origin or str(client.base_url).rstrip("/")})
     assert r.status_code == 200
 
 
@@ -67,7 +69,7 @@ def test_stream_ends_after_its_life_and_the_subscription_is_released(kiosk_store
     env = make_env(kiosk_store, kiosk_engine, fake_clock)
     app = create_app(env.services, stream_life_s=1.0)
     with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
-        login(client)
+        login(client, origin=kiosk_origin(env.services.settings))
         started = time.monotonic()
         with client.stream("GET", "/api/board/events") as r:
             body = "".join(r.iter_text())

@@ -225,3 +225,34 @@ def test_starts_manual_until_gate_answers(fake_clock: FakeClock) -> None:
     m = LaneMachine("A", LaneRules(), fake_clock, start_manual=True)
     assert m.state is LaneState.MANUAL and m.present(1) == []
     assert kinds(m.gate_up()) == ["restored"]
+
+
+def test_wrong_flight_traveller_is_told_and_sent_to_the_staffed_lane(fake_clock: FakeClock
+                                                                     ) -> None:
+    """A traveller enrolled for another flight (match reason `wrong_flight`): no grant, a
+    `wrong_flight` decision and lane state, counted as a staffed-lane decision too."""
+    from edge.decisions.events import COUNTER_FIELDS, Kind
+
+    m = machine(fake_clock, hold_s=2.0)
+    m.present(1)
+    out = m.match(1, None, "wrong_flight")
+    assert DenyGate("A") in out and kinds(out) == ["wrong_flight"]
+    assert not any(isinstance(a, OpenGate) for a in out)
+    event = next(a for a in out if isinstance(a, DecisionEvent))
+    assert event.reason == "not this flight: staffed lane" and event.state == "wrong_flight"
+    assert m.state is LaneState.WRONG_FLIGHT and not m.wants_match
+    assert COUNTER_FIELDS[Kind.WRONG_FLIGHT] == ("not_matched", "wrong_flight")
+    assert m.match(1, "c1") == []  # one decision per track
+    fake_clock.advance(2.5)
+    m.tick()
+    assert m.state is LaneState.IDLE
+
+
+def test_match_due_marks_the_last_moment_before_the_presenting_timeout(fake_clock: FakeClock
+                                                                      ) -> None:
+    m = machine(fake_clock, presenting_timeout_s=2.0)
+    m.present(1)
+    assert not m.match_due
+    fake_clock.advance(2.1)
+    assert m.match_due
+    assert kinds(m.match(1, "c1")) == ["granted"] and not m.match_due

@@ -15,8 +15,8 @@ from foundation.errors import ConsentGateError
 def test_count_fields_are_the_agreed_names():
     assert COUNT_FIELDS == (
         "people_detected", "presented", "matched", "not_matched", "wrong_flight",
-        "gates_opened", "passages", "tailgating_alarms", "temperature_screened", "referred", "unreliable",
-        "close_contacts", "peak_in_view", "faults")
+        "gates_opened", "passages", "tailgating_alarms", "temperature_screened", "referred",
+        "unreliable", "close_contacts", "peak_in_view", "faults")
 
 
 def test_windows_are_aligned_and_closed_only_after_their_end():

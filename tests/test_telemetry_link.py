@@ -6,155 +6,43 @@ device key not in the allow-list, malformed messages and out-of-order windows.
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
-import zmq
+from helpers.telemetry import (
+    WINDOW_S,
+    Net,
+    SplitClock,
+    make_settings,
+    make_uplink,
+    open_store,
+    produce,
+    started_uplink,
+)
+from helpers.telemetry import body as _body
+from helpers.telemetry import raw_device as _raw_device
+from helpers.telemetry import reply as _reply
 from structlog.testing import capture_logs
 
-from edge.consent.keys import write_key_file
-from edge.consent.store import ConsentStore
 from edge.telemetry.counters import COUNT_FIELDS, WindowCounters
-from edge.telemetry.uplink import Uplink
-from foundation.clock import FakeClock
-from foundation.curve_keys import create_keypair, load_keypair, load_public_key
-from foundation.peers import COLLECTOR_READY, Peer, collector_argv, free_port, wait_for
-from foundation.settings import Settings
+from foundation.peers import wait_for
 from wire import telemetry as schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-ROOT = Path(__file__).resolve().parents[1]
-WINDOW_S = 60
-
-
-class SplitClock:
-    """Wall time under the test's control (windows), real monotonic time (heartbeats)."""
-
-    def __init__(self) -> None:
-        self.wall = FakeClock(start=1_800_000_000.0)
-
-    def now(self) -> float:
-        return self.wall.now()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-class CollectorProc:
-    """`python -m central collect` as a child process (foundation.peers), logging to `log`."""
-
-    def __init__(self, keys: Path, db: Path, port: int, log: Path) -> None:
-        self.keys, self.db, self.port, self.log = keys, db, port, log
-        self.peer = Peer("collector", collector_argv(keys, db, self.endpoint, print_every_s=0.2),
-                         log, ready_line=COLLECTOR_READY, cwd=ROOT)
-
-    @property
-    def endpoint(self) -> str:
-        return f"tcp://127.0.0.1:{self.port}"
-
-    @property
-    def proc(self) -> subprocess.Popen:
-        assert self.peer.proc is not None
-        return self.peer.proc
-
-    @property
-    def lines(self) -> list[str]:
-        """What this run of the collector printed (stdout and its log events)."""
-        return self.peer.lines()
-
-    def start(self) -> CollectorProc:
-        self.peer.start()
-        return self
-
-    def kill(self) -> None:
-        self.peer.kill()
-
-    def stop(self) -> None:
-        self.peer.stop()
-
-    def rows(self) -> list[tuple]:
-        if not self.db.exists():
-            return []
-        with sqlite3.connect(self.db) as db:
-            return db.execute("SELECT device, seq, window_start, received_at, matched "
-                              "FROM windows ORDER BY device, seq").fetchall()
+E = 77  # the epoch of the raw device's windows
 
 
 @pytest.fixture
 def net(tmp_path):
     """Central keys (allow-list holds the device key), device keys, a collector on a free port."""
-    central_dir = tmp_path / "central"
-    create_keypair(central_dir, "central")
-    dev_dir = tmp_path / "device" / "keys"
-    create_keypair(dev_dir, "device")
-    shutil.copy(dev_dir / "device.key", central_dir / "gate7.key")
-    procs: list[CollectorProc] = []
-
-    class Net:
-        central_keys = central_dir
-        device_keys = dev_dir
-        port = free_port()
-
-        def collector(self) -> CollectorProc:
-            c = CollectorProc(central_dir, tmp_path / "central.db", self.port,
-                              tmp_path / "collector.log")
-            procs.append(c)
-            return c
-
-    yield Net()
-    for c in procs:
-        c.stop()
-
-
-def make_settings(tmp_path: Path, port: int, **telemetry) -> Settings:
-    return Settings.model_validate({
-        "device": {"device_id": "cg-00000007", "gate_id": "GATE-7", "data_dir": str(tmp_path)},
-        "telemetry": {"central_endpoint": f"tcp://127.0.0.1:{port}", "window_s": WINDOW_S,
-                      "k_anonymity": 5, "heartbeat_s": 0.2, "heartbeat_liveness": 3,
-                      "resend_initial_s": 0.2, "resend_max_s": 1.0, "max_in_flight": 8}
-                     | telemetry,
-    })
-
-
-def open_store(tmp_path: Path, clock, create: bool) -> ConsentStore:
-    keys = tmp_path / "device" / "keys"
-    if create:
-        write_key_file(keys / "store.key")
-        write_key_file(keys / "ref.key")
-    return ConsentStore.open(tmp_path / "device" / "store.db", keys / "store.key",
-                             keys / "ref.key", clock, create=create)
-
-
-def make_uplink(settings, counters, outbox, clock, keys_dir: Path, central_keys: Path) -> Uplink:
-    return Uplink(settings, counters, outbox, clock, load_keypair(keys_dir / "device.key_secret"),
-                  load_public_key(central_keys / "central.key"))
-
-
-def started_uplink(tmp_path: Path, net, clock, settings: Settings | None = None, *,
-                   create: bool = False) -> tuple[ConsentStore, WindowCounters, Uplink]:
-    """A real store (new or reopened), fresh counters and a running uplink to `net`."""
-    store = open_store(tmp_path, clock, create=create)
-    counters = WindowCounters(clock, WINDOW_S)
-    uplink = make_uplink(settings or make_settings(tmp_path, net.port), counters, store.outbox,
-                         clock, net.device_keys, net.central_keys)
-    uplink.start()
-    return store, counters, uplink
-
-
-def produce(clock: SplitClock, counters: WindowCounters, n: int, base: int = 0) -> None:
-    """n windows; window i carries matched = 10 + base + i so each is recognisable."""
-    for i in range(n):
-        counters.add("matched", 10 + base + i)
-        counters.add("presented", 10 + base + i)
-        clock.wall.advance(WINDOW_S)  # the uplink thread closes the window
+    n = Net(tmp_path)
+    yield n
+    n.close()
 
 
 def assert_exactly_once_in_order(rows: list[tuple], n: int) -> None:
@@ -253,7 +141,8 @@ def test_device_restarted_with_unacked_windows_sends_them(tmp_path, net):
     assert any(e["event"] == "telemetry_window_queued" for e in events)
     allowed = {"event", "log_level", "seq", "pending", "inflight", "backoff_s",
                "central_last_seq", "error", "detail", "waiting", "timeout_s", "reason", "frames",
-               "resumed", "closed"}  # open windows taken back at start: counts of windows
+               "resumed", "closed",  # open windows taken back at start: counts of windows
+               "epoch", "code"}  # the store's epoch (a random id), a reject's code
     for e in events:
         assert set(e) <= allowed, e
         assert not any(isinstance(v, bytes | bytearray) for v in e.values()), e
@@ -280,55 +169,34 @@ def test_device_key_not_in_allow_list_gets_nothing_accepted(tmp_path, net):
         store.close()
 
 
-def _raw_device(ctx: zmq.Context, net, endpoint: str) -> zmq.Socket:
-    public, secret = load_keypair(net.device_keys / "device.key_secret")
-    sock = ctx.socket(zmq.DEALER)
-    sock.curve_serverkey = load_public_key(net.central_keys / "central.key")
-    sock.curve_publickey, sock.curve_secretkey = public, secret
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 5000)
-    sock.connect(endpoint)
-    return sock
-
-
-def _body(matched: int, start: int = 1_800_000_000, extra: dict | None = None) -> bytes:
-    msg = {"schema": "counts/1", "device": "cg-00000007", "gate": "GATE-7",
-           "window_start": start, "window_s": 60, "k": 5, "epsilon": None,
-           "counts": dict.fromkeys(COUNT_FIELDS, 0) | {"matched": matched}}
-    msg.update(extra or {})
-    return json.dumps(msg).encode()
-
-
-def _reply(sock: zmq.Socket) -> dict:
-    (frame,) = sock.recv_multipart()
-    return schema.decode_header(frame)
-
-
 def test_malformed_messages_are_rejected_logged_and_serving_goes_on(tmp_path, net, ctx):
     collector = net.collector().start()
     sock = _raw_device(ctx, net, collector.endpoint)
     try:
         bad = [
-            [b"\x00not json"],
-            [b'{"schema":"uplink/9","type":"window","seq":1,"prev":null}', _body(10)],
-            [schema.window_header(1, None), _body(10, extra={"name": "Jane Doe"})],
-            [schema.window_header(1, None), _body(3)],  # below k: must have been suppressed
-            [schema.window_header(1, None), b"{}"],
-            [schema.window_header(1, None)],  # body missing
-            [schema.HEARTBEAT, b"extra"],
-            [schema.ack(1)],  # devices do not ack
+            ("malformed", [b"\x00not json"]),
+            ("unsupported_schema",
+             [b'{"schema":"uplink/9","type":"window","seq":1,"prev":null}', _body(10)]),
+            ("bad_field",
+             [schema.window_header(E, 1, None), _body(10, extra={"name": "Jane Doe"})]),
+            ("below_k", [schema.window_header(E, 1, None), _body(3)]),  # must be suppressed
+            ("unsupported_schema", [schema.window_header(E, 1, None), b"{}"]),
+            ("unexpected", [schema.window_header(E, 1, None)]),  # body missing
+            ("unexpected", [schema.HEARTBEAT, b"extra"]),
+            ("unexpected", [schema.ack(E, 1)]),  # devices do not ack
         ]
-        for frames in bad:
+        for code, frames in bad:
             sock.send_multipart(frames)
-            assert _reply(sock)["type"] == "reject", frames
+            answer = _reply(sock)
+            assert (answer["type"], answer["code"]) == ("reject", code), frames
         assert collector.proc.poll() is None
         assert collector.log.read_text().count("telemetry_message_rejected") == len(bad)
         assert "Jane" not in collector.log.read_text()
         # still serving: heartbeats answered, a valid window stored
         sock.send_multipart([schema.HEARTBEAT])
         assert _reply(sock)["type"] == "heartbeat"
-        sock.send_multipart([schema.window_header(1, None), _body(10)])
-        assert _reply(sock) == {"schema": "uplink/1", "type": "ack", "seq": 1}
+        sock.send_multipart([schema.window_header(E, 1, None), _body(10)])
+        assert _reply(sock) == {"schema": "uplink/2", "type": "ack", "epoch": E, "seq": 1}
         assert [r[1] for r in collector.rows()] == [1]
     finally:
         sock.close()
@@ -338,20 +206,20 @@ def test_out_of_order_windows_get_gap_and_duplicates_are_not_stored(tmp_path, ne
     collector = net.collector().start()
     sock = _raw_device(ctx, net, collector.endpoint)
     try:
-        sock.send_multipart([schema.window_header(2, 1), _body(11, 1_800_000_060)])
-        assert _reply(sock) == {"schema": "uplink/1", "type": "gap", "seq": 0}
-        sock.send_multipart([schema.window_header(1, None), _body(10)])
+        sock.send_multipart([schema.window_header(E, 2, 1), _body(11, 1_800_000_060)])
+        assert _reply(sock) == {"schema": "uplink/2", "type": "gap", "epoch": E, "seq": 0}
+        sock.send_multipart([schema.window_header(E, 1, None), _body(10)])
         assert _reply(sock)["seq"] == 1
-        sock.send_multipart([schema.window_header(2, 1), _body(11, 1_800_000_060)])
-        assert _reply(sock) == {"schema": "uplink/1", "type": "ack", "seq": 2}
-        sock.send_multipart([schema.window_header(1, None), _body(10)])  # a resend
-        assert _reply(sock) == {"schema": "uplink/1", "type": "ack", "seq": 2}
-        sock.send_multipart([schema.window_header(4, 3), _body(13, 1_800_000_180)])
+        sock.send_multipart([schema.window_header(E, 2, 1), _body(11, 1_800_000_060)])
+        assert _reply(sock) == {"schema": "uplink/2", "type": "ack", "epoch": E, "seq": 2}
+        sock.send_multipart([schema.window_header(E, 1, None), _body(10)])  # a resend
+        assert _reply(sock) == {"schema": "uplink/2", "type": "ack", "epoch": E, "seq": 2}
+        sock.send_multipart([schema.window_header(E, 4, 3), _body(13, 1_800_000_180)])
         assert _reply(sock)["type"] == "gap"
         assert [(r[1], r[4]) for r in collector.rows()] == [(1, 10), (2, 11)]
         # another device id from the same key is refused (ids are bound to keys)
         other = _body(10, extra={"device": "cg-impostor"})
-        sock.send_multipart([schema.window_header(3, 2), other])
+        sock.send_multipart([schema.window_header(E, 3, 2), other])
         assert _reply(sock)["type"] == "reject"
     finally:
         sock.close()
@@ -424,3 +292,38 @@ def test_restart_after_the_window_ended_sends_it_once(tmp_path, net):
         finally:
             uplink.stop()
             store.close()
+
+
+def test_outbox_rows_carry_the_epoch_of_their_append(tmp_path):
+    store = open_store(tmp_path, SplitClock(), create=True)
+    try:
+        first = store.outbox.epoch  # made by the migration that created the store
+        assert 1 <= first <= schema.MAX_EPOCH
+        assert store.outbox.append(b"a") == 1
+        second = store.outbox.renew_epoch()
+        assert second != first and store.outbox.epoch == second
+        assert store.outbox.append(b"b") == 2
+        assert store.outbox.pending_windows(10) == [(1, first, b"a"), (2, second, b"b")]
+        assert store.outbox.pending(10) == [(1, b"a"), (2, b"b")]
+    finally:
+        store.close()
+
+
+def test_windows_queued_before_the_epoch_migration_keep_epoch_0(tmp_path, monkeypatch):
+    import edge.consent.database as database
+
+    clock = SplitClock()
+    monkeypatch.setattr(database, "LATEST", 2)  # a store made before migration 3
+    store = open_store(tmp_path, clock, create=True)
+    with store.db.write() as conn:
+        conn.execute("INSERT INTO outbox (created_at, payload) VALUES (0, x'7131')")
+    store.close()
+    monkeypatch.undo()
+    store = open_store(tmp_path, clock, create=False)  # migrated to 3 on open
+    try:
+        assert store.outbox.pending_windows(10) == [(1, 0, b"q1")]  # central's legacy epoch
+        assert store.outbox.epoch >= 1
+        store.outbox.append(b"q2")
+        assert store.outbox.pending_windows(10)[1] == (2, store.outbox.epoch, b"q2")
+    finally:
+        store.close()

@@ -137,24 +137,37 @@ def test_decode_counts_rejects_garbage(data):
 
 
 def test_uplink_headers_round_trip_and_reject_unknowns():
-    assert schema.decode_header(schema.window_header(5, 4))["prev"] == 4
-    assert schema.decode_header(schema.window_header(1, None))["prev"] is None
-    assert schema.decode_header(schema.ack(0))["type"] == "ack"
-    assert schema.decode_header(schema.gap(3))["seq"] == 3
-    assert schema.decode_header(schema.reject(None, "x"))["reason"] == "x"
+    assert schema.decode_header(schema.window_header(9, 5, 4))["prev"] == 4
+    assert schema.decode_header(schema.window_header(9, 1, None))["prev"] is None
+    assert schema.decode_header(schema.ack(9, 0))["type"] == "ack"
+    assert schema.decode_header(schema.gap(9, 3))["seq"] == 3
+    assert schema.decode_header(schema.reject("malformed", "x"))["reason"] == "x"
     assert schema.decode_header(schema.HEARTBEAT)["type"] == "heartbeat"
-    for bad in [b'{"schema":"uplink/2","type":"heartbeat"}',
-                b'{"schema":"uplink/1","type":"hello"}',
-                b'{"schema":"uplink/1","type":"window","seq":0,"prev":null}',
-                b'{"schema":"uplink/1","type":"window","seq":3,"prev":3}',
-                b'{"schema":"uplink/1","type":"heartbeat","x":1}']:
+    for bad in [b'{"schema":"uplink/3","type":"heartbeat"}',
+                b'{"schema":"uplink/2","type":"hello"}',
+                b'{"schema":"uplink/2","type":"window","epoch":1,"seq":0,"prev":null}',
+                b'{"schema":"uplink/2","type":"window","epoch":1,"seq":3,"prev":3}',
+                b'{"schema":"uplink/2","type":"window","seq":3,"prev":null}',  # no epoch
+                b'{"schema":"uplink/2","type":"heartbeat","x":1}']:
         with pytest.raises(SchemaError):
             schema.decode_header(bad)
 
 
-@pytest.mark.parametrize("seq,prev", [(1, None), (2, 1), (10**12, 10**12 - 1)])
-def test_fast_formatted_frames_equal_the_json_encoding(seq, prev):
-    assert json.loads(schema.window_header(seq, prev)) == {
-        "schema": "uplink/1", "type": "window", "seq": seq, "prev": prev}
-    assert json.loads(schema.ack(seq)) == {"schema": "uplink/1", "type": "ack", "seq": seq}
-    assert json.loads(schema.gap(seq)) == {"schema": "uplink/1", "type": "gap", "seq": seq}
+def test_uplink_1_is_refused_with_a_clear_reason():
+    with pytest.raises(schema.Rejected, match=r"uplink/1 is retired.*epoch") as info:
+        schema.decode_header(b'{"schema":"uplink/1","type":"window","seq":1,"prev":null}')
+    assert info.value.code == "retired_schema"
+    old = json.loads(schema.reject_retired(str(info.value)))  # what an uplink/1 device reads
+    assert old["schema"] == "uplink/1" and old["type"] == "reject"
+    assert set(old) == {"schema", "type", "seq", "reason"} and "epoch" in old["reason"]
+
+
+@pytest.mark.parametrize("epoch,seq,prev", [(0, 1, None), (1, 2, 1),
+                                            (2**53 - 1, 10**12, 10**12 - 1)])
+def test_fast_formatted_frames_equal_the_json_encoding(epoch, seq, prev):
+    assert json.loads(schema.window_header(epoch, seq, prev)) == {
+        "schema": "uplink/2", "type": "window", "epoch": epoch, "seq": seq, "prev": prev}
+    assert json.loads(schema.ack(epoch, seq)) == {"schema": "uplink/2", "type": "ack",
+                                                  "epoch": epoch, "seq": seq}
+    assert json.loads(schema.gap(epoch, seq)) == {"schema": "uplink/2", "type": "gap",
+                                                  "epoch": epoch, "seq": seq}

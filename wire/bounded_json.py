@@ -106,7 +106,9 @@ def loads(data: bytes | bytearray | memoryview, *, max_bytes: int,
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise JSONLimitError("frame is not UTF-8") from None
-    if nesting_depth(raw, max_depth) > max_depth:
+    # fewer openers than the limit cannot nest deeper (a count in C, before the regex scan)
+    if (raw.count(b"[") + raw.count(b"{") > max_depth
+            and nesting_depth(raw, max_depth) > max_depth):
         raise JSONLimitError(f"frame nests arrays/objects deeper than {max_depth}", "too_deep")
     try:
         return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float,

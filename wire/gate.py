@@ -49,7 +49,7 @@ ERROR_CODES: Final = {
     "unknown_command": "cmd is not one of the commands",
     "forbidden": "the authenticated peer may not send this command (the operator key: status)",
     "expired": "the command arrived after its deadline",
-    "internal": "the controller failed on this frame; it changed nothing and keeps running",
+    "internal": "the controller failed on this frame (a bug, logged); it keeps running",
     "unknown_lane": "the lane is not one of the controller's lanes",
     "grant_used": "the grant was already used or cancelled",
     "grant_stale": "the grant is older than its ttl plus the slack (or the age cap)",

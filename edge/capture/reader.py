@@ -2,10 +2,13 @@
 
 Backends buffer and hand out stale frames, so the thread reads continuously and the inference
 loop always gets the newest frame with its age. When a source ends or fails the thread logs
-the outage, closes it and re-opens with exponential backoff; a corrupt frame is dropped and
-counted. An unexpected error from the backend (not a CaptureError: a driver bug, a cv2.error)
-is also an outage, but only within a restart budget (5 a minute by default): past it the
-reader gives up (`gave_up`) rather than spin, and the daemon stops so systemd restarts it.
+the outage, closes it and re-opens with exponential backoff. A corrupt frame is dropped and the
+stream goes on: it counts in `corrupt` (and a rate-limited `capture_corrupt_frames` event),
+while `max_corrupt_in_a_row` unreadable frames in a row are an outage instead (the stream is
+re-opened, and that run counts as the outage, not as corrupt frames). An unexpected error from
+the backend (not a CaptureError: a driver bug, a cv2.error) is also an outage, but only within
+a restart budget (5 a minute by default): past it the reader gives up (`gave_up`) rather than
+spin, and the daemon stops so systemd restarts it.
 Nothing here ever writes a frame anywhere.
 """
 
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from edge.capture.decoder_log import CountedEvents
 from edge.capture.source import CaptureError, CorruptFrameError, Frame, FrameSource
 from foundation.clock import Clock
 from foundation.restart_budget import RestartBudget
@@ -39,8 +43,11 @@ class LatestFrameReader:
 
     def __init__(self, source: FrameSource, clock: Clock, *, backoff_initial_s: float = 0.1,
                  backoff_max_s: float = 10.0, stale_after_s: float = 5.0,
-                 restart_budget: RestartBudget | None = None) -> None:
+                 restart_budget: RestartBudget | None = None,
+                 max_corrupt_in_a_row: int = 25) -> None:
         self.source = source
+        self._max_corrupt_in_a_row = max(1, int(max_corrupt_in_a_row))
+        self._corrupt_events = CountedEvents("capture_corrupt_frames", logger=log)
         self._clock = clock
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
@@ -105,6 +112,7 @@ class LatestFrameReader:
             self._supervise()
         finally:
             self._set_connected(False)
+            self._corrupt_events.flush()  # what the rate limit held back
 
     def _supervise(self) -> None:
         backoff = self._backoff_initial
@@ -170,17 +178,24 @@ class LatestFrameReader:
 
     def _read_until_end(self) -> bool:
         got_frame = False
+        in_a_row = 0  # unreadable frames since the last good one
         while not self._stop.is_set():
             try:
                 cap = self.source.read()
             except CorruptFrameError as exc:
-                with self._cond:
-                    self._corrupt += 1
+                in_a_row += 1
                 log.debug("capture_corrupt_frame", camera=self.source.name, reason=str(exc))
+                if in_a_row >= self._max_corrupt_in_a_row:
+                    log.warning("capture_read_failed", camera=self.source.name,
+                                error=f"{in_a_row} unreadable frames in a row")
+                    return got_frame
                 continue
             except CaptureError as exc:
+                self._count_corrupt(in_a_row)
                 log.warning("capture_read_failed", camera=self.source.name, error=str(exc))
                 return got_frame
+            self._count_corrupt(in_a_row)
+            in_a_row = 0
             if cap is None:
                 return got_frame
             got_frame = True
@@ -190,6 +205,13 @@ class LatestFrameReader:
                 self._latest = Frame(self._seq, self._clock.monotonic(), cap.image, cap.thermal)
                 self._cond.notify_all()
         return got_frame
+
+    def _count_corrupt(self, n: int) -> None:
+        """Corrupt frames the stream went on past (or ended normally after)."""
+        if n:
+            with self._cond:
+                self._corrupt += n
+            self._corrupt_events.add(n, camera=self.source.name)
 
     def _set_connected(self, value: bool) -> None:
         with self._cond:

@@ -35,7 +35,8 @@ MAX_SCHEDULE_BYTES = 64 * 1024
 MAX_SCHEDULE_ENTRIES = 200
 MAX_WINDOW_S = 12 * 3600
 MAX_BOARDING_FLIGHTS = 8
-_FLIGHT = re.compile(r"([A-Z0-9]{2}[A-Z]?)\s*([0-9]{1,4})([A-Z]?)")
+# an airline designator (two letters, a letter and a digit, or three letters), then 1-4 digits
+_FLIGHT = re.compile(r"([A-Z]{2,3}|[A-Z][0-9]|[0-9][A-Z])\s*([0-9]{1,4})([A-Z]?)")
 _SCOPE = re.compile(r"([A-Z0-9]{2}[A-Z]?[0-9]{4}[A-Z]?)/([0-9]{3})")
 Source = Literal["supervisor", "schedule", "none"]
 log = structlog.get_logger(__name__)

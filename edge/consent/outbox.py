@@ -2,23 +2,26 @@
 
 The outbox holds opaque, already anonymised payloads until central acknowledges them; the open
 window holds the raw counts of the telemetry window in progress so a restart loses none (they
-never leave the box raw).
+never leave the box raw). Each outbox row carries the store's telemetry epoch at its append
+(`telemetry_epoch`, schema migration 3; `renew_epoch()` replaces it, see edge.telemetry.outbox).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 
 import structlog
 
 from edge.consent.database import StoreDatabase
 from foundation.clock import Clock
+from wire.telemetry import MAX_EPOCH
 
 log = structlog.get_logger(__name__)
 
 
 class Outbox:
-    """The `outbox` and `open_window` tables."""
+    """The `outbox`, `telemetry_epoch` and `open_window` tables."""
 
     def __init__(self, db: StoreDatabase, clock: Clock) -> None:
         self._db = db
@@ -34,7 +37,8 @@ class Outbox:
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError("outbox payloads are bytes")
         with self._db.write() as conn:
-            cur = conn.execute("INSERT INTO outbox (created_at, payload) VALUES (?, ?)",
+            cur = conn.execute("INSERT INTO outbox (created_at, payload, epoch) VALUES (?, ?, "
+                               "(SELECT epoch FROM telemetry_epoch WHERE id = 1))",
                                (self._clock.now(), bytes(payload)))
             if window_start is not None:
                 conn.execute("DELETE FROM open_window WHERE window_start = ?",
@@ -45,6 +49,25 @@ class Outbox:
         """Unacknowledged payloads, oldest first."""
         return [(int(s), bytes(p)) for s, p in self._db.read(
             "SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (max(0, int(limit)),))]
+
+    def pending_windows(self, limit: int = 100) -> list[tuple[int, int, bytes]]:
+        """Unacknowledged (seq, epoch, payload), oldest first."""
+        return [(int(s), int(e), bytes(p)) for s, e, p in self._db.read(
+            "SELECT seq, epoch, payload FROM outbox ORDER BY seq LIMIT ?",
+            (max(0, int(limit)),))]
+
+    @property
+    def epoch(self) -> int:
+        """The epoch the next append gets."""
+        return int(self._db.read("SELECT epoch FROM telemetry_epoch WHERE id = 1")[0][0])
+
+    def renew_epoch(self) -> int:
+        """Replace the store's telemetry epoch with a new random one (1..MAX_EPOCH)."""
+        epoch = 1 + secrets.randbelow(MAX_EPOCH)
+        with self._db.write() as conn:
+            conn.execute("UPDATE telemetry_epoch SET epoch = ?, renewed_at = ? WHERE id = 1",
+                         (epoch, self._clock.now()))
+        return epoch
 
     def ack(self, seq: int) -> None:
         """Delete an acknowledged payload (idempotent)."""

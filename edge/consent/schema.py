@@ -60,6 +60,19 @@ MIGRATIONS: list[list[str]] = [
                counts TEXT NOT NULL,              -- JSON {field: raw count}; never leaves the box
                saved_at REAL NOT NULL)""",
     ],
+    [  # 3: telemetry epochs: a random id of this copy of the store, renewed by the uplink at
+       # every start (edge.telemetry.outbox), so a restored or cloned store's repeated sequence
+       # numbers reach central under a new epoch; rows queued before this migration: epoch 0
+        "ALTER TABLE outbox ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE telemetry_epoch (
+               id INTEGER PRIMARY KEY CHECK (id = 1),
+               epoch INTEGER NOT NULL CHECK (epoch BETWEEN 1 AND 9007199254740991),
+               renewed_at REAL NOT NULL)""",
+        # random() & (2^53 - 2) is even in 0..2^53-2: + 1 gives 1..2^53-1 (never 0)
+        """INSERT INTO telemetry_epoch (id, epoch, renewed_at)
+           VALUES (1, (random() & 9007199254740990) + 1,
+                   (julianday('now') - 2440587.5) * 86400.0)""",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

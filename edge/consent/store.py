@@ -37,6 +37,8 @@ from edge.consent.lock import StoreLock
 from edge.consent.outbox import Outbox
 from edge.consent.purge import purge_expired
 from edge.consent.records import Consent, Enrolment, TemplateRow, bounded_text
+from edge.consent.repair import remove_orphan_consents
+from edge.consent.replace import retire_earlier
 from edge.consent.schema import LATEST
 from edge.consent.staff import StaffAccounts
 from foundation.clock import Clock
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_TEMPLATES_PER_CONSENT = 3
+ORPHAN_GRACE_S = 60.0  # a consent this old without a template is a half-done enrolment
 MAX_ENROL_IMAGES = 10
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _REF_RE = re.compile(r"[A-Z0-9]{1,64}")
@@ -73,8 +76,10 @@ class ConsentStore:
     """Encrypted store of consents and templates; safe to share between threads."""
 
     def __init__(self, db: StoreDatabase, secret: bytes, clock: Clock, *,
-                 max_retention_s: int, delete_on_boarding: bool) -> None:
+                 max_retention_s: int, delete_on_boarding: bool,
+                 orphan_grace_s: float = ORPHAN_GRACE_S) -> None:
         self.db = db
+        self.orphan_grace_s = float(orphan_grace_s)
         self._ref_key = hmac.new(secret, b"consentgate/reference/v1", hashlib.sha256).digest()
         self._clock = clock
         self.max_retention_s = int(max_retention_s)
@@ -89,6 +94,7 @@ class ConsentStore:
     @classmethod
     def open(cls, path: Path, key_file: Path, hmac_secret_file: Path, clock: Clock, *,
              max_retention_s: int = 86400, delete_on_boarding: bool = True,
+             orphan_grace_s: float = ORPHAN_GRACE_S,
              create: bool = False, full_check: bool = True,
              lock: StoreLock | None = None) -> ConsentStore:
         """Open (or with `create=True`, create) the store; refuse bad files without changing them.
@@ -103,10 +109,11 @@ class ConsentStore:
         db, version = StoreDatabase.open(path, key_file, clock, create=create,
                                          full_check=full_check, lock=lock)
         store = cls(db, secret, clock, max_retention_s=max_retention_s,
-                    delete_on_boarding=delete_on_boarding)
+                    delete_on_boarding=delete_on_boarding, orphan_grace_s=orphan_grace_s)
         try:
             db.migrate(version, lambda conn, target: store.audit_log.record_in(
                 conn, "schema_migrated", "system", None, f"version={target}"))
+            store.repair_orphans()  # consents a killed enrolment left without a template
         except BaseException:
             store.close()
             raise
@@ -117,7 +124,8 @@ class ConsentStore:
     def from_settings(cls, settings: Settings, clock: Clock, create: bool = False) -> ConsentStore:
         return cls.open(settings.store_path, settings.store_key_file, settings.hmac_secret_file,
                         clock, max_retention_s=settings.consent.max_retention_s,
-                        delete_on_boarding=settings.consent.delete_on_boarding, create=create)
+                        delete_on_boarding=settings.consent.delete_on_boarding,
+                        orphan_grace_s=settings.consent.orphan_grace_s, create=create)
 
     @property
     def path(self) -> Path:
@@ -194,7 +202,8 @@ class ConsentStore:
             replaced = [r[0] for r in conn.execute(
                 "SELECT template_id FROM templates WHERE consent_id = ?", (consent_id,))]
             conn.execute("DELETE FROM templates WHERE consent_id = ?", (consent_id,))
-            earlier = self._replace_earlier(conn, consent_id, row[3], row[4], now, actor)
+            earlier = retire_earlier(conn, self.audit_log, consent_id, row[3], row[4], now,
+                                     actor)  # edge.consent.replace: one consent per person
             expires = retention.template_expiry(now, row[0], self.max_retention_s)
             ids = []
             for vec in vectors:
@@ -210,24 +219,6 @@ class ConsentStore:
             self.db.scrub_wal("replacement")
         log.info("enrolled", consent_id=consent_id, templates=len(ids), replaced=len(replaced))
         return Enrolment(consent_id=consent_id, template_ids=tuple(ids), expires_at=expires)
-
-    def _replace_earlier(self, conn: Any, consent_id: str, ref_hash: bytes | None, scope: str,
-                         now: float, actor: str) -> list[int]:
-        """Tombstone this reference's other live consents of `scope`; their template ids."""
-        removed: list[int] = []
-        if ref_hash is None:
-            return removed
-        for (cid,) in conn.execute(
-                "SELECT consent_id FROM consents WHERE ref_hash = ? AND scope = ? AND "
-                "consent_id != ? AND withdrawn_at IS NULL", (ref_hash, scope, consent_id)
-                ).fetchall():
-            removed += [r[0] for r in conn.execute(
-                "SELECT template_id FROM templates WHERE consent_id = ?", (cid,))]
-            conn.execute("DELETE FROM templates WHERE consent_id = ?", (cid,))
-            conn.execute("UPDATE consents SET withdrawn_at = ?, ref_hash = NULL, code_hash = NULL "
-                         "WHERE consent_id = ?", (now, cid))
-            self.audit_log.record_in(conn, "consent_replaced", actor, cid, f"by={consent_id}")
-        return removed
 
     @staticmethod
     def _templates_from(embeddings: Sequence[np.ndarray], strategy: str) -> np.ndarray:
@@ -318,13 +309,25 @@ class ConsentStore:
     def purge(self) -> int:
         """Delete expired templates and expired consent records for real; returns rows deleted
         (see edge.consent.purge)."""
+        orphans = self.repair_orphans()
         removed, consents = purge_expired(self.db, self.audit_log, self._clock.now())
         if removed:
             self.changes.record((), tuple(removed))  # the gallery forgets them before anything
         if removed or consents:
             self.db.scrub_wal("purge")
             log.info("purged", templates=len(removed), consents=consents)
-        return len(removed) + consents
+        return len(removed) + consents + orphans
+
+    def repair_orphans(self) -> int:
+        """Delete consents that a killed enrolment left without a template and that were never
+        enrolled (no receipt was given), once older than `orphan_grace_s`; returns how many
+        (see edge.consent.repair). Runs at every open and every purge."""
+        orphans = remove_orphan_consents(self.db, self.audit_log, self._clock.now(),
+                                         self.orphan_grace_s)
+        if orphans:
+            self.db.scrub_wal("orphan_repair")
+            log.warning("orphan_consents_removed", count=len(orphans))
+        return len(orphans)
 
     def rekey(self, new_key_file: Path) -> None:
         """Re-encrypt the store under the key in `new_key_file`, then verify it (audited).

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from foundation.settings import LanesSettings
 
 INCONSISTENT = "inconsistent"  # the frames' top-1 candidates disagree
 Verdict = tuple[str | None, str]  # (consent id to grant, or None; reason)
@@ -36,6 +39,10 @@ class EvidenceRules:
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 10 or self.spacing_s < 0 or not 0 < self.strong_margin < 1:
             raise ValueError("evidence needs 1-10 frames, spacing >= 0 and a margin in (0, 1)")
+
+    @classmethod
+    def from_settings(cls, lanes: LanesSettings) -> EvidenceRules:
+        return cls(lanes.evidence_frames, lanes.evidence_spacing_s, lanes.evidence_strong_margin)
 
 
 class Matcher(Protocol):

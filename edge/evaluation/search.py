@@ -125,7 +125,8 @@ def evaluate_folder(engine: FaceEngine, settings: Settings, folder: Path, identi
                     continue
                 identity_of[consent_id] = ident
                 mated += [(ident, p) for p in paths if p not in used]
-            rule = fpir_rule(engine.embedder_name, settings.consent.target_fpir)
+            rule = fpir_rule(engine.embedder_name, settings.consent.target_fpir,
+                             settings.consent.match_margin)
             product = Gallery(store, clock, settings.vision.match_threshold,
                               settings.consent.match_margin, rule=rule)
             open_ = Gallery(store, clock, -0.999, 0.0)

@@ -12,18 +12,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from edge.consent.boarding import Boarding
 from edge.kiosk import auth
-from edge.kiosk.deps import KioskContext
+from edge.kiosk.deps import KioskContext, check_origin
+from edge.kiosk.devices import DeviceTable
 from edge.kiosk.errors import KioskError
 from edge.kiosk.limits import BodyLimitMiddleware
-from edge.kiosk.photo import b64_limit
-from edge.kiosk.routers import board, consents, enrolments, lanes, pages, session, withdrawals
+from edge.kiosk.origins import kiosk_origins
+from edge.kiosk.photo import MAX_PHOTOS, b64_limit
+from edge.kiosk.routers import (
+    board,
+    boarding,
+    consents,
+    enrolments,
+    lanes,
+    pages,
+    session,
+    withdrawals,
+)
 from edge.kiosk.services import KioskServices
 
 log = structlog.get_logger(__name__)
@@ -80,14 +92,25 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(services: KioskServices, *, stream_life_s: float = 30.0) -> FastAPI:
-    """The kiosk web app over `services` (sessions and lock-outs live in this app instance)."""
+    """The kiosk web app over `services` (sessions, log-in back-off and screens live in this
+    app instance)."""
     k = services.settings.kiosk
     ctx = KioskContext(
         services=services,
         sessions=auth.SessionTable(services.clock, k.session_ttl_s),
-        throttle=auth.LoginThrottle(services.clock, k.max_login_failures, k.lockout_s),
+        throttle=auth.LoginThrottle(
+            services.clock, free_failures=k.max_login_failures, forget_s=k.lockout_s,
+            base_s=k.login_backoff_s, max_s=k.login_backoff_max_s,
+            name_slow_after=k.login_name_slow_after, name_max_s=k.login_name_delay_max_s),
+        devices=DeviceTable(services.clock, max_devices=k.max_screens,
+                            per_address=k.new_screens_per_address),
+        origins=kiosk_origins(k),
         tls=bool(k.tls_cert_file and k.tls_key_file),
         stream_life_s=stream_life_s)
+    if services.boarding is None:  # no daemon gallery to filter: the kiosk's own selection
+        services.boarding = Boarding(services.clock)
+    services.boarding.add_listener(services.board.publish_boarding)
+    services.board.publish_boarding(services.boarding.summary())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -97,14 +120,15 @@ def create_app(services: KioskServices, *, stream_life_s: float = 30.0) -> FastA
         log.info("kiosk_stopped", sessions=len(ctx.sessions))
 
     app = FastAPI(title="consentgate staff kiosk", version="1", lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+                  docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(check_origin)])  # every state change, log-in too
     app.state.kiosk = ctx
-    for module in (session, enrolments, withdrawals, consents, board, lanes, pages):
+    for module in (session, enrolments, withdrawals, consents, board, boarding, lanes, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.static_dir()), name="static")
     app.add_exception_handler(KioskError, _kiosk_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimitMiddleware, upload_paths=UPLOAD_PATHS,
-                       upload_limit=b64_limit(k.max_upload_bytes) + 4096)
+                       upload_limit=MAX_PHOTOS * b64_limit(k.max_upload_bytes) + 4096)
     return app

@@ -1,10 +1,11 @@
-"""Staff sessions, login throttling and lock-out, and the role model of the kiosk.
+"""Staff sessions, login throttling (back-off, never a lock-out), and the kiosk's roles.
 
 Sessions live in memory only (a reboot logs everyone out): the cookie carries a random token,
 the table is keyed by the token's SHA-256, and each session holds its own CSRF token that every
-mutating request must echo in the `X-CSRF-Token` header. Failed logins are counted per account
-name and per client address; after `max_login_failures` the name is locked for `lockout_s`.
-Time comes from the injected Clock (monotonic), so tests move it without sleeping.
+mutating request must echo in the `X-CSRF-Token` header. Failed logins slow the next try of the
+same name from the same screen down exponentially (`LoginThrottle`); nothing locks a name, so
+an attacker cannot keep the right password out. Time comes from the injected Clock
+(monotonic), so tests move it without sleeping.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hmac
 import secrets
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from foundation.clock import Clock
 
@@ -25,6 +27,7 @@ ROLES = ("agent", "supervisor", "engineer")
 ENROL_ROLES = frozenset({"agent", "supervisor"})
 WITHDRAW_ROLES = frozenset({"agent", "supervisor"})
 OVERRIDE_ROLES = frozenset({"supervisor"})
+UNLOCK_ROLES = frozenset({"supervisor"})  # clear a name's failed log-ins
 VIEW_ROLES = frozenset(ROLES)
 MAX_SESSIONS = 256
 
@@ -109,51 +112,125 @@ def csrf_ok(session: StaffSession, presented: str | None) -> bool:
     return hmac.compare_digest(session.csrf_token.encode(), presented.encode("utf-8", "replace"))
 
 
-class LoginThrottle:
-    """Counts failed logins per account name and per client; locks after too many.
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0       # monotonic time of the latest failure
 
-    A name is locked for `lockout_s` after `max_failures` failures within `lockout_s`; a client
-    address after 4x that many (guessing many names from one place). Success clears the name.
+
+class LoginThrottle:
+    """Slows password guessing down without ever locking the right password out.
+
+    Failures are counted per (name, client) pair, per name from every client, and per client
+    over every name; a client is an address plus the screen's device cookie (edge.kiosk.
+    devices), so screens that share 127.0.0.1 are told apart. The delays:
+    - a pair that failed `free_failures` times waits `base_s * 2**k` (at most `max_s`) after
+      its latest failure before its next attempt is even checked;
+    - a name that failed `name_slow_after` times from all clients together makes every pair of
+      it that has failed at all wait (up to `name_max_s`): rotating screens buys an attacker
+      one guess each, while a pair that never failed, the real user's, is never delayed by it;
+    - a client that failed 4x `free_failures` times over any names waits likewise (one place
+      guessing many names), which delays that screen only.
+    Every wait runs from the pair's or the client's own latest failure, so no one else's
+    attempts can extend it: after the wait the right password succeeds. Nothing is ever locked;
+    a supervisor may still clear a name at once (`unlock`). Counts are forgotten `forget_s` after
+    their latest failure; memory is bounded by `max_entries` per table.
     """
 
-    def __init__(self, clock: Clock, max_failures: int, lockout_s: float,
-                 client_factor: int = 4) -> None:
+    def __init__(self, clock: Clock, *, free_failures: int = 5, forget_s: float = 300.0,
+                 base_s: float = 1.0, max_s: float = 60.0, name_slow_after: int = 20,
+                 name_max_s: float = 30.0, client_factor: int = 4,
+                 max_entries: int = 10_000) -> None:
         self._clock = clock
-        self._max = max_failures
-        self._window = lockout_s
-        self._client_max = max_failures * client_factor
+        self._free = max(1, int(free_failures))
+        self._forget = float(forget_s)
+        self._base = float(base_s)
+        self._max = float(max_s)
+        self._name_after = max(1, int(name_slow_after))
+        self._name_max = float(name_max_s)
+        self._client_free = self._free * max(1, int(client_factor))
+        self._max_entries = int(max_entries)
         self._lock = threading.Lock()
-        self._failures: dict[str, list[float]] = {}
-        self._locked_until: dict[str, float] = {}
+        self._pairs: dict[tuple[str, str], _Failures] = {}
+        self._names: dict[str, _Failures] = {}
+        self._clients: dict[str, _Failures] = {}
+
+    # -- the three delays ------------------------------------------------------------------
+    def _backoff(self, failures: int, free: int, ceiling: float) -> float:
+        if failures < free:
+            return 0.0
+        return min(ceiling, self._base * 2.0 ** min(failures - free, 60))
+
+    def _live(self, table: dict[Any, _Failures], key: Any, now: float) -> _Failures | None:
+        entry = table.get(key)
+        if entry is not None and now - entry.last >= self._forget:
+            del table[key]
+            return None
+        return entry
 
     def retry_after(self, name: str, client: str) -> float:
-        """Seconds until `name`/`client` may try again; 0 when not locked."""
+        """Seconds until this client may try this name again (0: the attempt is checked now)."""
         now = self._clock.monotonic()
+        key = _name_key(name)
         with self._lock:
-            waits = [self._locked_until.get(k, 0.0) - now for k in self._keys(name, client)]
-        return max(0.0, *waits)
+            pair = self._live(self._pairs, (key, client), now)
+            named = self._live(self._names, key, now)
+            by_client = self._live(self._clients, client, now)
+            wait = 0.0
+            if pair is not None:
+                delay = self._backoff(pair.count, self._free, self._max)
+                if named is not None and named.count >= self._name_after:
+                    extra = (named.count - self._name_after) // self._free
+                    delay = max(delay, min(self._name_max, self._base * 2.0 ** min(extra, 60)))
+                wait = max(wait, pair.last + delay - now)
+            if by_client is not None:
+                delay = self._backoff(by_client.count, self._client_free, self._max)
+                wait = max(wait, by_client.last + delay - now)
+        return max(0.0, wait)
 
     def failure(self, name: str, client: str) -> None:
         now = self._clock.monotonic()
+        key = _name_key(name)
         with self._lock:
-            for key, limit in zip(self._keys(name, client), (self._max, self._client_max),
-                                  strict=True):
-                recent = [t for t in self._failures.get(key, []) if now - t < self._window]
-                recent.append(now)
-                if len(recent) >= limit:
-                    self._locked_until[key] = now + self._window
-                    recent = []
-                self._failures[key] = recent
-            if len(self._failures) > 10_000:  # bound memory under a spray of names
-                self._failures = {k: v for k, v in self._failures.items() if v}
+            for table, k in ((self._pairs, (key, client)), (self._names, key),
+                             (self._clients, client)):
+                entry = self._live(table, k, now) or _Failures()
+                entry.count += 1
+                entry.last = now
+                table[k] = entry
+                if len(table) > self._max_entries:
+                    self._prune(table, now)
 
-    def success(self, name: str) -> None:
+    def success(self, name: str, client: str) -> None:
+        """The right password: this pair starts afresh (the name's and the client's counts
+        stay, so a known password does not wipe a guesser's progress elsewhere)."""
         with self._lock:
-            self._failures.pop(self._name_key(name), None)
+            self._pairs.pop((_name_key(name), client), None)
 
-    @staticmethod
-    def _name_key(name: str) -> str:
-        return "name:" + name.casefold()
+    def unlock(self, name: str) -> int:
+        """Forget every failure of `name` (a supervisor's unlock); returns the pairs cleared."""
+        key = _name_key(name)
+        with self._lock:
+            pairs = [k for k in self._pairs if k[0] == key]
+            for k in pairs:
+                del self._pairs[k]
+            self._names.pop(key, None)
+        return len(pairs)
 
-    def _keys(self, name: str, client: str) -> tuple[str, str]:
-        return self._name_key(name), "client:" + client
+    def failures(self, name: str) -> int:
+        """Recent failures of `name` from every client (for the unlock answer and tests)."""
+        with self._lock:
+            entry = self._live(self._names, _name_key(name), self._clock.monotonic())
+            return entry.count if entry is not None else 0
+
+    def _prune(self, table: dict[Any, _Failures], now: float) -> None:
+        for k in [k for k, e in table.items() if now - e.last >= self._forget]:
+            del table[k]
+        if len(table) > self._max_entries:  # a spray of names: the oldest go first
+            for k, _ in sorted(table.items(), key=lambda item: item[1].last)[
+                    :len(table) - self._max_entries]:
+                del table[k]
+
+
+def _name_key(name: str) -> str:
+    return name.casefold()

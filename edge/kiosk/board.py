@@ -8,7 +8,9 @@ its queue is cleared and it receives one fresh snapshot instead. `end_streams` (
 before it stops the web server) closes every subscription and wakes its consumer, so open
 lane-board streams end at once and the server's graceful shutdown does not wait on them.
 
-Nothing here carries identity: states, alert kinds and counts only.
+`publish_boarding` sets what the gate boards now (edge.consent.boarding's summary: flights and
+days, who set them), shown above the lanes. Nothing here carries identity: states, alert
+kinds, flights and counts only.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from typing import Any
 from foundation.clock import Clock
 from foundation.errors import ConsentGateError
 
-STATES = ("idle", "presenting", "granted", "staffed_lane", "refer", "manual", "emergency")
+STATES = ("idle", "presenting", "granted", "staffed_lane", "wrong_flight", "refer", "manual",
+          "emergency")
 # Count fields the chart knows about (any identifier-like field is accepted and shown too).
 # "granted": the gate opened after a face match; "boarded": the traveller then walked through
 # on that grant (the daemon records each on its own event, so a turned-back traveller counts
 # as granted but not boarded).
 DEFAULT_COUNT_FIELDS = ("enrolled", "refused", "withdrawn", "granted", "boarded",
-                        "staffed_lane", "refer", "tailgating", "override")
+                        "staffed_lane", "wrong_flight", "refer", "tailgating", "override")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_TEXT = 200
 MAX_ALERTS = 50
@@ -179,6 +182,7 @@ class LaneBoard:
         self._day = self._today(now)
         self._counts: dict[str, int] = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
         self._seq = 0
+        self._boarding: dict[str, Any] | None = None  # None: nothing said yet (no flight set)
         self._subscribers: list[Subscription] = []
         self._ended = False
 
@@ -226,6 +230,18 @@ class LaneBoard:
             self._roll_day()
             self._counts[field] = self._counts.get(field, 0) + n
             self._emit({"type": "counts", "day": self._day, "counts": dict(self._counts)})
+
+    def publish_boarding(self, summary: dict[str, Any]) -> None:
+        """What the gate boards now: {"source", "scopes", "flights", "message"} (no identity)."""
+        if not isinstance(summary, dict) or not isinstance(summary.get("flights"), list):
+            raise BoardError("boarding needs a summary with a list of flights")
+        text = _check_text(summary.get("message"), "boarding message")
+        flights = [_check_text(str(f), "flight") for f in summary["flights"][:8]]
+        with self._lock:
+            self._boarding = {"source": str(summary.get("source", "none"))[:16],
+                              "scopes": [str(x)[:16] for x in summary.get("scopes", [])][:8],
+                              "flights": flights, "message": text}
+            self._emit({"type": "boarding", "boarding": dict(self._boarding)})
 
     # ---- reading ----
     def snapshot(self) -> dict[str, Any]:
@@ -289,7 +305,8 @@ class LaneBoard:
                 "lanes": [dict(v) for v in self._lanes.values()],
                 "alerts": [dict(a) for a in self._alerts],
                 "day": self._day,
-                "counts": dict(self._counts)}
+                "counts": dict(self._counts),
+                "boarding": dict(self._boarding) if self._boarding else None}
 
     def _emit(self, event: dict[str, Any], seq: int | None = None) -> None:
         if seq is None:

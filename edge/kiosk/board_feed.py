@@ -13,16 +13,16 @@ from edge.kiosk.board import LaneBoard
 
 # lane machine state -> kiosk board state
 BOARD_STATE = {"idle": "idle", "presenting": "presenting", "granted": "granted",
-               "not_matched": "staffed_lane", "refer": "refer", "manual": "manual",
-               "emergency": "emergency"}
+               "not_matched": "staffed_lane", "wrong_flight": "wrong_flight", "refer": "refer",
+               "manual": "manual", "emergency": "emergency"}
 BOARD_ALERTS = {Kind.REFERRED: ("refer", "refer for secondary screening (thermal)"),
                 Kind.MATCHED_HELD: ("refer", "refer for secondary screening before boarding"),
                 Kind.TAILGATING: ("tailgating", "tailgating: check the lane"),
                 Kind.MANUAL: ("manual", "gate controller unavailable: operate the lane by hand"),
                 Kind.FAULT: ("fault", "gate fault: check the gate controller")}
 BOARD_COUNTS = {Kind.GRANTED: "granted", Kind.NOT_MATCHED: "staffed_lane",
-                Kind.REFERRED: "refer", Kind.MATCHED_HELD: "refer",
-                Kind.TAILGATING: "tailgating"}
+                Kind.WRONG_FLIGHT: "wrong_flight", Kind.REFERRED: "refer",
+                Kind.MATCHED_HELD: "refer", Kind.TAILGATING: "tailgating"}
 
 
 def board_state(state: str) -> str:

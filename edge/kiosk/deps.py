@@ -2,7 +2,9 @@
 
 `get_context` reads the one typed `KioskContext` that `create_app` attached; everything else is
 derived from it. Role dependencies check the session, its expiry, the role, and for every
-mutating method the CSRF header and a same-origin `Origin`.
+mutating method the CSRF header; `check_origin` (on every route, log-in included) refuses a
+state-changing request whose `Origin` is not one of the kiosk's configured origins
+(edge.kiosk.origins), never comparing it with the request's own `Host`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
+from edge.consent.boarding import Boarding
 from edge.kiosk import auth
 from edge.kiosk.board import LaneBoard
+from edge.kiosk.devices import COOKIE_MAX_AGE_S, DEVICE_COOKIE, DeviceTable
 from edge.kiosk.errors import (
     CsrfError,
     NotLoggedInError,
@@ -23,6 +26,7 @@ from edge.kiosk.errors import (
     SessionExpiredError,
     WrongRoleError,
 )
+from edge.kiosk.origins import Origin, origin_allowed
 from edge.kiosk.services import CameraLike, KioskServices, StoreLike
 from edge.kiosk.store_ops import find_staff
 from edge.vision.types import FaceEngineLike
@@ -35,11 +39,13 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass
 class KioskContext:
-    """Services plus the kiosk's own in-memory state (sessions, login throttle)."""
+    """Services plus the kiosk's own in-memory state (sessions, login throttle, screens)."""
 
     services: KioskServices
     sessions: auth.SessionTable
     throttle: auth.LoginThrottle
+    devices: DeviceTable
+    origins: frozenset[Origin] = frozenset()
     tls: bool = False
     stream_life_s: float = 30.0
     extras: dict[str, object] = field(default_factory=dict)
@@ -83,6 +89,12 @@ def get_camera(services: ServicesDep) -> CameraLike | None:
     return services.camera
 
 
+def get_boarding(services: ServicesDep) -> Boarding:
+    if services.boarding is None:  # create_app always sets one
+        raise ServiceUnavailableError("the kiosk has no boarding selection: restart the daemon")
+    return services.boarding
+
+
 def get_clock(services: ServicesDep) -> Clock:
     return services.clock
 
@@ -97,6 +109,7 @@ BoardDep = Annotated[LaneBoard, Depends(get_board)]
 GateDep = Annotated[GateCommands | None, Depends(get_gate)]
 CameraDep = Annotated[CameraLike | None, Depends(get_camera)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+BoardingDep = Annotated[Boarding, Depends(get_boarding)]
 KioskSettingsDep = Annotated[KioskSettings, Depends(get_kiosk_settings)]
 
 
@@ -104,12 +117,35 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _same_origin(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    host = request.headers.get("host", "")
-    return urlsplit(origin).netloc.lower() == host.lower()
+def client_key(request: Request, ctx: KioskContext) -> str:
+    """Who the log-in throttle counts a request against: address plus the screen's device
+    cookie (screens that share an address, such as the box's own at 127.0.0.1, differ)."""
+    return ctx.devices.client_key(client_address(request), request.cookies.get(DEVICE_COOKIE))
+
+
+def require_origin(request: Request, ctx: KioskContext) -> None:
+    """403 for a state-changing request not from one of the kiosk's own origins."""
+    if request.method in SAFE_METHODS:
+        return
+    if not origin_allowed(request.headers.get("origin"), request.headers.get("sec-fetch-site"),
+                          ctx.origins):
+        raise CsrfError("this request did not come from the kiosk page at this box's kiosk "
+                        "address: open the kiosk at its configured address and try again")
+
+
+def check_origin(request: Request, ctx: ContextDep) -> None:
+    """The app-wide dependency of `require_origin` (every route, log-in included)."""
+    require_origin(request, ctx)
+
+
+def ensure_device_cookie(request: Request, response: Response, ctx: KioskContext) -> None:
+    """Give a browser without a remembered device cookie a new one (within the bounds)."""
+    if ctx.devices.lookup(request.cookies.get(DEVICE_COOKIE)) is not None:
+        return
+    token = ctx.devices.issue(client_address(request))
+    if token is not None:
+        response.set_cookie(DEVICE_COOKIE, token, httponly=True, samesite="strict",
+                            secure=ctx.tls, path="/", max_age=COOKIE_MAX_AGE_S)
 
 
 def get_session(request: Request, ctx: ContextDep) -> auth.StaffSession:
@@ -124,8 +160,7 @@ def get_session(request: Request, ctx: ContextDep) -> auth.StaffSession:
         ctx.sessions.end(session)  # disabled or changed accounts lose their sessions at once
         raise SessionExpiredError("your account was changed or disabled: log in again")
     if request.method not in SAFE_METHODS:
-        if not _same_origin(request):
-            raise CsrfError("this request came from another site: use the kiosk page")
+        require_origin(request, ctx)
         if not auth.csrf_ok(session, request.headers.get(auth.CSRF_HEADER)):
             raise CsrfError("the page is out of date: reload it and try again")
     return session
@@ -153,3 +188,5 @@ WithdrawDep = Annotated[auth.StaffSession,
                         Depends(require(auth.WITHDRAW_ROLES, "withdraw consent"))]
 SupervisorDep = Annotated[auth.StaffSession,
                           Depends(require(auth.OVERRIDE_ROLES, "override or reset a lane"))]
+BoardingSetDep = Annotated[auth.StaffSession,
+                           Depends(require(auth.OVERRIDE_ROLES, "set the flight boarding"))]

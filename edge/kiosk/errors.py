@@ -61,6 +61,10 @@ class MultipleFacesError(KioskError):
     status, code = 422, "multiple_faces"
 
 
+class DifferentPeopleError(KioskError):
+    status, code = 422, "different_people"
+
+
 class PoorQualityError(KioskError):
     status, code = 422, "poor_quality"
 
@@ -87,6 +91,10 @@ class NoCameraError(KioskError):
 
 
 class NothingToWithdrawError(KioskError):
+    status, code = 404, "not_found"
+
+
+class NotFoundError(KioskError):
     status, code = 404, "not_found"
 
 

@@ -1,4 +1,7 @@
-"""Photo intake for enrolment: base64 upload or kiosk camera -> one good face -> embedding.
+"""Photo intake for enrolment: base64 uploads or kiosk camera frames -> good faces -> embeddings.
+
+Up to MAX_PHOTOS images per traveller (the store enrols their mean); they must all show the same
+person (`check_same_person`).
 
 Sizes are checked before any decoding (base64 length, then decoded bytes) so an oversize upload
 never reaches the image decoder. Decoded pixels and embeddings stay in memory for this one
@@ -9,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -16,6 +21,7 @@ import numpy as np
 
 from edge.kiosk.errors import (
     BadImageError,
+    DifferentPeopleError,
     MultipleFacesError,
     NoCameraError,
     NoFaceError,
@@ -28,6 +34,7 @@ from edge.vision.imageio import decode_image
 from edge.vision.types import Face, FaceEngineLike, Quality
 
 _DATA_URL = "base64,"
+MAX_PHOTOS = 3  # enrolment images per traveller (uploads, or kiosk camera frames): their mean
 
 
 def b64_limit(max_bytes: int) -> int:
@@ -116,3 +123,39 @@ def enrolment_embedding(engine: FaceEngineLike, image: np.ndarray, min_face_px: 
     vectors = engine.embed(image, [result.face])
     embedding: np.ndarray = np.asarray(vectors, dtype=np.float32)[0]
     return embedding
+
+
+def check_same_person(embeddings: Sequence[np.ndarray], threshold: float) -> None:
+    """Several enrolment images must show one person: every pair at least at the 1:1
+    verification threshold, else DifferentPeopleError (nothing is stored)."""
+    vectors = [np.asarray(e, np.float64) / max(float(np.linalg.norm(e)), 1e-12)
+               for e in embeddings]
+    for i in range(len(vectors)):
+        for j in range(i + 1, len(vectors)):
+            if float(vectors[i] @ vectors[j]) < threshold:
+                raise DifferentPeopleError("the photos do not all show the same person: take "
+                                           "them again of the traveller alone")
+
+
+def camera_embeddings(engine: FaceEngineLike, camera: CameraLike | None, frames: int,
+                      min_face_px: int, *, spacing_s: float = 0.25,
+                      sleep: Callable[[float], None] = time.sleep) -> list[np.ndarray]:
+    """`frames` good frames of the kiosk camera, `spacing_s` apart, each embedded (at most 3
+    tries a frame); PoorQualityError or NoFaceError with the last frame's advice otherwise."""
+    out: list[np.ndarray] = []
+    error: Exception | None = None
+    for attempt in range(3 * frames):
+        if attempt:
+            sleep(spacing_s)
+        image = camera_frame(camera)
+        try:
+            out.append(enrolment_embedding(engine, image, min_face_px))
+        except (PoorQualityError, NoFaceError) as exc:
+            error = exc
+        del image
+        if len(out) == frames:
+            return out
+    for vec in out:
+        vec.fill(0.0)
+    assert error is not None
+    raise error

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.consent.audit import AuditLog
+from edge.consent.boarding import Boarding
 from edge.consent.records import Consent, Enrolment
 from edge.consent.staff import StaffAccounts
 from edge.kiosk.board import LaneBoard
@@ -55,6 +56,7 @@ class KioskServices:
     board: LaneBoard
     gate: GateCommands | None = None
     camera: CameraLike | None = None
+    boarding: Boarding | None = None  # the daemon's (its gallery filters by it); else the app's
 
     @property
     def lanes(self) -> Sequence[str]:

@@ -7,6 +7,7 @@ Store errors that mean "the store is unusable" become 503 with the store's own a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -55,10 +56,12 @@ def audit(store: StoreLike, event: str, actor: str, subject: str | None = None,
 
 
 def grant_and_enrol(store: StoreLike, *, reference: str, purpose: str, scope: str,
-                    expires_at: float, embedding: np.ndarray, model_name: str,
+                    expires_at: float, embeddings: Sequence[np.ndarray], model_name: str,
                     actor: str) -> tuple[Consent, Enrolment]:
-    """Record the consent and its template; if enrolment fails, withdraw the fresh consent so
-    nothing is left behind. Returns (Consent, Enrolment)."""
+    """Record the consent and its template (the mean of `embeddings`); if enrolment fails,
+    withdraw the fresh consent so nothing is left behind (an earlier consent of the same
+    reference and flight is replaced only inside the enrolment's own transaction, so it stays
+    as it was). Returns (Consent, Enrolment)."""
     try:
         consent = store.grant_consent(reference, purpose, scope, expires_at, actor)
     except InvalidConsentError:
@@ -67,7 +70,7 @@ def grant_and_enrol(store: StoreLike, *, reference: str, purpose: str, scope: st
     except ConsentStoreError as exc:
         raise _unavailable(exc) from None
     try:
-        enrolment = store.enrol(consent.consent_id, [embedding], model_name, actor)
+        enrolment = store.enrol(consent.consent_id, list(embeddings), model_name, actor)
     except (InvalidEmbeddingError, ConsentRequiredError, ConsentStoreError) as exc:
         _undo(store, consent.consent_id, actor)
         if isinstance(exc, InvalidEmbeddingError):
@@ -75,14 +78,19 @@ def grant_and_enrol(store: StoreLike, *, reference: str, purpose: str, scope: st
         if isinstance(exc, ConsentRequiredError):
             raise EnrolmentConflictError("the consent could not be used: start again") from None
         raise _unavailable(exc) from None
+    except BaseException:  # anything else (a bug, a cancelled request): no half enrolment
+        _undo(store, consent.consent_id, actor)
+        raise
     return consent, enrolment
 
 
 def _undo(store: StoreLike, consent_id: str, actor: str) -> None:
+    """Withdraw a consent whose enrolment failed; if even that fails (the store is down, the
+    process dies), the store's repair at its next open removes it (edge.consent.repair)."""
     try:
         store.withdraw(consent_id=consent_id, actor=actor, reason="enrolment_failed")
-    except ConsentStoreError:
-        log.error("kiosk_enrol_undo_failed", consent_id=consent_id)
+    except Exception as exc:
+        log.error("kiosk_enrol_undo_failed", consent_id=consent_id, error=type(exc).__name__)
 
 
 def withdraw(store: StoreLike, *, reference: str | None, code: str | None, actor: str,

@@ -338,7 +338,7 @@ class SceneRenderer:
                ) -> tuple[np.ndarray, float]:
         tw, th = self.calibration.thermal_size
         blurred = cv2.GaussianBlur(field_c, (0, 0), 0.5 * SUPERSAMPLE)
-        frame = cv2.resize(blurred, (tw, th), interpolation=cv2.INTER_AREA)
+        frame: np.ndarray = cv2.resize(blurred, (tw, th), interpolation=cv2.INTER_AREA)
         drift = float(self._rng.uniform(-self.max_drift_c, self.max_drift_c))
         frame += drift
         frame += self._rng.normal(0.0, self.noise_c, frame.shape).astype(np.float32)

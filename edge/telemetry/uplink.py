@@ -7,11 +7,13 @@ replies. Delivery follows the Paranoid Pirate idea: heartbeats both ways while i
 central stays silent for `heartbeat_liveness` beats, the socket is closed and reopened with
 exponential backoff; unacknowledged windows are resent from the oldest with backoff until acked.
 
-In-order, exactly-once storage: every window carries `prev`, the sequence number sent just
-before it on this stream (null for the oldest unacknowledged window, whose predecessors are all
-acked, i.e. stored). Central stores a window only when `prev` is null or its own last stored
-sequence; otherwise it answers `gap` and the device rewinds to its oldest unacked window.
-Acks are cumulative and sent only after central has committed the windows.
+In-order, exactly-once storage: every window carries its outbox row's (epoch, seq) and `prev`,
+the sequence number sent just before it on this stream (null for the oldest unacknowledged
+window, whose predecessors are all acked, i.e. stored). Central stores a window only when `prev`
+is null or its own last stored sequence; otherwise it answers `gap` and the device rewinds to
+its oldest unacked window. Acks are cumulative per epoch, sent only after central's commit.
+Each run renews the store's epoch once, before its first append (edge.telemetry.outbox: so the
+windows of a restored or cloned store reach central under a new epoch).
 
 Nothing lost on a stop or restart: when the outbox is also an `OpenWindowStore` (the consent
 store is), the raw counts of the window in progress are saved inside the encrypted store at most
@@ -96,10 +98,11 @@ class Uplink:
         self._pending = 0
         self._last_ack: int | None = None
         self._connected = False
-        self._inflight: list[int] = []
+        self._inflight: list[tuple[int, int]] = []  # (seq, epoch) sent, not yet acked
+        self._epoch_renewed = False
         self._last_sent: int | None = None
         self._dirty = True
-        self._gap_handled: int | None = None
+        self._gap_handled: tuple[int, int] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, counters: WindowCounters, outbox: Outbox,
@@ -185,7 +188,7 @@ class Uplink:
             self._unsaved.append((schema.encode_counts(self._device_id, self._gate_id, window,
                                                        published, self._k, self._epsilon),
                                   window.start))
-        while self._unsaved:
+        while self._unsaved and self._renew_epoch():
             payload, start = self._unsaved[0]
             try:
                 if self._open_store is not None:
@@ -201,6 +204,18 @@ class Uplink:
             self._dirty = True
             log.info("telemetry_window_queued", seq=seq, pending=self._pending)
 
+    def _renew_epoch(self) -> bool:
+        """A new epoch before this run's first append (retried while the store fails)."""
+        if not self._epoch_renewed:
+            try:
+                epoch = self._outbox.renew_epoch()
+            except Exception as exc:  # busy or failing store: nothing is appended meanwhile
+                log.error("telemetry_epoch_renew_failed", error=type(exc).__name__)
+                return False
+            self._epoch_renewed = True
+            log.info("telemetry_epoch_renewed", epoch=epoch)
+        return True
+
     # ------------------------------------------------------------------ socket
 
     def _connect(self) -> zmq.Socket[bytes]:
@@ -210,6 +225,7 @@ class Uplink:
         sock.curve_publickey = self._public
         sock.curve_secretkey = self._secret
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, schema.SOCKET_MAXMSGSIZE)  # larger: dropped by libzmq
         sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue on a connection that is not up
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, int(self._resend_max * 1000))
@@ -228,44 +244,45 @@ class Uplink:
         """Send unsent pending windows while the in-flight window allows; True if any went."""
         if not self._dirty or len(self._inflight) >= self._max_in_flight:
             return False
-        rows = self._outbox.pending(self._max_in_flight)
+        rows = self._outbox.pending_windows(self._max_in_flight)
         self._dirty = False
         sent = False
-        for seq, payload in rows:
+        for seq, epoch, payload in rows:
             if self._last_sent is not None and seq <= self._last_sent:
                 continue
             if len(self._inflight) >= self._max_in_flight:
                 break
             try:
-                sock.send_multipart([schema.window_header(seq, self._last_sent), payload],
-                                    flags=zmq.NOBLOCK)
+                sock.send_multipart([schema.window_header(epoch, seq, self._last_sent),
+                                     payload], flags=zmq.NOBLOCK)
             except zmq.Again:  # no connection yet: try again next loop
                 self._dirty = True
                 break
-            self._inflight.append(seq)
+            self._inflight.append((seq, epoch))
             self._last_sent = seq
             sent = True
         return sent
 
-    def _ack_upto(self, upto: int) -> bool:
-        """Central holds everything up to `upto`: drop those from the outbox."""
+    def _ack_upto(self, epoch: int, upto: int) -> bool:
+        """Central holds `epoch` up to `upto`: drop those windows from the outbox."""
         progressed = False
-        if self._inflight and upto <= (self._last_sent or 0):
-            while self._inflight and self._inflight[0] <= upto:
-                self._outbox.ack(self._inflight.pop(0))
+        inflight = self._inflight
+        if inflight and inflight[0][1] == epoch and upto <= (self._last_sent or 0):
+            while inflight and inflight[0][1] == epoch and inflight[0][0] <= upto:
+                self._outbox.ack(inflight.pop(0)[0])
                 self._pending = max(0, self._pending - 1)
                 progressed = True
         else:  # acks from an earlier stream: look in the outbox itself
             while True:
-                rows = self._outbox.pending(ACK_SCAN_BATCH)
-                done = [seq for seq, _ in rows if seq <= upto]
+                rows = self._outbox.pending_windows(ACK_SCAN_BATCH)
+                done = [seq for seq, e, _ in rows if e == epoch and seq <= upto]
                 for seq in done:
                     self._outbox.ack(seq)
                     self._pending = max(0, self._pending - 1)
                     progressed = True
                 if len(done) < len(rows) or not rows:
                     break
-            self._inflight = [s for s in self._inflight if s > upto]
+            self._inflight = [(s, e) for s, e in inflight if e != epoch or s > upto]
         if progressed:
             self._dirty = True
         if self._last_ack is None or upto > self._last_ack:
@@ -284,19 +301,20 @@ class Uplink:
             return False
         kind = msg["type"]
         if kind == "ack":
-            progressed = self._ack_upto(msg["seq"])
+            progressed = self._ack_upto(msg["epoch"], msg["seq"])
             if progressed:
                 self._gap_handled = None
             return progressed
         if kind == "gap":
-            progressed = self._ack_upto(msg["seq"])
-            if self._gap_handled != msg["seq"]:
-                self._gap_handled = msg["seq"]
+            progressed = self._ack_upto(msg["epoch"], msg["seq"])
+            if self._gap_handled != (msg["epoch"], msg["seq"]):
+                self._gap_handled = (msg["epoch"], msg["seq"])
                 log.info("telemetry_gap_rewind", central_last_seq=msg["seq"])
                 self._rewind()
             return progressed
         if kind == "reject":
-            log.error("telemetry_window_rejected", seq=msg["seq"], reason=msg["reason"])
+            log.error("telemetry_window_rejected", seq=msg["seq"], code=msg["code"],
+                      reason=msg["reason"])
         return False
 
     # ------------------------------------------------------------------ the thread

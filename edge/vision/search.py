@@ -331,7 +331,7 @@ def read_rows(identities: Path) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from edge.vision.operating_point import load_calibration, threshold_for
+    from edge.vision.operating_point import load_calibration, operating_point_for
 
     ap = argparse.ArgumentParser(description="1:N search evaluation (FNIR/FPIR, DET)")
     ap.add_argument("cache", type=Path)
@@ -348,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     emb = Embeddings.from_cache(args.cache, mirror=not args.no_mirror)
     proto = build_protocol(read_rows(args.identities), emb, args.k)
     out = run_searches(exhaustive_matcher(proto.templates), proto)
-    op = threshold_for(load_calibration(args.calibration), args.target_fpir,
-                       len(proto.templates))
+    op = operating_point_for(load_calibration(args.calibration), args.target_fpir,
+                             len(proto.templates), args.margin)
     print(json.dumps(evaluate(out, proto, threshold=op.threshold, margin=args.margin)))
     if args.det:
         plot_det({f"K={args.k}": det_curve(out, args.margin)}, args.det)

@@ -77,8 +77,10 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
         return [CheckResult(name, "skip", "thermal screening disabled or no thermal.source")]
     if synthetic:  # the synthetic scene renders thermal frames beside the visible ones
         from edge.daemon import visible_source
+        from edge.screening.synth_source import SyntheticScene
 
         scene = visible_source(s, ctx.clock)
+        assert isinstance(scene, SyntheticScene)  # the settings name the synthetic scene
         try:
             scene.open()
             frames = [cap.thermal for cap in (scene.read() for _ in range(5))
@@ -98,15 +100,16 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
         except ConsentGateError as exc:
             return fail(name, first_line(exc),
                          "run `python -m provisioning calibrate-thermal`")
-        source = ThermalSource(t.source)
+        assert t.source is not None  # checked above: not synthetic, so a source is set
+        thermal = ThermalSource(t.source)
         try:
-            source.open()
-            frames = [source.read() for _ in range(5)]
+            thermal.open()
+            frames = [thermal.read() for _ in range(5)]
         except ConsentGateError as exc:
             return fail(name, f"{t.source!r}: {first_line(exc)}",
                          "check the thermal camera's cable and radiometric (Y16) mode")
         finally:
-            source.close()
+            thermal.close()
     h, w = frames[0].shape
     if (w, h) != cal.thermal_size:
         return fail(name, f"frames are {w}x{h}, calibration is for "
@@ -115,9 +118,9 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
     lo, hi = cal.valid_range_ck
     stack = np.stack(frames)
     saturated = float(np.mean((stack <= lo) | (stack >= hi)))
-    scene = ck_to_c(np.median(stack))
-    if saturated > 0.01 or not -20.0 <= float(scene) <= 60.0:
-        return fail(name, f"frames out of range (median {float(scene):.1f} C, "
+    median_c = float(ck_to_c(np.median(stack)))
+    if saturated > 0.01 or not -20.0 <= median_c <= 60.0:
+        return fail(name, f"frames out of range (median {median_c:.1f} C, "
                      f"{saturated:.1%} saturated)", "check the camera's radiometric mode and "
                      "gain; recalibrate")
     x, y, bw, bh = cal.blackbody_roi
@@ -126,7 +129,7 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
     if err > t.blackbody_max_drift_c:
         return fail(name, f"blackbody not seen at its set point (off by {err:.2f} C)",
                      "check the blackbody is on, in view and stable; recalibrate if moved")
-    detail = (f"{w}x{h}, scene median {float(scene):.1f} C, blackbody within {err:.2f} C of "
+    detail = (f"{w}x{h}, scene median {median_c:.1f} C, blackbody within {err:.2f} C of "
               f"{cal.blackbody_c:g} C")
     if synthetic:
         return [CheckResult(name, "pass", "SIMULATED: frames of the synthetic demo scene, not "

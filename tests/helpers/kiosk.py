@@ -110,16 +110,29 @@ class KioskEnv:
         return info
 
 
+def kiosk_origin(settings: Settings) -> str:
+    """The origin the kiosk page of `settings` is served from (what its browser sends)."""
+    k = settings.kiosk
+    scheme = "https" if k.tls_cert_file and k.tls_key_file else "http"
+    return f"{scheme}://127.0.0.1:{k.port}"
+
+
 def make_env(store, engine, clock, settings: Settings | None = None, *,
-             camera=None, gate: RecordingGate | None = None, with_gate: bool = True) -> KioskEnv:
+             camera=None, gate: RecordingGate | None = None, with_gate: bool = True,
+             port: int | None = None) -> KioskEnv:
+    """The kiosk app behind a TestClient that sends the kiosk's own `Origin`, as its page
+    does (`port`: the kiosk port the settings name, for an app served on a real socket)."""
     settings = settings or Settings.model_validate(
         {"lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (10, 0), (10, 10)]},
                              {"lane_id": "B", "zone": [(0, 0), (10, 0), (10, 10)]}]}})
+    if port is not None:
+        settings = settings.model_copy(
+            update={"kiosk": settings.kiosk.model_copy(update={"port": port})})
     gate = gate if gate is not None else RecordingGate()
     board = LaneBoard([lane.lane_id for lane in settings.lanes.lanes], clock)
     services = KioskServices(settings=settings, clock=clock, store=store, engine=engine,
                              board=board, gate=gate if with_gate else None, camera=camera)
-    client = TestClient(create_app(services))
+    client = TestClient(create_app(services), headers={"Origin": kiosk_origin(settings)})
     return KioskEnv(services, client, gate, clock)
 
 
@@ -127,10 +140,10 @@ class LiveServer:
     """The kiosk app served by a real uvicorn on a free loopback port, in a thread (the
     daemon's own WebServer)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, port: int | None = None) -> None:
         from edge.operations.web_server import WebServer
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.web = WebServer(app, {"host": "127.0.0.1", "port": self.port, "log_config": None,
                                    "access_log": False, "lifespan": "on",
                                    "timeout_graceful_shutdown": 2})
@@ -139,6 +152,11 @@ class LiveServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        """What a browser on the page sends as `Origin` (the settings must name this port)."""
+        return self.url
 
     def __enter__(self) -> LiveServer:
         self.web.start()

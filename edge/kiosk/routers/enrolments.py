@@ -9,25 +9,33 @@ a refusal stores nothing at all. No response ever contains an image or an embedd
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.consent.boarding import BoardingError, flight_scope
 from edge.kiosk import photo
 from edge.kiosk.consent_text import ConsentTextDoc, consent_text
 from edge.kiosk.deps import (
     AgentDep,
     BoardDep,
+    BoardingDep,
     CameraDep,
     EngineDep,
     ServicesDep,
     StoreDep,
     ViewerDep,
 )
-from edge.kiosk.errors import BadImageError, ConsentNotGivenError, StaleConsentTextError
+from edge.kiosk.errors import (
+    BadImageError,
+    BadReferenceError,
+    ConsentNotGivenError,
+    StaleConsentTextError,
+)
+from edge.kiosk.photo import MAX_PHOTOS
 from edge.kiosk.references import parse_reference
 from edge.kiosk.store_ops import grant_and_enrol
 
@@ -59,9 +67,23 @@ class PhotoIn(BaseModel):
                               description="JPEG/PNG as base64 or a data: URL (upload only)")
 
 
-class EnrolmentIn(PhotoIn):
+class EnrolmentPhotos(PhotoIn):
+    """Enrolment images: `photo` or up to 3 `photos` (upload), or `frames` camera frames;
+    the traveller is enrolled with their mean."""
+
+    photos: list[Annotated[str, Field(max_length=MAX_PHOTO_B64)]] | None = Field(
+        None, min_length=1, max_length=MAX_PHOTOS,
+        description="1-3 photos of the same traveller (upload only, instead of `photo`)")
+    frames: int = Field(MAX_PHOTOS, ge=1, le=MAX_PHOTOS,
+                        description="camera: good frames taken and averaged")
+
+
+class EnrolmentIn(EnrolmentPhotos):
     reference: str = Field(min_length=1, max_length=512,
                            description="booking reference, or BCBP barcode text")
+    flight: str | None = Field(None, min_length=2, max_length=16,
+                               description="flight number for a typed reference, e.g. XY123 "
+                                           "(default: the flight boarding now)")
     consent_accepted: bool = Field(description="the traveller accepted on screen")
     consent_version: str = Field(min_length=1, max_length=64,
                                  description="version of the consent text the traveller read")
@@ -108,6 +130,52 @@ def get_consent_text(_: ViewerDep, services: ServicesDep) -> ConsentTextDoc:
     return _text(services)
 
 
+def _embeddings(body: EnrolmentPhotos, services: ServicesDep, camera: CameraDep,
+                engine: EngineDep) -> list[np.ndarray]:
+    """One embedding per enrolment image (same person checked); wiped by the caller."""
+    v = services.settings.vision
+    if body.source == "camera":
+        out = photo.camera_embeddings(engine, camera, body.frames, v.min_face_px)
+    elif body.photo and body.photos:
+        raise BadImageError("send either one photo or a list of photos, not both")
+    else:
+        out = []
+    try:
+        for text in [] if body.source == "camera" else body.photos or [body.photo or ""]:
+            if not text:
+                raise BadImageError("no photo was sent: choose a photo or use the camera")
+            data = photo.photo_bytes(text, services.settings.kiosk.max_upload_bytes)
+            image = photo.decode_photo(data)
+            del data
+            out.append(photo.enrolment_embedding(engine, image, v.min_face_px))
+            del image
+        photo.check_same_person(out, v.match_threshold)
+    except BaseException:
+        for vec in out:
+            vec.fill(0.0)
+        raise
+    return out
+
+
+def _scope(ref_scope: str | None, flight: str | None, services: ServicesDep,
+           boarding: BoardingDep) -> str:
+    """The consent's scope: the boarding pass's flight, else the typed flight (today), else
+    the one flight boarding now, else this gate today (no flight: boards only when no flight
+    is set)."""
+    day = dt.datetime.fromtimestamp(services.clock.now()).date()
+    if ref_scope:
+        return ref_scope
+    if flight:
+        try:
+            return flight_scope(flight, day)
+        except BoardingError as exc:
+            raise BadReferenceError(str(exc)) from None
+    now_boarding = boarding.state().scopes
+    if len(now_boarding) == 1:
+        return now_boarding[0]
+    return f"{services.settings.device.gate_id}/{day:%Y-%m-%d}"
+
+
 @router.post("/api/enrolments/check", response_model=PhotoCheck)
 def check_photo(body: PhotoIn, _: AgentDep, services: ServicesDep, engine: EngineDep,
                 camera: CameraDep) -> PhotoCheck:
@@ -119,9 +187,11 @@ def check_photo(body: PhotoIn, _: AgentDep, services: ServicesDep, engine: Engin
 
 @router.post("/api/enrolments", response_model=Receipt, status_code=201)
 def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: EngineDep,
-          store: StoreDep, board: BoardDep, camera: CameraDep) -> Receipt:
-    """Enrol a traveller who accepted the consent text; returns the receipt (expiry and the
-    withdrawal code, shown once)."""
+          store: StoreDep, board: BoardDep, camera: CameraDep,
+          boarding: BoardingDep) -> Receipt:
+    """Enrol a traveller who accepted the consent text from 1-3 photos or camera frames (their
+    mean); returns the receipt (expiry and the withdrawal code, shown once). Enrolling the
+    same reference again for the same flight replaces the earlier enrolment."""
     if not body.consent_accepted:
         raise ConsentNotGivenError("the traveller has not accepted: tap 'I agree' first, or "
                                    "'No thanks' to use the staffed lane")
@@ -129,17 +199,20 @@ def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: E
         raise StaleConsentTextError("the consent text has changed: show the traveller the "
                                     "current text and ask again")
     ref = parse_reference(body.reference)
-    image = _image(body, services, camera)
-    embedding = photo.enrolment_embedding(engine, image, services.settings.vision.min_face_px)
-    del image
+    scope = _scope(ref.scope, body.flight, services, boarding)
+    embeddings = _embeddings(body, services, camera, engine)
     s = services.settings
     now = services.clock.now()
-    scope = ref.scope or f"{s.device.gate_id}/{dt.datetime.fromtimestamp(now).date():%Y-%m-%d}"
-    consent, enrolment = grant_and_enrol(
-        store, reference=ref.booking_ref, purpose=f"face boarding at gate {s.device.gate_id}",
-        scope=scope, expires_at=now + s.kiosk.consent_ttl_s, embedding=embedding,
-        model_name=engine.embedder_name, actor=session.staff_id)
-    del embedding
+    try:
+        consent, enrolment = grant_and_enrol(
+            store, reference=ref.booking_ref,
+            purpose=f"face boarding at gate {s.device.gate_id}", scope=scope,
+            expires_at=now + s.kiosk.consent_ttl_s, embeddings=embeddings,
+            model_name=engine.embedder_name, actor=session.staff_id)
+    finally:
+        for vec in embeddings:
+            vec.fill(0.0)
+    del embeddings
     board.record_count("enrolled")
     log.info("kiosk_enrolled", consent_id=consent.consent_id)
     expires = float(min(consent.expires_at, enrolment.expires_at))

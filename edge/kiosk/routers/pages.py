@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
+
+from edge.kiosk.deps import ContextDep, ensure_device_cookie
 
 router = APIRouter(tags=["pages"])
 
@@ -20,9 +22,12 @@ class Health(BaseModel):
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def index() -> HTMLResponse:
+def index(request: Request, ctx: ContextDep) -> HTMLResponse:
+    """The page; a browser's first visit also gets its device cookie (edge.kiosk.devices)."""
     html = (resources.files("edge.kiosk") / "static" / "index.html").read_text("utf-8")
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    ensure_device_cookie(request, response, ctx)
+    return response
 
 
 @router.get("/api/health", response_model=Health)

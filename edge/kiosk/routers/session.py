@@ -1,16 +1,19 @@
-"""Staff sessions: log in (throttled, locks out), log out, who am I."""
+"""Staff sessions: log in (slowed down after failures, never locked), log out, who am I, and a
+supervisor's unlock of a name's failed log-ins."""
 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.kiosk import auth
-from edge.kiosk.deps import ContextDep, SessionDep, client_address
-from edge.kiosk.errors import BadLoginError, KioskError, LockedOutError
+from edge.kiosk.deps import ContextDep, SessionDep, client_key, ensure_device_cookie, require
+from edge.kiosk.devices import DEVICE_COOKIE
+from edge.kiosk.errors import BadLoginError, KioskError, LockedOutError, NotFoundError
 from edge.kiosk.passwords import hash_password, verify_password
 from edge.kiosk.store_ops import audit, find_staff
 
@@ -47,6 +50,27 @@ class UnsupportedMediaError(KioskError):
     status, code = 415, "unsupported_media_type"
 
 
+class UnlockRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    staff_id: str = Field(min_length=1, max_length=64)
+
+
+class UnlockResult(BaseModel):
+    staff_id: str
+    failures_cleared: int
+    message: str
+
+
+UnlockDep = Annotated[auth.StaffSession,
+                      Depends(require(auth.UNLOCK_ROLES, "unlock a staff member's log-in"))]
+
+
+def _wait_words(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} second(s)"
+    return f"{math.ceil(seconds / 60)} minute(s)"
+
+
 def _info(session: auth.StaffSession, ctx: ContextDep) -> SessionInfo:
     now = ctx.services.clock.monotonic()
     return SessionInfo(staff_id=session.staff_id, role=session.role,
@@ -60,28 +84,39 @@ def _info(session: auth.StaffSession, ctx: ContextDep) -> SessionInfo:
 
 @router.post("/login", response_model=SessionInfo,
              responses={401: {"description": "wrong name or password"},
-                        429: {"description": "locked out after repeated failures"}})
+                        403: {"description": "not sent from the kiosk's own origin"},
+                        429: {"description": "too soon after failed log-ins: wait Retry-After "
+                                              "seconds"}})
 def login(body: LoginRequest, request: Request, response: Response,
           ctx: ContextDep) -> SessionInfo:
-    """Log a staff member in; sets the HttpOnly, SameSite=Strict session cookie."""
+    """Log a staff member in; sets the HttpOnly, SameSite=Strict session cookie.
+
+    After failed log-ins of a name from this screen the next try waits (429 with Retry-After,
+    the password unchecked); the right password after the wait succeeds. The request must come
+    from the kiosk's own origin (checked app-wide, see edge.kiosk.origins).
+    """
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise UnsupportedMediaError("send the login as JSON from the kiosk page")
-    client = client_address(request)
+    client = client_key(request, ctx)
     wait = ctx.throttle.retry_after(body.staff_id, client)
     if wait > 0:
-        minutes = max(1, math.ceil(wait / 60))
-        log.warning("kiosk_login_locked")
-        raise LockedOutError(f"too many failed log-ins: wait {minutes} minute(s) or ask a "
-                             "supervisor", headers={"Retry-After": str(math.ceil(wait))})
+        seconds = max(1, math.ceil(wait))
+        log.warning("kiosk_login_delayed", wait_s=seconds)
+        raise LockedOutError(f"too many failed log-ins: wait {_wait_words(seconds)} and try "
+                             "again, or ask a supervisor to unlock the name",
+                             headers={"Retry-After": str(seconds)})
     staff = find_staff(ctx.services.store, body.staff_id)
     encoded = staff.password_hash if staff is not None else _dummy_hash()
     good = verify_password(body.password, encoded)
     if staff is None or not good or staff.disabled or staff.role not in auth.ROLES:
         ctx.throttle.failure(body.staff_id, client)
         log.info("kiosk_login_failed")
-        raise BadLoginError("wrong staff name or password: try again (accounts lock after "
-                            f"{ctx.services.settings.kiosk.max_login_failures} failures)")
-    ctx.throttle.success(body.staff_id)
+        raise BadLoginError("wrong staff name or password: try again (after "
+                            f"{ctx.services.settings.kiosk.max_login_failures} failures each "
+                            "try waits longer)")
+    ctx.throttle.success(body.staff_id, client)
+    ctx.devices.trust(request.cookies.get(DEVICE_COOKIE))
+    ensure_device_cookie(request, response, ctx)
     previous, _ = ctx.sessions.lookup(request.cookies.get(auth.SESSION_COOKIE))
     if previous is not None:  # a log-in always starts a fresh session (no fixation)
         ctx.sessions.end(previous)
@@ -109,3 +144,20 @@ def logout(session: SessionDep, response: Response, ctx: ContextDep) -> Response
 def current(session: SessionDep, ctx: ContextDep) -> SessionInfo:
     """Who is logged in, their role, and the CSRF token the page must send on changes."""
     return _info(session, ctx)
+
+
+@router.post("/unlock", response_model=UnlockResult,
+             responses={404: {"description": "no such staff account"}})
+def unlock(body: UnlockRequest, session: UnlockDep, ctx: ContextDep) -> UnlockResult:
+    """A supervisor clears a staff name's failed log-ins (every screen's): its next log-in is
+    checked at once. Audited `staff_unlocked` with the supervisor as actor."""
+    staff = find_staff(ctx.services.store, body.staff_id)
+    if staff is None:
+        raise NotFoundError("there is no staff account of that name: check the spelling")
+    failures = ctx.throttle.failures(staff.name)
+    ctx.throttle.unlock(staff.name)
+    audit(ctx.services.store, "staff_unlocked", session.staff_id, staff.name,
+          f"failures={failures}")
+    log.info("kiosk_login_unlocked", failures=failures)
+    return UnlockResult(staff_id=staff.name, failures_cleared=failures,
+                        message=f"{staff.name} may log in again at once")

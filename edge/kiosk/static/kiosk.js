@@ -5,11 +5,13 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { csrf: null, session: null, consentVersion: null, reference: null,
-                photo: null, source: null, events: null, counts: {} };
+                flight: null, photos: [], source: null, events: null, counts: {} };
+const MAX_PHOTOS = 3;  // photos or camera frames per traveller: the kiosk enrols their mean
 
 const STATE_WORDS = {
   idle: "Free", presenting: "Traveller at the gate", granted: "Boarding: gate open",
-  staffed_lane: "Send to staffed lane", refer: "Refer for secondary screening",
+  staffed_lane: "Send to staffed lane", wrong_flight: "Not this flight: send to staffed lane",
+  refer: "Refer for secondary screening",
   manual: "Manual control", emergency: "EMERGENCY: gates open",
 };
 // "granted" counts gate openings after a face match; "boarded" counts passages through the
@@ -17,7 +19,8 @@ const STATE_WORDS = {
 const COUNT_WORDS = {
   enrolled: "Enrolled", refused: "Said no", withdrawn: "Withdrawn",
   granted: "Gate opened by face", boarded: "Boarded by face",
-  staffed_lane: "Sent to staffed lane", refer: "Referred for screening",
+  staffed_lane: "Sent to staffed lane", wrong_flight: "Not this flight",
+  refer: "Referred for screening",
   tailgating: "Tailgating alarms", override: "Supervisor overrides",
 };
 const TIME_24H = { hour: "2-digit", minute: "2-digit", hour12: false };
@@ -137,8 +140,8 @@ function step(name) {
 }
 
 function resetEnrol() {
-  state.reference = null; state.photo = null; state.source = null;
-  $("enrol-reference").value = "";
+  state.reference = null; state.photos = []; state.source = null; state.flight = null;
+  $("enrol-reference").value = ""; $("enrol-flight").value = "";
   $("photo-file").value = "";
   setFeedback(null);
   showError("reference-error", null);
@@ -155,6 +158,7 @@ $("reference-form").addEventListener("submit", async (ev) => {
   try {
     const text = await api("GET", "/api/consent-text");
     state.reference = value;
+    state.flight = $("enrol-flight").value.trim() || null;
     state.consentVersion = text.version;
     renderConsent(text);
     step("consent");
@@ -188,22 +192,29 @@ $("consent-refuse").addEventListener("click", async () => {
   $("refused-done").focus();
 });
 
-function setFeedback(result, err) {
+function setFeedback(result, err, label) {
   const fb = $("photo-feedback");
   fb.replaceChildren();
   fb.dataset.ok = "false";
   $("enrol-submit").disabled = true;
-  if (err) { fb.textContent = cap(err.message); fb.dataset.kind = "bad"; return; }
+  const head = label ? label + ": " : "";
+  if (err) { fb.textContent = head + cap(err.message); fb.dataset.kind = "bad"; return; }
   if (!result) { fb.textContent = ""; delete fb.dataset.kind; return; }
   if (result.ok) {
-    fb.textContent = "Good photo. Tap Enrol.";
+    fb.textContent = head + "Good. Tap Enrol.";
     fb.dataset.ok = "true"; fb.dataset.kind = "good";
     $("enrol-submit").disabled = false;
   } else {
-    fb.textContent = "Not yet: " + result.advice.join(", ") + ". Take the photo again.";
+    fb.textContent = head + "Not yet: " + result.advice.join(", ") + ". Take the photo again.";
     fb.dataset.kind = "bad";
   }
 }
+function progress(text) {
+  const fb = $("photo-feedback");
+  fb.textContent = text; fb.dataset.kind = "good"; fb.dataset.ok = "false";
+  $("enrol-submit").disabled = true;
+}
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function readFile(file) {
   return new Promise((resolve, reject) => {
@@ -214,29 +225,48 @@ function readFile(file) {
   });
 }
 
-async function checkPhoto(body) {
-  setFeedback(null);
-  $("photo-feedback").textContent = "Checking the photo...";
-  try {
-    const result = await api("POST", "/api/enrolments/check", body);
-    setFeedback(result);
-  } catch (err) { setFeedback(null, err); }
-}
-
+// Each photo is checked on its own (quality feedback per photo); all must be good to enrol.
 $("photo-file").addEventListener("change", async () => {
-  const file = $("photo-file").files[0];
-  state.photo = null;
-  if (!file) { setFeedback(null); return; }
-  try {
-    state.photo = await readFile(file);
-    state.source = "upload";
-    await checkPhoto({ source: "upload", photo: state.photo });
-  } catch (err) { setFeedback(null, err); }
+  const files = Array.from($("photo-file").files || []);
+  state.photos = []; state.source = "upload";
+  if (!files.length) { setFeedback(null); return; }
+  if (files.length > MAX_PHOTOS) {
+    setFeedback(null, { message: "choose at most " + MAX_PHOTOS + " photos" }); return;
+  }
+  const photos = [];
+  for (let i = 0; i < files.length; i++) {
+    const label = files.length > 1 ? "Photo " + (i + 1) + " of " + files.length : "";
+    progress((label ? label + ": " : "") + "checking...");
+    try {
+      const photo = await readFile(files[i]);
+      const result = await api("POST", "/api/enrolments/check", { source: "upload", photo });
+      if (!result.ok) { setFeedback(result, null, label); return; }
+      photos.push(photo);
+    } catch (err) { setFeedback(null, err, label); return; }
+  }
+  state.photos = photos;
+  setFeedback({ ok: true, advice: [] }, null, photos.length > 1 ? photos.length + " good photos" : "");
 });
 
+// The camera: up to MAX_PHOTOS good frames, with feedback between them; the enrolment then
+// takes that many fresh frames itself and enrols their mean.
 $("photo-camera").addEventListener("click", async () => {
-  state.photo = null; state.source = "camera";
-  await checkPhoto({ source: "camera" });
+  state.photos = []; state.source = "camera";
+  $("photo-camera").disabled = true;
+  let good = 0;
+  try {
+    for (let tries = 0; good < MAX_PHOTOS && tries < 3 * MAX_PHOTOS; tries++) {
+      const label = "Camera photo " + (good + 1) + " of " + MAX_PHOTOS;
+      try {
+        const result = await api("POST", "/api/enrolments/check", { source: "camera" });
+        if (result.ok) { good++; progress(label + ": good" + (good < MAX_PHOTOS ? ", hold still..." : "")); }
+        else progress(label + ": " + result.advice.join(", ") + "...");
+      } catch (err) { setFeedback(null, err, label); if (err.error === "no_camera") return; }
+      await pause(400);
+    }
+    if (good < MAX_PHOTOS) { setFeedback({ ok: false, advice: ["the camera did not get " + MAX_PHOTOS + " good photos"] }); return; }
+    setFeedback({ ok: true, advice: [] }, null, MAX_PHOTOS + " good camera photos");
+  } finally { $("photo-camera").disabled = false; }
 });
 
 $("enrol-submit").addEventListener("click", async () => {
@@ -244,10 +274,13 @@ $("enrol-submit").addEventListener("click", async () => {
   $("enrol-submit").disabled = true;
   const body = { reference: state.reference, consent_accepted: true,
                  consent_version: state.consentVersion, source: state.source || "upload" };
-  if (body.source === "upload") body.photo = state.photo;
+  if (state.flight) body.flight = state.flight;
+  if (body.source === "camera") body.frames = MAX_PHOTOS;
+  else if (state.photos.length > 1) body.photos = state.photos;
+  else body.photo = state.photos[0];
   try {
     const r = await api("POST", "/api/enrolments", body);
-    state.photo = null; state.reference = null; $("photo-file").value = "";
+    state.photos = []; state.reference = null; state.flight = null; $("photo-file").value = "";
     // the page's own words: the expiry is shown once, below, in the kiosk's 24-hour format
     $("receipt-message").textContent = "Keep the withdrawal code. With it, or the booking " +
       "reference, you can withdraw at this kiosk at any time.";
@@ -362,7 +395,53 @@ function renderCounts(counts) {
   }
 }
 
+/* ---------- now boarding ---------- */
+function renderBoarding(b) {
+  const box = $("boarding");
+  const flights = (b && b.flights) || [];
+  box.dataset.source = flights.length ? b.source : "none";
+  $("boarding-now").textContent = flights.length
+    ? "Now boarding: " + flights.join(", ") + (b.source === "schedule" ? " (schedule)" : " (set by a supervisor)")
+    : "No flight set: travellers of every flight can board.";
+}
+
+async function refreshBoarding() {
+  try {
+    const b = await api("GET", "/api/boarding");
+    renderBoarding(b);
+    const sel = $("boarding-choice");
+    const keep = sel.value;
+    sel.replaceChildren(new Option("Type a flight below instead", ""));
+    for (const c of b.choices) {
+      sel.append(new Option(c.flight + " (" + c.travellers + " enrolled)", c.scope));
+    }
+    sel.value = [...sel.options].some((o) => o.value === keep) ? keep : (b.scopes[0] || "");
+  } catch (e) { /* shown elsewhere */ }
+}
+
+$("boarding-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const typed = $("boarding-typed").value.trim();
+  const flight = typed || $("boarding-choice").value;
+  if (!flight) { say("Pick a flight or type its number, then set it.", "warn"); $("boarding-choice").focus(); return; }
+  try {
+    const b = await api("PUT", "/api/boarding", { flights: [flight] });
+    $("boarding-typed").value = "";
+    renderBoarding(b); say(b.message, "info");
+    await refreshBoarding();
+  } catch (err) { say(cap(err.message), "warn"); $("boarding-typed").focus(); }
+});
+
+$("boarding-clear").addEventListener("click", async () => {
+  try {
+    const b = await api("DELETE", "/api/boarding");
+    renderBoarding(b); say(b.message, "info");
+    await refreshBoarding();
+  } catch (err) { say(cap(err.message), "warn"); }
+});
+
 function applySnapshot(s) {
+  renderBoarding(s.boarding);
   for (const l of s.lanes) setLane(l);
   $("alerts").replaceChildren();
   for (const a of s.alerts) addAlert(a);
@@ -372,6 +451,8 @@ function applySnapshot(s) {
 function startBoard() {
   if (state.events) return;
   refreshConsents();
+  show($("boarding-form"), !!(state.session && state.session.can_override));
+  refreshBoarding();
   const es = new EventSource("/api/board/events");
   state.events = es;
   const status = $("board-status");
@@ -381,6 +462,7 @@ function startBoard() {
   es.addEventListener("state", (e) => setLane(JSON.parse(e.data)));
   es.addEventListener("alert", (e) => addAlert(JSON.parse(e.data)));
   es.addEventListener("counts", (e) => renderCounts(JSON.parse(e.data).counts));
+  es.addEventListener("boarding", (e) => renderBoarding(JSON.parse(e.data).boarding));
   es.addEventListener("session_expired", () => { stopBoard(); loggedOut("Your session has ended: log in again."); });
 }
 
@@ -389,6 +471,7 @@ function clearBoard() {
   $("lanes").replaceChildren();   // lane cards carry role-specific controls: rebuild per log-in
   $("alerts").replaceChildren();
   $("counts").replaceChildren();
+  renderBoarding(null); show($("boarding-form"), false);
   $("active-consents").textContent = "-"; $("next-expiry").textContent = "-";
 }
 
