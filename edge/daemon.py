@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import structlog
 
-from edge.capture.decoder_log import NativeStderrTap, quiet_decoders
+from edge.capture.decoder_log import native_log_tap
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import FrameSource
@@ -159,10 +159,7 @@ class Daemon:
             # 3. capture
             src = source or visible_source(settings, clock)
             cap = settings.capture
-            d.reader = LatestFrameReader(src, clock, backoff_initial_s=cap.reconnect_initial_s,
-                                         backoff_max_s=cap.reconnect_max_s,
-                                         stale_after_s=cap.stale_after_s,
-                                         max_corrupt_in_a_row=cap.max_corrupt_in_a_row)
+            d.reader = LatestFrameReader.for_capture(src, clock, cap)
             screener = d._build_thermal(src)
             # 4. decisions and their sinks
             lane_ids = [lane.lane_id for lane in settings.lanes.lanes]
@@ -251,11 +248,9 @@ class Daemon:
         camera = None
         if self.settings.kiosk.camera_source:
             cap = self.settings.capture
-            self.kiosk_reader = LatestFrameReader(
+            self.kiosk_reader = LatestFrameReader.for_capture(
                 visible_source(self.settings, self.clock, self.settings.kiosk.camera_source),
-                self.clock, backoff_initial_s=cap.reconnect_initial_s,
-                backoff_max_s=cap.reconnect_max_s, stale_after_s=cap.stale_after_s,
-                max_corrupt_in_a_row=cap.max_corrupt_in_a_row)
+                self.clock, cap)
             camera = ReaderCamera(self.kiosk_reader, max_age_s=cap.stale_after_s)
         services = KioskServices(settings=self.settings, clock=self.clock, store=self.store,
                                  engine=self.engine, board=self.board, gate=self.gate_client,
@@ -380,14 +375,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    quiet_decoders()  # FFmpeg/OpenCV log lines off before any camera opens
-    tap = NativeStderrTap()  # what native code still writes to fd 2: counted events
-    tap.install()
-    try:
-        return _run(args, settings)
-    finally:
-        tap.close()
+    with native_log_tap():  # FFmpeg/OpenCV/native lines on fd 2 become counted events
+        return _run(args, load_settings(args.config))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

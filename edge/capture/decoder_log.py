@@ -28,7 +28,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import structlog
@@ -216,3 +216,15 @@ class NativeStderrTap:
             return
         kind, extra = classify(line)
         self.events.add(1, extra, **kind)
+
+
+@contextlib.contextmanager
+def native_log_tap(interval_s: float = 10.0) -> Iterator[NativeStderrTap]:
+    """Quiet decoders and a `NativeStderrTap` for the block (the daemon's whole run)."""
+    quiet_decoders()
+    tap = NativeStderrTap(interval_s=interval_s)
+    tap.install()
+    try:
+        yield tap
+    finally:
+        tap.close()

@@ -24,6 +24,7 @@ from edge.capture.decoder_log import CountedEvents
 from edge.capture.source import CaptureError, CorruptFrameError, Frame, FrameSource
 from foundation.clock import Clock
 from foundation.restart_budget import RestartBudget
+from foundation.settings import CaptureSettings
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,15 @@ class LatestFrameReader:
         self._thread: threading.Thread | None = None
         self._budget = restart_budget or RestartBudget(clock)
         self.gave_up = False  # the restart budget for unexpected errors is spent
+
+    @classmethod
+    def for_capture(cls, source: FrameSource, clock: Clock,
+                    capture: CaptureSettings) -> LatestFrameReader:
+        """A reader with the capture settings' reconnect backoff, staleness and corrupt-run
+        limit."""
+        return cls(source, clock, backoff_initial_s=capture.reconnect_initial_s,
+                   backoff_max_s=capture.reconnect_max_s, stale_after_s=capture.stale_after_s,
+                   max_corrupt_in_a_row=capture.max_corrupt_in_a_row)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> LatestFrameReader:
