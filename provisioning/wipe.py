@@ -1,11 +1,14 @@
-"""`wipe`: secure decommission of a device: keys first, then store, certificates, models.
+"""`wipe`: secure decommission of a device: keys first, then store, certificates (and models).
 
 Keys are shredded first, so even if the box loses power half-way the store left behind is
 ciphertext without its key. Every file is overwritten in place with random bytes before it is
-unlinked (provisioning.shred). Needs confirmation: type the device id at the prompt, or pass
---yes (required when stdin is not a terminal). The store's exclusive lock (edge.consent.lock) is
-taken before the prompt and held to the end: while the daemon (or another tool) has the store
-open, wipe refuses with StoreBusyError and shreds nothing.
+unlinked (provisioning.shred). The model files are kept unless `--models` is given: they are
+public, pinned files that other devices on the same box may share, and they are kept even when
+they sit inside the device folder (only the device's own files go). Needs confirmation: type
+the device id at the prompt, or pass --yes (required when stdin is not a terminal). The
+store's exclusive lock (edge.consent.lock) is taken before the prompt and held to the end:
+while the daemon (or another tool) has the store open, wipe refuses with StoreBusyError and
+shreds nothing.
 """
 
 from __future__ import annotations
@@ -49,9 +52,10 @@ def lock_store(device: Device) -> StoreLock | None:
     return StoreLock.acquire(store)
 
 
-def wipe_device(device: Device, *, include_models: bool = True,
+def wipe_device(device: Device, *, include_models: bool = False,
                 progress: Progress | None = None, lock: StoreLock | None = None) -> WipeReport:
-    """Shred keys, store, certificates, settings, everything in the data folder, and models.
+    """Shred keys, store, certificates, settings, everything else in the data folder, and
+    with `include_models` the model files (by default they stay, even inside the folder).
 
     Takes the store's lock first (or uses `lock`, already held by the caller) and refuses with
     StoreBusyError, shredding nothing, while the daemon or another tool has the store open.
@@ -91,9 +95,10 @@ def _wipe(device: Device, include_models: bool, progress: Progress | None) -> Wi
         log.info("wipe_step", step=name, files=n)
         if progress is not None and task is not None:
             progress.advance(task)
-    # Whatever else the device kept in its folder (certificates, calibration, outbox, ...).
+    # Whatever else the device kept in its folder (certificates, calibration, outbox, ...),
+    # except a kept model folder inside it (e.g. /var/lib/consentgate/models).
     if root.is_dir():
-        n = shred_tree(root)
+        n = _shred_folder_keeping(root, None if include_models else s.vision.model_dir)
         files += n
         log.info("wipe_step", step="data_dir", files=n)
     if include_models and s.vision.model_dir.is_dir() and not any(s.vision.model_dir.iterdir()):
@@ -104,18 +109,39 @@ def _wipe(device: Device, include_models: bool, progress: Progress | None) -> Wi
     return WipeReport(files=files, model_files=model_count)
 
 
-def confirm(device: Device, yes: bool, stdin: TextIO | None = None) -> None:
+def _shred_folder_keeping(root: Path, keep: Path | None) -> int:
+    """shred_tree(root), but leave `keep` (and the folders above it) when it lies inside."""
+    keep = keep.resolve() if keep is not None else None
+    if keep is None or not keep.is_relative_to(root.resolve()) or not keep.exists():
+        return shred_tree(root)
+    count = 0
+    for entry in root.iterdir():
+        if entry.is_symlink() or not entry.is_dir():
+            count += shred_file(entry)  # a link is only unlinked
+        elif entry.resolve() == keep:
+            continue
+        elif keep.is_relative_to(entry.resolve()):
+            count += _shred_folder_keeping(entry, keep)
+        else:
+            count += shred_tree(entry)
+    return count
+
+
+def confirm(device: Device, yes: bool, stdin: TextIO | None = None, *,
+            include_models: bool = False) -> None:
     """Raise WipeRefusedError unless the operator confirmed."""
     if yes:
         return
     stdin = stdin or sys.stdin
     if not stdin.isatty():
-        raise WipeRefusedError("wipe destroys the store, keys and models for good: confirm by "
-                               "running it on a terminal, or pass --yes in scripts")
+        raise WipeRefusedError("wipe destroys the device's store and keys for good: confirm "
+                               "by running it on a terminal, or pass --yes in scripts")
     want = device.settings.device.device_id
+    models = (f"and the model files in {device.settings.vision.model_dir}" if include_models
+              else f"but not the model files in {device.settings.vision.model_dir} (add "
+                   "--models to shred them too)")
     print(f"This destroys device {want} beyond recovery: everything in "
-          f"{device.layout.root} (store, keys, certificates, settings) and the model files in "
-          f"{device.settings.vision.model_dir} (keep them with --keep-models).")
+          f"{device.layout.root} (store, keys, certificates, settings) {models}.")
     print(f"Type the device id ({want}) to confirm: ", end="", flush=True)
     if stdin.readline().strip() != want:
         raise WipeRefusedError("the device id did not match: nothing was wiped")
@@ -124,8 +150,12 @@ def confirm(device: Device, yes: bool, stdin: TextIO | None = None) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_args(parser)
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    parser.add_argument("--keep-models", action="store_true",
-                        help="leave the model files (e.g. when the model folder is shared)")
+    models = parser.add_mutually_exclusive_group()
+    models.add_argument("--models", action="store_true",
+                        help="also shred the model files in vision.model_dir (by default they "
+                             "stay: other devices on this box may share the folder)")
+    models.add_argument("--keep-models", action="store_true",
+                        help="leave the model files: the default now, kept for old scripts")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,14 +163,15 @@ def run(args: argparse.Namespace) -> int:
     device = device_from_args(args)
     lock = lock_store(device)  # before the prompt: refuse at once while the daemon runs
     try:
-        confirm(device, args.yes)
+        confirm(device, args.yes, include_models=args.models)
         out = console()
         with progress_bar(out) as progress:
-            report = wipe_device(device, include_models=not args.keep_models,
-                                 progress=progress, lock=lock)
+            report = wipe_device(device, include_models=args.models, progress=progress,
+                                 lock=lock)
     finally:
         if lock is not None:
             lock.release()
-    out.print(f"wiped: {report.files} files shredded ({report.model_files} model files); "
+    kept = "" if args.models else f", models kept in {device.settings.vision.model_dir}"
+    out.print(f"wiped: {report.files} files shredded ({report.model_files} model files{kept}); "
               "nothing of the device is left to read")
     return 0

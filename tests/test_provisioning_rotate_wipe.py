@@ -140,7 +140,7 @@ def test_wipe_leaves_nothing_readable(tmp_path: Path) -> None:
         spy = tmp_path / f"spy{i}"
         os.link(f, spy)
         spies[spy] = f.read_bytes()
-    code, _out, err = run_cli(["wipe", "--yes", "--dir", str(dev.layout.root)])
+    code, _out, err = run_cli(["wipe", "--yes", "--models", "--dir", str(dev.layout.root)])
     assert code == 0, err
     assert not dev.layout.root.exists()
     assert not any(m.exists() for m in models)
@@ -154,12 +154,41 @@ def test_wipe_leaves_nothing_readable(tmp_path: Path) -> None:
     assert b"ONNX-MODEL-BYTES" not in (tmp_path / "spy3").read_bytes()
 
 
-def test_wipe_keep_models(tmp_path: Path) -> None:
+def test_wipe_keeps_models_unless_asked(tmp_path: Path) -> None:
+    """The model folder may be shared by other devices on the box: only --models shreds it."""
     dev = make_device(tmp_path)
+    models = _fake_models(dev)
+    before = {m: m.read_bytes() for m in models}
+    code, out, err = run_cli(["wipe", "--yes", "--dir", str(dev.layout.root)])
+    assert code == 0, err
+    assert {m: m.read_bytes() for m in models} == before and not dev.layout.root.exists()
+    assert f"models kept in {dev.settings.vision.model_dir}" in out
+    dev = make_device(tmp_path / "again")  # the old flag still works (and is the default)
     models = _fake_models(dev)
     code, _out, err = run_cli(["wipe", "--yes", "--keep-models", "--dir", str(dev.layout.root)])
     assert code == 0, err
     assert all(m.exists() for m in models) and not dev.layout.root.exists()
+    code, _out, err = run_cli(["wipe", "--yes", "--keep-models", "--models", "--dir",
+                               str(dev.layout.root)])
+    assert code == 2  # argparse: not both
+
+
+def test_wipe_keeps_a_model_folder_inside_the_device_folder(tmp_path: Path) -> None:
+    """The documented box layout: /var/lib/consentgate/models inside the device folder."""
+    root = tmp_path / "dev"  # make_device's device folder
+    (root / "models").mkdir(parents=True)
+    dev = make_device(tmp_path, model_dir=root / "models")
+    assert dev.layout.root == root.resolve()
+    models = _fake_models(dev)
+    (root / "thermal-calibration.json").write_text("{}")
+    code, _out, err = run_cli(["wipe", "--yes", "--dir", str(root)])
+    assert code == 0, err
+    assert all(m.exists() for m in models)
+    assert sorted(p.name for p in root.iterdir()) == ["models"]  # nothing of the device left
+    dev = make_device(tmp_path, model_dir=root / "models")  # provision again, then --models
+    code, _out, err = run_cli(["wipe", "--yes", "--models", "--dir", str(root)])
+    assert code == 0, err
+    assert not root.exists()
 
 
 def test_wipe_needs_confirmation_in_scripts(tmp_path: Path, monkeypatch) -> None:
@@ -176,6 +205,7 @@ def test_wipe_confirmation_on_a_terminal(tmp_path: Path, capsys) -> None:
         confirm(dev, yes=False, stdin=FakeStdin("B12\n", tty=True))
     assert dev.layout.store_key.exists()
     confirm(dev, yes=False, stdin=FakeStdin(dev.settings.device.device_id + "\n", tty=True))
+    assert "but not the model files" in capsys.readouterr().out
     wipe_device(dev)
     assert not dev.layout.root.exists()
 

@@ -109,6 +109,23 @@ def test_missing_models_one_line(tmp_path: Path, faces_dir: Path, monkeypatch, c
     assert "python -m provisioning install-models" in err and "Traceback" not in err
 
 
+def test_missing_models_in_the_default_folder_name_both_places(tmp_path: Path, faces_dir: Path,
+                                                              monkeypatch, capsys):
+    """No $CONSENTGATE_MODEL_DIR: a checkout whose .models lacks the models says where the
+    default looked (the checkout's .models, then the system folder)."""
+    import foundation.settings as settings_mod
+
+    monkeypatch.delenv("CONSENTGATE_MODEL_DIR")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / ".models").mkdir()
+    monkeypatch.setattr(settings_mod, "_CHECKOUT", tmp_path)
+    assert main(["faces", "detect", str(faces_dir / "img1.jpg")]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"not installed in {tmp_path / '.models'}" in err
+    assert "/var/lib/consentgate/models" in err and "CONSENTGATE_MODEL_DIR" in err
+
+
 def test_more_bad_inputs_one_line(tmp_path: Path, faces_dir: Path, capsys):
     """A folder given as an image or CSV, an incomplete CSV row, a broken pairs.txt."""
     assert main(["faces", "detect", str(tmp_path)]) == 1

@@ -46,14 +46,19 @@ SAMPLE_CHARS = 120
 
 
 def quiet_decoders() -> None:
-    """FFmpeg's and OpenCV's own logging off (before the first VideoCapture opens)."""
+    """FFmpeg's and OpenCV's own logging off (before the first VideoCapture opens), unless an
+    operator set the variables (e.g. to debug a camera)."""
+    chosen = "OPENCV_LOG_LEVEL" in os.environ
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
-    try:
-        import cv2
+    if chosen:
+        return
+    try:  # cv2 may be imported already: it read OPENCV_LOG_LEVEL then
+        from cv2.utils import logging as cv_logging
 
-        cv2.setLogLevel(2)  # cv2.utils.logging.LOG_LEVEL_ERROR
-    except Exception:  # an OpenCV without setLogLevel: the environment variable still holds
+        if cv_logging.getLogLevel() > cv_logging.LOG_LEVEL_ERROR:
+            cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
+    except Exception:  # an OpenCV without it: the environment variable still holds
         log.debug("opencv_log_level_not_set")
 
 

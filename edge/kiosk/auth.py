@@ -192,14 +192,17 @@ class LoginThrottle:
         now = self._clock.monotonic()
         key = _name_key(name)
         with self._lock:
-            for table, k in ((self._pairs, (key, client)), (self._names, key),
-                             (self._clients, client)):
-                entry = self._live(table, k, now) or _Failures()
-                entry.count += 1
-                entry.last = now
-                table[k] = entry
-                if len(table) > self._max_entries:
-                    self._prune(table, now)
+            self._count(self._pairs, (key, client), now)
+            self._count(self._names, key, now)
+            self._count(self._clients, client, now)
+
+    def _count(self, table: dict[Any, _Failures], key: Any, now: float) -> None:
+        entry = self._live(table, key, now) or _Failures()
+        entry.count += 1
+        entry.last = now
+        table[key] = entry
+        if len(table) > self._max_entries:
+            self._prune(table, now)
 
     def success(self, name: str, client: str) -> None:
         """The right password: this pair starts afresh (the name's and the client's counts

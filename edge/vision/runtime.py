@@ -27,6 +27,7 @@ from edge.vision.errors import (
     ModelMissingError,
 )
 from edge.vision.manifest import Manifest, ModelSpec
+from foundation.settings import model_dir_places
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +49,8 @@ def read_verified_model(model_dir: Path, spec: ModelSpec) -> bytes:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ModelMissingError(f"model {spec.name} ({spec.file}) is not installed in "
-                                f"{model_dir}: {REINSTALL}") from None
+                                f"{model_dir}{model_dir_places(model_dir)}: {REINSTALL} "
+                                f"--model-dir {model_dir}") from None
     except IsADirectoryError:
         raise ModelIntegrityError(f"model {path} is a folder, not a model file: "
                                   f"{REINSTALL}") from None
