@@ -1,23 +1,44 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Both create .venv when missing, install the project and the pinned models, then run.
+# Dependencies come from requirements.lock (pip-compile --generate-hashes, every file's sha256):
+# `make lock` refreshes it after a change to pyproject.toml's dependencies (docs/install.md).
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_FLAGS := --generate-hashes --extra=test --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
 MODEL_DIR ?= $(CURDIR)/.models
 export CONSENTGATE_MODEL_DIR := $(MODEL_DIR)
 
-.PHONY: demo test test-fast test-slow lint install models browser bench clean
+.PHONY: demo test test-fast test-slow lint install lock lock-upgrade venv models browser bench \
+	clean
 
-$(STAMP): pyproject.toml
+venv:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+
+# The locked dependencies (runtime and test extra) with their hashes, then the project itself.
+$(STAMP): pyproject.toml $(LOCK) | venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve after pyproject.toml's dependencies changed; pins still allowed are kept.
+lock: venv
+	$(PY) -m pip install --quiet $(PIP_TOOLS)
+	$(VENV)/bin/pip-compile --quiet $(LOCK_FLAGS) --output-file=$(LOCK) pyproject.toml
+
+# Every pin to the newest version pyproject.toml allows.
+lock-upgrade: venv
+	$(PY) -m pip install --quiet $(PIP_TOOLS)
+	$(VENV)/bin/pip-compile --quiet --upgrade $(LOCK_FLAGS) --output-file=$(LOCK) pyproject.toml
 
 models: install
 	$(PY) -m provisioning install-models --model-dir $(MODEL_DIR)
@@ -34,6 +55,7 @@ demo: models
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: models browser lint
 	$(PY) -m pytest -q

@@ -11,6 +11,8 @@ from foundation.cli import dispatch
 COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("central.collect_cmd",
                 "receive anonymised counts from devices over CurveZMQ into a database"),
+    "rollup": ("central.rollup_cmd",
+               "refresh the hourly and daily roll-ups of a PostgreSQL windows database"),
 }
 
 

@@ -1,4 +1,5 @@
-"""`python -m central collect --keys DIR --db FILE [--bind ENDPOINT]`: run the collector.
+"""`python -m central collect --keys DIR --db FILE|postgresql://... [--bind ENDPOINT]`: run the
+collector (a SQLite file, or a PostgreSQL database that several collectors may share).
 
 Raises the open-files limit (one descriptor per device link), creates central's keypair with
 `--init-key`, and serves until SIGTERM/SIGINT; see central.collector for what it does.
@@ -16,6 +17,7 @@ import threading
 from pathlib import Path
 
 from central.collector import SERVER_KEY_NAME, Collector
+from central.store import is_postgres
 from foundation.curve_keys import create_keypair
 from foundation.errors import ConsentGateError
 
@@ -30,11 +32,18 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _database(text: str) -> Path | str:
+    return text if is_postgres(text) else Path(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", type=Path, required=True,
                         help="folder of admitted device public keys (NAME.key); central's own "
                              "keypair is central.key_secret here unless --server-key is given")
-    parser.add_argument("--db", type=Path, required=True, help="SQLite file for the windows")
+    parser.add_argument("--db", type=_database, required=True,
+                        help="where the windows go: a SQLite file (the embedded default), or "
+                             "postgresql://USER@HOST[:PORT]/DATABASE (several collectors may "
+                             "share one; libpq's ?host=/socket/dir&port=N work too)")
     parser.add_argument("--bind", default="tcp://127.0.0.1:5570", help="ZeroMQ endpoint")
     parser.add_argument("--server-key", type=Path, default=None,
                         help="central's NAME.key_secret (default DIR/central.key_secret)")

@@ -11,8 +11,11 @@ Frames are decoded by the bounded, strict decoders of wire.telemetry (`uplink/2`
 `counts/1` body, k included); the socket's ZMQ_MAXMSGSIZE drops larger frames with their
 connection before they are read. Windows are deduplicated by (device, epoch, seq), stored in
 order (a window is stored only when its `prev` is the last seq stored in the device's current
-epoch, or null), committed to SQLite in batches (central.windows_db), and only then
-acknowledged (cumulative acks per epoch).
+epoch, or null; the rules of central.sequencing), committed in batches, one transaction each,
+and only then acknowledged (cumulative acks per epoch). `--db` chooses the store
+(central.store): a SQLite file (central.windows_db, one collector) or `postgresql://...`
+(central.pg_store: several collectors may serve one database, each device's state is locked
+and read inside the batch's transaction).
 
 Epochs: a device's store renews its epoch at every start, so a restored or cloned store's
 repeated sequence numbers arrive under a new epoch. A window of an epoch never seen for the
@@ -29,7 +32,6 @@ counted; nothing a device sends ends the process. Running totals are printed to 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import sys
 import threading
 import time
@@ -41,9 +43,10 @@ import structlog
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from central import windows_db
 from central.allow_list import AllowList
 from central.errors import CollectorError
+from central.sequencing import Incoming, Outcome
+from central.store import StoreFailed, WindowStore, is_postgres
 from foundation.curve_keys import load_keypair
 from foundation.errors import KeyFileError
 from wire import telemetry as schema
@@ -56,17 +59,6 @@ BATCH_MAX = 4096
 RCVHWM = 20_000  # messages queued per device connection (libzmq then stops reading from it)
 _NOBLOCK = int(zmq.NOBLOCK)  # plain ints: enum flag arithmetic costs per message
 _SNDMORE_NOBLOCK = int(zmq.NOBLOCK | zmq.SNDMORE)
-
-
-@dataclass
-class _Device:
-    key: str
-    epoch: int  # the current epoch
-    epochs: dict[int, int]  # every epoch seen -> the last seq stored in it
-
-    @property
-    def last_seq(self) -> int:
-        return self.epochs[self.epoch]
 
 
 @dataclass
@@ -83,10 +75,21 @@ class Stats:
     suppressed: int = 0
 
 
+def open_store(db: Path | str) -> WindowStore:
+    """The store `--db` names: `postgresql://...` PostgreSQL, else a SQLite file."""
+    if is_postgres(db):
+        from central.pg_store import PostgresStore
+
+        return PostgresStore(str(db))
+    from central.windows_db import SqliteStore
+
+    return SqliteStore(Path(db))
+
+
 class Collector:
     """Serves the ROUTER socket until `stop` is set; see the module docstring."""
 
-    def __init__(self, keys_dir: Path | str, db_path: Path | str,
+    def __init__(self, keys_dir: Path | str, db: Path | str,
                  bind: str = "tcp://127.0.0.1:5570", *, server_secret_file: Path | None = None,
                  out: TextIO | None = None, print_every_s: float = 5.0) -> None:
         self.keys_dir = Path(keys_dir)
@@ -108,98 +111,34 @@ class Collector:
         except KeyFileError as exc:
             raise CollectorError(f"central's keypair: {exc}") from None
         self.allow = AllowList(self.keys_dir, self.public_key)
-        self.db_path = Path(db_path)
         self.bind = bind
         self.endpoint: str | None = None
         self.stats = Stats()
         self._out = out or sys.stdout
         self._print_every = print_every_s
-        self._devices: dict[str, _Device] = {}
-        self._key_device: dict[str, str] = {}
-        self._db = windows_db.open_db(self.db_path)
-        self._load_state(self._db)
+        self.store = open_store(db)
+        first = self.store.initial()
+        self.stats.stored, self.stats.suppressed = first.stored, first.suppressed
+        self.stats.totals = dict(first.totals)
         self._served = False
-
-    # ------------------------------------------------------------------ storage
-
-    def _load_state(self, db: sqlite3.Connection) -> None:
-        state = windows_db.load_state(db)
-        self._devices = {}
-        for name, (key, epoch) in state.devices.items():
-            epochs = state.epochs.get(name, {})
-            epochs.setdefault(epoch, 0)
-            self._devices[name] = _Device(key, epoch, epochs)
-        self._key_device = {d.key: name for name, d in self._devices.items()}
-        self.stats.stored, self.stats.suppressed = state.stored, state.suppressed
-        self.stats.totals = state.totals
 
     # ------------------------------------------------------------------ messages
 
-    def _window(self, key: str, header: dict[str, Any], body_frame: bytes,
-                writes: list[tuple], now: float) -> bytes:
-        body = schema.decode_counts(body_frame)
-        device = body["device"]
-        bound = self._key_device.get(key)
-        if bound is not None and bound != device:
-            raise Rejected(f"this key sends as device {bound!r}, not {device!r}", "identity")
-        epoch, seq, prev = header["epoch"], header["seq"], header["prev"]
-        state = self._devices.get(device)
-        if state is None:
-            state = _Device(key, epoch, {epoch: 0})
-            self._devices[device] = state
-            self._key_device[key] = device
-            writes.append(("new", device, key, epoch))
-            writes.append(("epoch", device, epoch, now))
-        elif state.key != key:
-            raise Rejected(f"device {device!r} belongs to another key", "identity")
-        new_epoch = False
-        if epoch != state.epoch:
-            last = state.epochs.get(epoch)
-            if last is not None:  # an epoch this device has left behind
-                if seq <= last:
-                    self.stats.duplicates += 1
-                    return schema.ack(epoch, last)
-                self._interleaving(device, key, state, epoch, seq)
-            new_epoch = True  # a restored, restarted or cloned store: a new epoch begins
-        if not new_epoch and seq <= state.last_seq:
-            self.stats.duplicates += 1
-            return schema.ack(epoch, state.last_seq)
-        if prev is not None and prev != state.last_seq:
-            self.stats.gaps += 1
-            return schema.gap(state.epoch, state.last_seq)
-        if new_epoch:
-            writes.append(("epoch", device, epoch, now))
-            log.info("telemetry_epoch_started", device=device, epoch=epoch,
-                     previous_epoch=state.epoch, previous_last_seq=state.last_seq)
-            self.stats.new_epochs += 1
-            state.epoch = epoch
-        counts = body["counts"]
-        writes.append(("win", (device, epoch, seq, body["gate"], body["window_start"],
-                               body["window_s"], body["k"], body["epsilon"], now,
-                               *(counts[f] for f in COUNT_FIELDS))))
-        state.epochs[epoch] = seq
-        self.stats.stored += 1
-        for name in COUNT_FIELDS:
-            value = counts[name]
-            if value is None:
-                self.stats.suppressed += 1
-            else:
-                self.stats.totals[name] += value
-        return schema.ack(epoch, seq)
+    def _refuse(self, exc: Rejected, key: str, header: dict[str, Any] | None) -> bytes:
+        self.stats.rejected += 1
+        codes = self.stats.reject_codes
+        codes[exc.code] = codes.get(exc.code, 0) + 1
+        epoch = header.get("epoch") if header else None
+        seq = header.get("seq") if header else None
+        log.warning("telemetry_message_rejected", key=key[:8], code=exc.code, seq=seq,
+                    reason=schema.printable(str(exc)))
+        if exc.code == "retired_schema":  # an uplink/1 device: in words it can read
+            return schema.reject_retired(str(exc))
+        return schema.reject(exc.code, str(exc), epoch=epoch if isinstance(epoch, int)
+                             else None, seq=seq if isinstance(seq, int) else None)
 
-    def _interleaving(self, device: str, key: str, state: _Device, epoch: int,
-                      seq: int) -> None:
-        """A new window of a superseded epoch: two copies of one store are sending."""
-        self.stats.interleaved += 1
-        log.error("telemetry_epoch_interleaving", device=device, key=key[:8], epoch=epoch,
-                  seq=seq, epoch_last_seq=state.epochs[epoch], current_epoch=state.epoch,
-                  alert="two copies of this device's store are sending (a clone or a "
-                        "restored backup beside the original): retire one, re-provision it")
-        raise Rejected(f"epoch {epoch} of {device} was superseded by epoch {state.epoch}: "
-                       "another copy of this store is sending; retire one copy and "
-                       "re-provision it (python -m provisioning init)", "epoch_superseded")
-
-    def _one(self, frames: list[zmq.Frame], writes: list[tuple], now: float) -> bytes:
+    def _one(self, frames: list[zmq.Frame], windows: list[Incoming]) -> bytes | None:
+        """The answer to one message, or None for a valid window (added to `windows`)."""
         key = "?"
         header: dict[str, Any] | None = None
         try:
@@ -211,7 +150,8 @@ class Collector:
                     self.stats.heartbeats += 1
                     return schema.HEARTBEAT
                 if kind == "window" and len(frames) == 3:
-                    return self._window(key, header, frames[2].bytes, writes, now)
+                    windows.append(Incoming(key, header, schema.decode_counts(frames[2].bytes)))
+                    return None
                 raise Rejected(f"unexpected {kind} message with {len(frames) - 1} frame(s)",
                                "unexpected")
             except Rejected:
@@ -221,31 +161,48 @@ class Collector:
                 raise Rejected("the collector failed on this message and stored nothing of "
                                "it", "internal") from None
         except Rejected as exc:
-            self.stats.rejected += 1
-            codes = self.stats.reject_codes
-            codes[exc.code] = codes.get(exc.code, 0) + 1
-            epoch = header.get("epoch") if header else None
-            seq = header.get("seq") if header else None
-            log.warning("telemetry_message_rejected", key=key[:8], code=exc.code, seq=seq,
-                        reason=schema.printable(str(exc)))
-            if exc.code == "retired_schema":  # an uplink/1 device: in words it can read
-                return schema.reject_retired(str(exc))
-            return schema.reject(exc.code, str(exc), epoch=epoch if isinstance(epoch, int)
-                                 else None, seq=seq if isinstance(seq, int) else None)
+            return self._refuse(exc, key, header)
+
+    def _account(self, w: Incoming, outcome: Outcome) -> bytes:
+        """Count a committed outcome; its answer."""
+        s = self.stats
+        if outcome.kind == "stored":
+            s.stored += 1
+            s.new_epochs += outcome.new_epoch
+            for name, value in w.body["counts"].items():
+                if value is None:
+                    s.suppressed += 1
+                else:
+                    s.totals[name] += value
+        elif outcome.kind == "duplicate":
+            s.duplicates += 1
+        elif outcome.kind == "gap":
+            s.gaps += 1
+        elif outcome.error is not None:
+            s.interleaved += outcome.error.code == "epoch_superseded"
+            return self._refuse(outcome.error, w.key, w.header)
+        return outcome.reply
 
     def handle_batch(self, batch: list[list[zmq.Frame]]) -> list[list[bytes]]:
         """Process received messages; commit; return the replies to send (after the commit)."""
-        writes: list[tuple] = []
-        now = time.time()
-        replies = [[frames[0].bytes, self._one(frames, writes, now)] for frames in batch
-                   if len(frames) >= 2]  # (a ROUTER always gives identity + >= 1 frame)
-        if writes:
+        replies: list[list[bytes]] = []
+        windows: list[Incoming] = []
+        slots: list[int] = []
+        for frames in batch:
+            if len(frames) < 2:  # (a ROUTER always gives identity + >= 1 frame)
+                continue
+            answer = self._one(frames, windows)
+            if answer is None:
+                slots.append(len(replies))
+            replies.append([frames[0].bytes, answer or b""])
+        if windows:
             try:
-                windows_db.commit(self._db, writes)
-            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                outcomes = self.store.apply(windows, time.time())
+            except StoreFailed as exc:
                 log.error("telemetry_store_failed", error=str(exc)[:200], lost_acks=len(batch))
-                self._load_state(self._db)  # forget what was not committed; devices resend
-                return []
+                return []  # nothing answered: the devices resend
+            for slot, w, outcome in zip(slots, windows, outcomes, strict=True):
+                replies[slot][1] = self._account(w, outcome)
         return replies
 
     # ------------------------------------------------------------------ serving
@@ -254,7 +211,8 @@ class Collector:
         s = self.stats
         counts = " ".join(f"{k}={v}" for k, v in s.totals.items())
         codes = ",".join(f"{k}:{v}" for k, v in sorted(s.reject_codes.items()))
-        print(f"totals windows={s.stored} devices={len(self._devices)} duplicates={s.duplicates}"
+        print(f"totals windows={s.stored} devices={self.store.device_count()} "
+              f"duplicates={s.duplicates}"
               f" gaps={s.gaps} rejected={s.rejected} interleaved={s.interleaved}"
               f" new_epochs={s.new_epochs} suppressed_cells={s.suppressed}"
               f"{' rejects=' + codes if codes else ''} | {counts}", file=self._out, flush=True)
@@ -322,6 +280,6 @@ class Collector:
             sock.close(linger=0)
             auth.stop()
             ctx.term()
-            self._db.close()
+            self.store.close()
             if started:
                 log.info("telemetry_collector_stopped", stored=self.stats.stored)

@@ -1,6 +1,7 @@
-"""The collector's SQLite file: one row per device (its key, its current epoch and the last seq
-stored in it), one per (device, epoch) ever seen, and one per stored window (the counts/1
-body's fields, one column per count), keyed by (device, epoch, seq).
+"""The collector's SQLite file (the embedded backend, `SqliteStore`): one row per device (its
+key, its current epoch and the last seq stored in it), one per (device, epoch) ever seen, and
+one per stored window (the counts/1 body's fields, one column per count), keyed by (device,
+epoch, seq).
 
 Opened in WAL mode with `synchronous=NORMAL`; `commit` writes a batch in one transaction (new
 devices, new epochs, windows, each epoch's last seq), so an ack is only sent for what is on
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from central.errors import CollectorError
+from central.sequencing import ROW, Book, Incoming, Outcome, decide_all, last_marks
+from central.store import StoredState, StoreFailed
 from wire.telemetry import COUNT_FIELDS
 
 _COLS = ", ".join(f"{name} INTEGER" for name in COUNT_FIELDS)
@@ -51,21 +54,8 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (device, epoch)
 ) WITHOUT ROWID;
 """
-_ROW = ("device", "epoch", "seq", "gate", "window_start", "window_s", "k", "epsilon",
-        "received_at", *COUNT_FIELDS)
+_ROW = ROW
 _INSERT = (f"INSERT INTO windows ({', '.join(_ROW)}) VALUES ({', '.join('?' * len(_ROW))})")
-
-
-@dataclass
-class StoredState:
-    """What the file holds: device -> (public key, current epoch), device -> {epoch: last seq},
-    and the running totals."""
-
-    devices: dict[str, tuple[str, int]]
-    epochs: dict[str, dict[int, int]]
-    stored: int
-    suppressed: int
-    totals: dict[str, int]
 
 
 def open_db(path: Path) -> sqlite3.Connection:
@@ -124,7 +114,7 @@ def load_state(db: sqlite3.Connection) -> StoredState:
                        dict(zip(COUNT_FIELDS, row[2:], strict=True)))
 
 
-def commit(db: sqlite3.Connection, writes: list[tuple]) -> None:
+def commit(db: sqlite3.Connection, writes: list[tuple[Any, ...]]) -> None:
     """One transaction, in order: ("new", device, key, epoch) devices, ("epoch", device, epoch,
     now) a device's new current epoch, ("win", row) windows (row in `_ROW` order)."""
     db.execute("BEGIN")
@@ -143,13 +133,46 @@ def commit(db: sqlite3.Connection, writes: list[tuple]) -> None:
                 db.execute("UPDATE devices SET epoch = ?, last_seq = 0 WHERE device = ?",
                            (epoch, device))
         db.executemany(_INSERT, rows)
-        last: dict[tuple[str, int], int] = {}
-        for r in rows:
-            last[(r[0], r[1])] = r[2]
-        marks = [(s, d, e) for (d, e), s in last.items()]
+        marks = last_marks(writes)
         db.executemany("UPDATE epochs SET last_seq = ? WHERE device = ? AND epoch = ?", marks)
         db.executemany("UPDATE devices SET last_seq = ? WHERE device = ? AND epoch = ?", marks)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+
+
+class SqliteStore:
+    """The SQLite backend (central.store.WindowStore): one process owns the file, so the
+    device state is kept in memory, and reloaded from the file when a commit fails."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = open_db(path)
+        self._reload()
+
+    def _reload(self) -> None:
+        self._state = load_state(self.db)
+        self._book = Book.of(self._state.devices, self._state.epochs)
+
+    def initial(self) -> StoredState:
+        return self._state
+
+    def apply(self, windows: list[Incoming], now: float) -> list[Outcome]:
+        writes: list[tuple[Any, ...]] = []
+        outcomes = decide_all(self._book, windows, writes, now)
+        if writes:
+            try:
+                commit(self.db, writes)
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                self._reload()  # forget what was not committed; devices resend
+                raise StoreFailed(str(exc)) from None
+        return outcomes
+
+    def device_count(self) -> int:
+        return len(self._book.devices)
+
+    def close(self) -> None:
+        self.db.close()

@@ -22,7 +22,6 @@ import numpy as np
 import structlog
 
 from edge.capture.decoder_log import native_log_tap
-from edge.capture.opencv import ImageFolderSource, OpenCVSource
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import FrameSource
 from edge.capture.thermal_frames import ThermalFrames
@@ -31,6 +30,7 @@ from edge.decisions.evidence import EvidenceRules
 from edge.decisions.gatelink import GateLink
 from edge.decisions.lanes import LaneMachine, LaneRules
 from edge.decisions.pipeline import Lane, Pipeline
+from edge.decisions.token_setup import TokenGate
 from edge.kiosk.board_feed import board_sink, board_state
 from edge.operations.errors import DaemonError
 from edge.operations.health import health_report, reader_gauges
@@ -38,6 +38,7 @@ from edge.operations.inference_loop import InferenceLoop
 from edge.operations.metrics import DaemonMetrics
 from edge.operations.sdnotify import SdNotifier
 from edge.operations.web_server import WebServer
+from edge.sources import load_calibration, visible_source
 from edge.vision.operating_point import fpir_rule
 from edge.vision.tracker import IoUTracker
 from foundation.clock import Clock, SystemClock
@@ -54,33 +55,6 @@ log = structlog.get_logger(__name__)
 
 RESTARTS_PER_WINDOW = 5
 RESTART_WINDOW_S = 60.0
-
-
-def visible_source(settings: Settings, clock: Clock, spec: str | None = None) -> FrameSource:
-    """The camera the settings name (the only place that picks an implementation)."""
-    spec = spec or settings.capture.visible_source
-    if spec == "synthetic":
-        from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
-        from edge.screening.synth_source import SyntheticScene
-
-        calibration = (_load_calibration(settings) if settings.thermal.calibration_file
-                       else synthetic_calibration((640, 480), (160, 120),
-                                                  seed=settings.capture.synthetic_seed))
-        renderer = SceneRenderer(calibration, default_face_photos(),
-                                 seed=settings.capture.synthetic_seed)
-        return SyntheticScene(renderer, clock, fps=settings.capture.fps, auto_walk_s=2.0)
-    if Path(spec).is_dir():
-        return ImageFolderSource(spec, fps=settings.capture.fps)
-    return OpenCVSource(spec, read_timeout_s=settings.capture.read_timeout_s)
-
-
-def _load_calibration(settings: Settings) -> Any:
-    from edge.screening.calibration import load_calibration
-
-    if settings.thermal.calibration_file is None:
-        raise DaemonError("thermal screening needs thermal.calibration_file: run `python -m "
-                          "provisioning calibrate-thermal` or set thermal.enabled = false")
-    return load_calibration(settings.thermal.calibration_file)
 
 
 class Daemon:
@@ -106,6 +80,7 @@ class Daemon:
         self.thermal_reader: LatestFrameReader | None = None
         self.kiosk_reader: LatestFrameReader | None = None
         self.pipeline: Pipeline | None = None
+        self.tokens: TokenGate | None = None  # token mode: QR codes, scanners, held keys
         self.board: Any = None
         self.counters: Any = None
         self.uplink: Any = None
@@ -173,6 +148,10 @@ class Daemon:
                               refer_blocks_boarding=settings.thermal.refer_blocks_boarding)
             lanes = [Lane(LaneMachine(ls.lane_id, rules, clock, start_manual=True),
                           np.asarray(ls.zone, np.float32)) for ls in settings.lanes.lanes]
+            d.tokens = TokenGate.from_settings(  # gallery, token or both (matching.mode)
+                settings, d.store, clock, d.reader, d.boarding.scopes,
+                lambda lane, message: d.board.publish_alert(lane, "token", message))
+            d._closers.append(("tokens", d.tokens.close))
             d.gate_client = d._gate_client(subscribe=False)
             d._closers.append(("gate_client", d.gate_client.close))
             d.pipeline = Pipeline(
@@ -181,7 +160,7 @@ class Daemon:
                 tracker=IoUTracker(settings.lanes.track_iou, settings.lanes.track_max_missed_s,
                                    settings.lanes.track_min_hits),
                 screener=screener, close_quarters=d._build_close_quarters(),
-                counters=d.counters, on_state=d._publish_state,
+                counters=d.counters, on_state=d._publish_state, tokens=d.tokens.hooks,
                 evidence=EvidenceRules.from_settings(settings.lanes))
             d.metrics.gate_available.set(0)
             d.metrics.gallery_size.set(d.gallery.size)
@@ -216,7 +195,7 @@ class Daemon:
         elif t.source:
             from edge.capture.thermal import ThermalSource
 
-            calibration = _load_calibration(self.settings)
+            calibration = load_calibration(self.settings)
             cap = self.settings.capture
             self.thermal_reader = LatestFrameReader(
                 ThermalFrames(ThermalSource(t.source), cap.fps), self.clock,
@@ -254,7 +233,7 @@ class Daemon:
             camera = ReaderCamera(self.kiosk_reader, max_age_s=cap.stale_after_s)
         services = KioskServices(settings=self.settings, clock=self.clock, store=self.store,
                                  engine=self.engine, board=self.board, gate=self.gate_client,
-                                 camera=camera, boarding=self.boarding)
+                                 camera=camera, boarding=self.boarding, tokens=self.tokens)
         return mount_ops(create_app(services), router)
 
     def _publish_state(self, lane: str, state: str, detail: str) -> None:
@@ -276,6 +255,8 @@ class Daemon:
         assert self.reader is not None
         self.reader.start()
         self._closers.append(("reader", self.reader.stop))
+        if self.tokens is not None:
+            self.tokens.start()  # the camera's QR watcher and the scanner (token/both gates)
         if self.thermal_reader is not None:
             self.thermal_reader.start()
             self._closers.append(("thermal_reader", self.thermal_reader.stop))

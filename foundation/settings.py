@@ -26,6 +26,7 @@ from foundation.gate_settings import GateSettings as GateSettings
 from foundation.settings_base import Section as Section
 from foundation.settings_base import SettingsError as SettingsError
 from foundation.settings_kiosk import KioskSettings as KioskSettings  # the [kiosk] section
+from foundation.settings_matching import MatchingSettings as MatchingSettings  # [matching]
 
 MODEL_DIR_ENV = "CONSENTGATE_MODEL_DIR"
 SYSTEM_MODEL_DIR = Path("/var/lib/consentgate/models")
@@ -229,6 +230,11 @@ class LanesSettings(Section):
 class TelemetrySettings(Section):
     enabled: bool = Field(True, description="send windows to central")
     central_endpoint: str = Field("tcp://127.0.0.1:5570", description="central collector")
+    central_endpoints: tuple[str, ...] = Field(
+        (), max_length=16, description="central collectors in order of preference: the uplink "
+        "fails over to the next when one stays silent (empty: central_endpoint alone)")
+    failback_s: float = Field(300.0, gt=0, le=86400, description="connected to a later "
+                              "central endpoint this long, the uplink tries the first again")
     window_s: int = Field(300, ge=1, le=86400, description="count window length")
     k_anonymity: int = Field(5, ge=1, le=100, description="counts 1..k-1 are suppressed")
     laplace_epsilon: float | None = Field(None, gt=0, description="optional Laplace noise")
@@ -247,7 +253,14 @@ class TelemetrySettings(Section):
     def _backoff(self) -> TelemetrySettings:
         if self.resend_max_s < self.resend_initial_s:
             raise ValueError("resend_max_s must be at least resend_initial_s")
+        if any(not e.strip() for e in self.central_endpoints):
+            raise ValueError("central_endpoints: an empty endpoint")
         return self
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The central endpoints in order of preference (central_endpoints, else the one)."""
+        return self.central_endpoints or (self.central_endpoint,)
 
 
 class Settings(BaseModel):
@@ -266,6 +279,7 @@ class Settings(BaseModel):
     gate: GateSettings = Field(default_factory=GateSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     kiosk: KioskSettings = Field(default_factory=KioskSettings)
+    matching: MatchingSettings = Field(default_factory=MatchingSettings)
 
     # Derived paths: explicit setting, else inside the device's data_dir.
     @property

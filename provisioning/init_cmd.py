@@ -1,7 +1,9 @@
 """`init --dir DIR --gate-id ID`: provision a device folder (see provisioning.device).
 
 Prints where each part went and the public parts only (device id, the device's Curve public
-key); never a secret.
+key); never a secret. Then the numbered next steps as exact commands, the systemd units of
+deploy/systemd/ included (docs/install.md): the gate controller before `verify` (which asks
+it), the daemon after it.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from foundation.settings import DeviceSettings
 from provisioning.common import console, progress_bar, start
-from provisioning.device import init_device
+from provisioning.device import SETTINGS_NAME, init_device
 from provisioning.tls import certificate_names
 
 
@@ -21,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing device (its store and keys are destroyed)")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="where install-models puts the models (default: "
-                             "$CONSENTGATE_MODEL_DIR or /var/lib/consentgate/models)")
+                             "$CONSENTGATE_MODEL_DIR, else a source checkout's .models when "
+                             "it has one, else /var/lib/consentgate/models)")
     parser.add_argument("--central-key", type=Path, default=None,
                         help="also import central's public key file")
     parser.add_argument("--kiosk-name", action="append", default=[], metavar="NAME",
@@ -62,7 +66,15 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"  cameras       the synthetic demo scene: for a real gate set "
                   f"capture.visible_source and thermal.source in {lay.settings_file.name}, "
                   "then run calibrate-thermal")
+    unit_config = DeviceSettings().data_dir / SETTINGS_NAME  # deploy/systemd's --config
+    if lay.settings_file != unit_config:
+        out.print(f"  systemd units read {unit_config}: provision there for them, or change "
+                  f"the --config of consentgate.service and consentgate-gate.service")
+    steps.append("systemctl enable --now consentgate-gate.service   # the gate controller "
+                 "(verify asks it)")
     steps.append(f"{cli} verify {where}")
+    steps.append("systemctl enable --now consentgate.service   # the daemon, once verify is "
+                 "fit (units and start order: docs/install.md)")
     out.print("next:")
     for n, step in enumerate(steps, 1):
         out.print(f"  {n}. {step}")

@@ -3,9 +3,10 @@
 Runs the checks of provisioning.checks in order (keys, TLS, models, providers, cameras, thermal,
 store, gate controller, central). Exit code 0 means fit for service (no failure; skipped checks
 are parts the settings turn off), 1 means at least one failure. A check that passed against a
-simulator (the synthetic demo scene) is marked "(sim)" and the verdict says so; a run narrowed
-with --only/--skip never claims the box fit. `--json` prints the results as one JSON object on
-the last line instead of the table.
+simulator is marked "(sim)" and the verdict names each simulated part and what stood in for it
+(the synthetic demo scene for the cameras, the simulated gate driver behind the gate
+controller); a run narrowed with --only/--skip never claims the box fit. `--json` prints the
+results as one JSON object on the last line instead of the table.
 """
 
 from __future__ import annotations
@@ -66,10 +67,12 @@ def verdict(results: Sequence[CheckResult], partial: bool) -> str:
     if partial:
         return ("the checks run all passed, but this was a partial self-test (--only/--skip): "
                 "run verify without them for the fit-for-service verdict")
-    simulated = [r.name for r in results if r.simulated]
+    simulated = [f"{r.name}: {r.simulator}" if r.simulator else r.name
+                 for r in results if r.simulated]
     if simulated:
-        return (f"FIT FOR SERVICE ON SIMULATORS ONLY ({', '.join(simulated)}): point the "
-                "settings at the real cameras before this box runs a gate")
+        return (f"FIT FOR SERVICE ON SIMULATORS ONLY ({'; '.join(simulated)}): apply each "
+                "simulated part's fix above (real cameras, the real gate driver) before this "
+                "box runs a gate")
     return "FIT FOR SERVICE"
 
 

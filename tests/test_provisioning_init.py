@@ -34,8 +34,8 @@ def test_layout_and_modes(tmp_path: Path) -> None:
     assert _mode(lay.keys_dir) == 0o700
     assert len(read_key_file(lay.store_key)) == 32
     assert read_key_file(lay.store_key) != read_key_file(lay.ref_key)
-    public, secret = zmq.auth.load_certificate(lay.device_secret_key)
-    assert public and secret and len(public) == 40
+    public, secret_z85 = zmq.auth.load_certificate(lay.device_secret_key)
+    assert public and secret_z85 and len(public) == 40
     assert 800 < certificate_days_left(lay.tls_cert, time.time()) <= 825
     assert lay.store_db.is_file()
     assert not lay.central_public_key.exists()
@@ -183,3 +183,16 @@ def test_refuses_a_file_as_folder(tmp_path: Path) -> None:
     code, _out, err = run_cli(["init", "--dir", str(target), "--gate-id", "B12"])
     assert code == 1 and "is a file" in err
     assert target.read_text() == "x"
+
+
+def test_next_steps_name_the_systemd_units(tmp_path: Path) -> None:
+    code, out, err = run_cli(["init", "--dir", str(tmp_path / "dev"), "--gate-id", "B12",
+                              "--model-dir", str(tmp_path)])
+    assert code == 0, err
+    steps = out.split("next:", 1)[1].splitlines()
+    gate = next(i for i, s in enumerate(steps) if "enable --now consentgate-gate.service" in s)
+    verify = next(i for i, s in enumerate(steps) if "provisioning verify" in s)
+    daemon = next(i for i, s in enumerate(steps) if "enable --now consentgate.service" in s)
+    assert gate < verify < daemon  # verify asks the controller; the daemon starts once fit
+    # the units read the documented device folder's settings; a device elsewhere is told so
+    assert "systemd units read /var/lib/consentgate/settings.toml" in out

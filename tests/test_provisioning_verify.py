@@ -46,19 +46,27 @@ def test_healthy_simulated_box_is_fit(tmp_path: Path, installed_model_dir: Path)
                      "visible camera", "thermal camera", "consent store", "gate controller",
                      "central"):
         assert names[expected]["status"] == "pass", names[expected]
-    # the synthetic scene stands in for both cameras: the report must not pass it off as hardware
-    assert report["simulated"] == ["visible camera", "thermal camera"]
+    # the synthetic scene stands in for both cameras and the simulated driver for the gate: the
+    # report must not pass them off as hardware
+    assert report["simulated"] == ["visible camera", "thermal camera", "gate controller"]
     assert names["visible camera"]["detail"].startswith("SIMULATED")
     assert "capture.visible_source" in names["visible camera"]["fix"]
+    assert names["gate controller"]["detail"].startswith("SIMULATED: the simulated gate driver")
+    assert "serial_relay" in names["gate controller"]["fix"]
     assert not names["consent store"]["simulated"]
 
 
 def test_verdict_names_simulators_and_partial_runs(tmp_path: Path) -> None:
     dev = make_device(tmp_path)
-    sim = [CheckResult("visible camera", "pass", "SIMULATED", simulated=True),
-           CheckResult("consent store", "pass", "ok")]
-    assert verify_mod.verdict(sim, partial=False).startswith("FIT FOR SERVICE ON SIMULATORS ONLY")
-    assert verify_mod.verdict(sim[1:], partial=False) == "FIT FOR SERVICE"
+    sim = [CheckResult("consent store", "pass", "ok"),
+           CheckResult("visible camera", "pass", "SIMULATED", simulated=True,
+                       simulator="the synthetic demo scene"),
+           CheckResult("gate controller", "pass", "SIMULATED", simulated=True,
+                       simulator="the simulated gate driver")]
+    said = verify_mod.verdict(sim, partial=False)
+    assert said.startswith("FIT FOR SERVICE ON SIMULATORS ONLY (visible camera: the synthetic "
+                           "demo scene; gate controller: the simulated gate driver)"), said
+    assert verify_mod.verdict(sim[:1], partial=False) == "FIT FOR SERVICE"
     # a narrowed run that passes never claims the whole box fit (exit 0: what ran passed)
     code, out, _err = run_cli(["verify", "--dir", str(dev.layout.root), "--only", "tls",
                                "store"])
@@ -77,6 +85,10 @@ def test_table_output_and_exit_code(tmp_path: Path) -> None:
     item = _by_name(report)["central"]  # not a network problem: the key was never imported
     assert code == 1 and "import-central-key" in item["fix"] and "not tried" in item["detail"]
     assert "gate_controller run" in out  # the fix for the absent controller
+    code, report, _ = _verify(dev, "--only", "gate", "--timeout", "0.3")
+    fix = _by_name(report)["gate controller"]["fix"]
+    assert code == 1 and "systemctl start consentgate-gate" in fix
+    assert f"python -m gate_controller run --config {dev.settings_file}" in fix
 
 
 def test_loose_key_permissions_fail_with_chmod_fix(tmp_path: Path) -> None:
@@ -158,6 +170,7 @@ def test_expect_gpu(tmp_path: Path, installed_model_dir: Path) -> None:
 def test_central_that_does_not_admit_the_device_fails(tmp_path: Path) -> None:
     dev = make_device(tmp_path)
     with LoopbackPeers(dev, gate=False) as peers:
+        assert peers.central_dir is not None
         for f in peers.central_dir.glob("device-under-test.key"):
             f.unlink()  # central no longer admits this device (it re-reads the folder)
         code, report, _ = _verify(peers.device, "--only", "central", "--timeout", "1")

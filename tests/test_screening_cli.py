@@ -185,8 +185,9 @@ def test_measure_cli_wrong_visible_size_or_no_face(one_frame_set: Path, tmp_path
                                                    capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("CONSENTGATE_MODEL_DIR", str(installed_model_dir))
     big = tmp_path / "big.png"
-    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(one_frame_set / "0000_visible.png")),
-                                     (1280, 960)))
+    visible = cv2.imread(str(one_frame_set / "0000_visible.png"))
+    assert visible is not None
+    cv2.imwrite(str(big), cv2.resize(visible, (1280, 960)))
     capsys.readouterr()
     assert main(_measure(one_frame_set, visible=big)) == 1
     _one_error_line(capsys, "1280x960", "640x480")
@@ -225,3 +226,24 @@ def test_eval_json_is_strict_json_without_fevers(tmp_path: Path,
     result = json.loads(out.strip().splitlines()[-1], parse_constant=lambda c: pytest.fail(c))
     assert result["refer_due"] == 0 and result["sensitivity"] is None
     assert "n/a" in out
+
+
+def test_eval_without_faces_json_scores_the_one_face_a_frame(
+        tmp_path: Path, installed_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """A set laid out as the contract says (calibration, frames, truth.csv) needs no faces.json:
+    the face engine finds the one face of each frame; only --truth-landmarks needs the file."""
+    monkeypatch.setenv("CONSENTGATE_MODEL_DIR", str(installed_model_dir))
+    folder = write_synth_set(tmp_path / "s", 8, 11, default_face_photos())
+    capsys.readouterr()
+    assert main(["thermal", "eval", str(folder), "--json"]) == 0
+    with_truth = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (folder / "faces.json").unlink()
+    assert main(["thermal", "eval", str(folder), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "one face a frame: no faces.json" in out.splitlines()[0]
+    alone = json.loads(out.strip().splitlines()[-1])
+    assert alone["frames"] == 8 and alone["measured_share"] == 1.0
+    assert alone["mae_c"] == with_truth["mae_c"]  # the one face is the true one
+    assert main(["thermal", "eval", str(folder), "--truth-landmarks"]) == 1
+    _one_error_line(capsys, "faces.json", "--truth-landmarks")

@@ -1,7 +1,7 @@
 """The systemd units in deploy/: valid for `systemd-analyze verify`, hardened (exposure score
 from `systemd-analyze security --offline=yes`), consistent with the settings' paths and with
-each other (start order, what restarts what), and the daemon runs under their
-MemoryDenyWriteExecute= policy."""
+each other (start order, what restarts what), and the gate controller and the daemon run under
+their MemoryDenyWriteExecute= policy."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import httpx
 import pytest
 from helpers.devices import daemon_device
 
-from foundation.peers import Peer, daemon_argv
-from foundation.settings import RUN_DIR, DeviceSettings, GateSettings
+from foundation.peers import Peer, daemon_argv, gate_controller_argv, wait_for
+from foundation.settings import RUN_DIR, DeviceSettings, GateSettings, load_settings
+from gate_controller.client import GateClient, GateUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "deploy" / "systemd"
@@ -118,6 +119,17 @@ def test_exposure_score(name: str) -> None:
     score = float(found.group(1))
     print(f"\nsystemd-analyze security --offline=yes {name}: exposure {score:.1f}")
     assert score <= MAX_EXPOSURE, proc.stdout
+
+
+def test_sysusers_creates_the_service_user(tmp_path: Path) -> None:
+    tool = shutil.which("systemd-sysusers")
+    if tool is None:
+        pytest.skip("systemd-sysusers is not installed here")
+    (tmp_path / "etc").mkdir()
+    proc = subprocess.run([tool, "--dry-run", f"--root={tmp_path}", str(SYSUSERS.resolve())],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Creating user 'consentgate'" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("name", ALL_UNITS)
@@ -221,33 +233,62 @@ def mdwe_works() -> None:
     assert proc.stdout.strip() == "refused", proc.stderr  # the filter really bites
 
 
+def _metric(port: int, name: str) -> float | None:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    found = re.search(rf"^consentgate_{name} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else None
+
+
 @pytest.mark.integration
-def test_daemon_runs_under_memory_deny_write_execute(tmp_path: Path, installed_model_dir: Path,
-                                                     mdwe_works: None) -> None:
-    """onnxruntime (CPU), OpenCV, numpy, SQLCipher, libzmq and uvicorn need no W+X memory:
-    the daemon gets READY, feeds the watchdog, runs frames and stops cleanly under the filter."""
+def test_box_processes_run_under_memory_deny_write_execute(tmp_path: Path,
+                                                           installed_model_dir: Path,
+                                                           mdwe_works: None) -> None:
+    """onnxruntime (CPU), OpenCV, numpy, SQLCipher, libzmq/libsodium and uvicorn need no W+X
+    memory: under the filter the gate controller answers, and the daemon gets READY, feeds the
+    watchdog, runs frames, reaches the controller and stops cleanly."""
     settings_file, port = daemon_device(tmp_path, installed_model_dir)
+    gate_settings = load_settings(settings_file).gate
+    client = GateClient.from_settings(gate_settings, "operator", timeout_ms=500, subscribe=False)
+
+    def answers() -> bool:
+        try:
+            client.status()
+        except GateUnavailableError:
+            return False
+        return True
+
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
     sock.settimeout(90)
     env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000"}
-    peer = Peer("daemon", _under_mdwe(daemon_argv(settings_file)), tmp_path / "daemon.log",
-                env=env, cwd=ROOT)
-    proc = peer.start()
+    gate = Peer("gate", _under_mdwe(gate_controller_argv(settings_file)), tmp_path / "gate.log",
+                ready=answers, cwd=ROOT)
+    daemon = Peer("daemon", _under_mdwe(daemon_argv(settings_file)), tmp_path / "daemon.log",
+                  env=env, cwd=ROOT)
     try:
+        gate.start()
+        daemon.start()
         messages: list[str] = []
         while not any("WATCHDOG=1" in m for m in messages):
             messages.append(sock.recv(4096).decode())
         assert any("READY=1" in m for m in messages)
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        frames = re.search(r"^consentgate_frames_processed_total (\S+)$", metrics, re.M)
-        assert frames is not None and float(frames.group(1)) > 0, metrics[:500]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        wait_for(lambda: (_metric(port, "frames_processed_total") or 0) > 0
+                 and _metric(port, "gate_controller_up") == 1, 30,
+                 "frames processed and the gate controller up", peers=[gate, daemon])
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+        gate.send_signal(signal.SIGTERM)
+        assert gate.wait(30) == 0
     finally:
+        client.close()
         sock.close()
-        if proc.running:
-            proc.kill()
-    log = (tmp_path / "daemon.log").read_text(errors="replace")
-    assert "Traceback" not in log and "PermissionError" not in log, log[-2000:]
+        for peer in (daemon, gate):
+            if peer.running:
+                peer.kill()
+    for name in ("gate", "daemon"):
+        log = (tmp_path / f"{name}.log").read_text(errors="replace")
+        assert "Traceback" not in log and "PermissionError" not in log, log[-2000:]

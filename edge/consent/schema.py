@@ -73,6 +73,12 @@ MIGRATIONS: list[list[str]] = [
            VALUES (1, (random() & 9007199254740990) + 1,
                    (julianday('now') - 2440587.5) * 86400.0)""",
     ],
+    [  # 4: token mode (edge.consent.sealed): a template sealed with a key only the traveller
+       # holds; its `embedding` is nonce || AES-256-GCM ciphertext || tag, never loaded by the
+       # gallery. Same table, so withdrawal, boarding, purge and replacement delete it as now
+        "ALTER TABLE templates ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0 CHECK (sealed IN "
+        "(0, 1))",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

@@ -103,7 +103,7 @@ class ConsentStore:
         The store takes the exclusive `<store>.lock` (edge.consent.lock) for its lifetime and
         raises StoreBusyError when another process holds it; a caller that already holds the
         lock (a provisioning tool spanning several opens) passes it as `lock`, and then keeps
-        it after close().
+        it after close(). Opening also repairs half-done enrolments (`repair_orphans`).
         """
         secret = read_key_file(hmac_secret_file)
         db, version = StoreDatabase.open(path, key_file, clock, create=create,
@@ -375,7 +375,7 @@ class ConsentStore:
         return out
 
     def active_templates(self) -> list[TemplateRow]:
-        """Unexpired templates of live (unwithdrawn) consents, vectors as float32."""
+        """Unexpired gallery templates of live consents (never a sealed one), as float32."""
         return self._template_rows("", ())
 
     def templates_by_ids(self, template_ids: Sequence[int]) -> list[TemplateRow]:
@@ -396,5 +396,5 @@ class ConsentStore:
                 for tid, cid, exp, blob, scope in self.db.read(
                     "SELECT t.template_id, t.consent_id, t.expires_at, t.embedding, c.scope FROM "
                     "templates t JOIN consents c ON c.consent_id = t.consent_id WHERE "
-                    "t.expires_at > ? AND c.expires_at > ? AND c.withdrawn_at IS NULL" + extra +
-                    " ORDER BY t.template_id", (now, now, *params))]
+                    "t.expires_at > ? AND c.expires_at > ? AND c.withdrawn_at IS NULL AND "
+                    "t.sealed = 0" + extra + " ORDER BY t.template_id", (now, now, *params))]

@@ -2,8 +2,10 @@
 
 `Pipeline.process(frame)` runs on the daemon's inference thread. Per lane the largest face in
 the gate zone presents; up to K of its good frames, spread over the presenting window, are
-embedded (once each, all lanes batched into one embedder run) and matched, and their fused
-embedding decides (edge.decisions.evidence; wiped at the decision). Thermal readings are fused
+embedded (once each, all lanes batched into one embedder run) and matched (1:N, or 1:1 with the
+template a traveller's token unsealed: edge.decisions.tokens, which also decides without any
+comparison in token mode), and their fused embedding decides (edge.decisions.evidence; wiped at
+the decision). Thermal readings are fused
 per track, only while the visible and thermal frames have the calibration's sizes (else every
 track is `unreliable`, reason `calibration_size_mismatch`, the log names the camera and the
 `consentgate_thermal_calibration_mismatch` gauge is 1). Decisions come from each lane's
@@ -23,10 +25,10 @@ import numpy as np
 import structlog
 
 from edge.capture.source import Frame
-from edge.consent.gallery import MatchResult
 from edge.decisions.events import DecisionEvent, EventBus, Kind
 from edge.decisions.evidence import EvidenceBook, EvidenceRules, Verdict
 from edge.decisions.lanes import Action, DenyGate, LaneMachine, LaneState, MarkBoarded, OpenGate
+from edge.decisions.tokens import MatcherLike, NoTokens, TokenHooks
 from edge.operations.metrics import DaemonMetrics
 from edge.vision.tracker import IoUTracker, Track
 from edge.vision.types import Face, FaceEngineLike
@@ -41,12 +43,6 @@ MISMATCH_REASON = "calibration_size_mismatch"  # thermal refused: frame sizes !=
 
 class GateRefused(Exception):
     """The gate controller answered a command with ok=false."""
-
-
-class MatcherLike(Protocol):
-    """The 1:N matcher (edge.consent.gallery.Gallery): a probe in, a MatchResult out."""
-
-    def match(self, probe: np.ndarray) -> MatchResult: ...
 
 
 class BoardingLike(Protocol):
@@ -84,7 +80,7 @@ class Pipeline:
                  tracker: IoUTracker | None = None, screener: Any = None,
                  close_quarters: Any = None, counters: CountersLike | None = None,
                  on_state: Callable[[str, str, str], None] | None = None,
-                 evidence: EvidenceRules | None = None) -> None:
+                 evidence: EvidenceRules | None = None, tokens: TokenHooks | None = None) -> None:
         self.engine = engine
         self.lanes = {lane.machine.lane: lane for lane in lanes}
         self.matcher = matcher
@@ -100,6 +96,7 @@ class Pipeline:
         self.on_state = on_state
         self._info: dict[int, _TrackInfo] = {}
         self.evidence = EvidenceBook(evidence or EvidenceRules())
+        self.tokens = (tokens or NoTokens()).attach(self.evidence)  # gallery, token or both
         self._published: dict[str, str] = {}
         self._close_pairs = 0
         self._geometry_problem: str | None = None
@@ -149,8 +146,11 @@ class Pipeline:
         for name, lane in self.lanes.items():
             evidence = self.evidence.get(name)
             if evidence is not None and evidence.count and lane.machine.match_due \
-                    and evidence.track_id == lane.machine.track_id:  # decide on what is in
-                self._decide(lane, evidence.track_id, evidence.decide(self.matcher))
+                    and evidence.track_id == lane.machine.track_id \
+                    and (matcher := self.tokens.matcher(name, self.matcher)) is not None:
+                self._decide(lane, evidence.track_id, evidence.decide(matcher))  # what is in
+            if (told := self.tokens.verdict(name, lane.machine)) is not None:
+                self._decide(lane, *told)  # no comparison: a refused token, or none shown
             self._run(lane.machine.tick())
         self.evidence.sweep({name: lane.machine.track_id for name, lane in self.lanes.items()
                              if lane.machine.wants_match})
@@ -285,11 +285,12 @@ class Pipeline:
 
     def _match(self, in_zone: dict[str, list[Track]], image: np.ndarray,
                captured: float) -> None:
-        batch: list[tuple[Lane, Track]] = []
+        batch: list[tuple[Lane, Track, MatcherLike]] = []
         for name, tracks in in_zone.items():
             lane = self.lanes[name]
-            if not lane.machine.wants_match:
-                continue
+            if not lane.machine.wants_match or (
+                    matcher := self.tokens.matcher(name, self.matcher)) is None:
+                continue  # token mode without a usable token: nothing is embedded
             track = next((t for t in tracks if t.track_id == lane.machine.track_id), None)
             if track is None or not self.evidence.for_track(name, track.track_id).due(captured):
                 continue
@@ -299,17 +300,17 @@ class Pipeline:
             info = self._info[track.track_id]
             if info.qualifying_since is None:
                 info.qualifying_since = captured
-            batch.append((lane, track))
+            batch.append((lane, track, matcher))
         if not batch:
             return
-        probes = self.engine.embed(image, [t.face for _, t in batch])
+        probes = self.engine.embed(image, [t.face for _, t, _ in batch])
         self.metrics.embeddings.inc(len(batch))
         try:
-            for i, (lane, track) in enumerate(batch):
+            for i, (lane, track, matcher) in enumerate(batch):
                 evidence = self.evidence.for_track(lane.machine.lane, track.track_id)
-                verdict = evidence.add(probes[i], self.matcher.match(probes[i]), captured)
+                verdict = evidence.add(probes[i], matcher.match(probes[i]), captured)
                 if verdict is None and evidence.complete:
-                    verdict = evidence.decide(self.matcher)
+                    verdict = evidence.decide(matcher)
                 if verdict is not None:
                     self._decide(lane, track.track_id, verdict)
         finally:

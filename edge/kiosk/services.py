@@ -41,6 +41,17 @@ class StoreLike(Protocol):
     def stats(self) -> dict[str, int]: ...
 
 
+class TokensLike(Protocol):
+    """The gate's token handling (edge.decisions.token_setup.TokenGate): its matching mode, and
+    the lane board's keyboard-wedge scanner's way in."""
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def kiosk_scan(self) -> bool: ...
+    def submit(self, text: str, lane: str | None, source: str) -> bool: ...
+
+
 class CameraLike(Protocol):
     """A kiosk camera: the latest BGR frame, or None when none has arrived yet."""
 
@@ -57,6 +68,7 @@ class KioskServices:
     gate: GateCommands | None = None
     camera: CameraLike | None = None
     boarding: Boarding | None = None  # the daemon's (its gallery filters by it); else the app's
+    tokens: TokensLike | None = None  # the daemon's token gate; None: no lane takes tokens
 
     @property
     def lanes(self) -> Sequence[str]:

@@ -65,10 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "scikit-image's astronaut photo")
     s.add_argument("--config", type=Path, help="settings TOML (vision section for --faces)")
 
-    e = sub.add_parser("eval", help="score the screener on a synthetic set")
-    e.add_argument("dir", type=Path, help="folder written by `thermal synth`")
+    e = sub.add_parser("eval", help="score the screener on a set (synthetic or recorded)")
+    e.add_argument("dir", type=Path, help="set folder: calibration.json, NNNN_visible.png, "
+                   "NNNN_thermal.png, truth.csv and, optionally, faces.json (`thermal synth` "
+                   "writes them all)")
     e.add_argument("--truth-landmarks", action="store_true",
-                   help="use the true eye positions instead of the face engine's")
+                   help="use the true eye positions of faces.json instead of the face "
+                        "engine's")
     e.add_argument("--config", type=Path, help="settings TOML (thermal and vision sections)")
     e.add_argument("--json", action="store_true", help="also print one JSON line at the end")
 
@@ -153,7 +156,9 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
                            "`python -m edge thermal synth`")
     detect = None if args.truth_landmarks else _detector(settings)
     result = evaluate_set(args.dir, settings.thermal, detect)
-    source = "true landmarks" if detect is None else "face engine landmarks"
+    source = ("true landmarks" if detect is None else "face engine landmarks"
+              if (args.dir / "faces.json").exists() else
+              "face engine landmarks, one face a frame: no faces.json")
     print(format_result(result, f"thermal eval of {args.dir} ({source}, threshold "
                                 f"{settings.thermal.threshold_c} C)"))
     if args.json:

@@ -1,8 +1,11 @@
 """Synthetic evaluation sets: write one (`write_synth_set`) and score the screener on it.
 
 Layout of a set: `calibration.json`, `NNNN_visible.png`, `NNNN_thermal.png`, `truth.csv`
-(`frame,canthus_c`, one face a frame) and `faces.json` (the true face box and landmarks of each
-frame, for scoring the thermal estimate alone with `--truth-landmarks`). Scores: MAE and max
+(`frame,canthus_c`, one face a frame) and, optionally, `faces.json` (the true face box and
+landmarks of each frame, which `thermal synth` writes: needed only for scoring the thermal
+estimate alone with `--truth-landmarks`). With the face engine, a set with faces.json scores
+the detected face nearest the true one; a set without it (a recorded one, say) scores the one
+face detected in each frame (the largest, should there be several). Scores: MAE and max
 error of the measured faces, the share measured, and referral sensitivity (faces at least
 REFER_MARGIN_C above the threshold that were referred) and specificity (faces at least
 REFER_MARGIN_C below it that passed), each frame decided alone (fusion over one reading).
@@ -172,6 +175,11 @@ def read_truth_faces(folder: Path) -> dict[int, Face]:
     return faces
 
 
+def _largest(faces: list[Face]) -> Face | None:
+    """The one face of a frame without true landmarks: the largest (the nearest traveller)."""
+    return max(faces, key=lambda f: f.box[2] * f.box[3], default=None)
+
+
 def _closest(faces: list[Face], target: Face) -> Face | None:
     goal = np.asarray(target.landmarks[:2]).mean(axis=0)
     gap = float(np.linalg.norm(target.landmarks[1] - target.landmarks[0]))
@@ -185,19 +193,21 @@ def _closest(faces: list[Face], target: Face) -> Face | None:
 
 def evaluate_set(folder: Path | str, settings: ThermalSettings, detect: Detect | None
                  ) -> EvalResult:
-    """Score the screener on a set; `detect=None` uses the true landmarks from faces.json."""
+    """Score the screener on a set; `detect=None` uses the true landmarks from faces.json,
+    which is optional otherwise (then each frame's one detected face is scored)."""
     folder = Path(folder)
     calibration = load_calibration(folder / "calibration.json")
     truth = read_truth(folder)
-    truth_faces = read_truth_faces(folder)
+    with_faces = detect is None or (folder / "faces.json").exists()
+    truth_faces = read_truth_faces(folder) if with_faces else None
     single = settings.model_copy(update={"fuse_frames": 1})
     screener = ThermalScreener(calibration, single)
     result = EvalResult(threshold_c=settings.threshold_c)
     for frame_no, true_c in sorted(truth.items()):
         result.frames += 1
         thermal = read_thermal_file(folder / f"{frame_no:04d}_thermal.png")
-        truth_face = truth_faces.get(frame_no)
-        if truth_face is None:
+        truth_face = truth_faces.get(frame_no) if truth_faces is not None else None
+        if truth_faces is not None and truth_face is None:
             raise EvalSetError(f"faces.json has no entry for frame {frame_no}")
         if detect is None:
             face: Face | None = truth_face
@@ -205,7 +215,8 @@ def evaluate_set(folder: Path | str, settings: ThermalSettings, detect: Detect |
             visible = cv2.imread(str(folder / f"{frame_no:04d}_visible.png"), cv2.IMREAD_COLOR)
             if visible is None:
                 raise EvalSetError(f"{frame_no:04d}_visible.png is missing or unreadable")
-            face = _closest(detect(visible), truth_face)
+            found = detect(visible)
+            face = _closest(found, truth_face) if truth_face is not None else _largest(found)
         if face is None:
             result.reasons["no_face_detected"] += 1
             continue

@@ -6,6 +6,8 @@ windows oldest first with up to `max_in_flight` ahead of their acks, and reads c
 replies. Delivery follows the Paranoid Pirate idea: heartbeats both ways while idle; when
 central stays silent for `heartbeat_liveness` beats, the socket is closed and reopened with
 exponential backoff; unacknowledged windows are resent from the oldest with backoff until acked.
+With several central endpoints it reconnects to the next one instead, and back to the first
+after `failback_s` (edge.telemetry.endpoints).
 
 In-order, exactly-once storage: every window carries its outbox row's (epoch, seq) and `prev`,
 the sequence number sent just before it on this stream (null for the oldest unacknowledged
@@ -35,6 +37,7 @@ import zmq
 
 from edge.telemetry.counters import WindowCounters
 from edge.telemetry.disclosure import apply_disclosure_control
+from edge.telemetry.endpoints import Endpoints
 from edge.telemetry.errors import UnknownCountField
 from edge.telemetry.outbox import OpenWindowStore, Outbox
 from foundation.clock import Clock
@@ -70,7 +73,7 @@ class Uplink:
                  clock: Clock, device_keys: tuple[bytes, bytes], central_public_key: bytes,
                  *, rng: random.Random | None = None, poll_ms: int = 50) -> None:
         t = settings.telemetry
-        self._endpoint = t.central_endpoint
+        self._endpoints = Endpoints(t.endpoints, t.failback_s, t.resend_initial_s, t.resend_max_s)
         self._k = t.k_anonymity
         self._epsilon = t.laplace_epsilon
         self._resend_initial = t.resend_initial_s
@@ -229,9 +232,10 @@ class Uplink:
         sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue on a connection that is not up
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, int(self._resend_max * 1000))
-        sock.connect(self._endpoint)
+        endpoint = self._endpoints.connecting(self._clock.monotonic())
+        sock.connect(endpoint)
         self._rewind()
-        log.info("telemetry_connecting")
+        log.info("telemetry_connecting", endpoint=endpoint)
         return sock
 
     def _rewind(self) -> None:
@@ -327,7 +331,6 @@ class Uplink:
         self._restore_open_windows()
         mono = self._clock.monotonic
         sock: zmq.Socket[bytes] | None = None
-        reconnect_backoff = self._resend_initial
         resend_backoff = self._resend_initial
         next_connect = mono()
         last_recv = last_send = last_progress = mono()
@@ -356,7 +359,7 @@ class Uplink:
                             if not self._connected:
                                 log.info("telemetry_connected")
                             self._connected = True
-                            reconnect_backoff = self._resend_initial
+                            self._endpoints.heard()
                             if self._handle(frames):
                                 last_progress = last_recv
                                 resend_backoff = self._resend_initial
@@ -365,14 +368,14 @@ class Uplink:
                         with contextlib.suppress(zmq.Again):
                             sock.send(schema.HEARTBEAT, flags=zmq.NOBLOCK)
                         last_send = now
-                    if now - last_recv > self._hb * self._liveness:
-                        if self._connected:
+                    silent = now - last_recv > self._hb * self._liveness
+                    if silent or self._endpoints.failback_due(now):
+                        if silent and self._connected:
                             log.warning("telemetry_central_silent", pending=self._pending)
                         self._connected = False
                         sock.close(linger=0)
                         sock = None
-                        next_connect = now + reconnect_backoff
-                        reconnect_backoff = min(reconnect_backoff * 2, self._resend_max)
+                        next_connect = now + self._endpoints.leave(silent)
                         continue
                     if self._inflight and now - last_progress >= resend_backoff:
                         log.info("telemetry_resend", inflight=len(self._inflight),

@@ -29,7 +29,7 @@ monotone (never lower for a larger N). Each cell records the number of probe ima
 effectively rests on, (sum f_i)^2 / sum f_i^2 of the probes' own rates f_i (cells under
 `min_probes_eff` are flagged, `extrapolated`, by the rule). The rule reads the table at
 fpir_safety x target. 0.8 because tables built on one half of the LFW identities and read at
-0.003 gave an expected FPIR of 0.0021 and 0.0033 on the other half (mean over random
+0.003 gave an expected FPIR of 0.0019 and 0.0033 on the other half (mean over random
 galleries of ~190 people with >= 3 photos); at 0.8 x 0.003, 0.0018 and 0.0028.
 
     python -m edge.vision.impostor_calibration CACHE.npz IDENTITIES.csv OUT.json [--margin M]

@@ -56,7 +56,8 @@ def check_cameras(ctx: VerifyContext) -> list[CheckResult]:
             out.append(CheckResult(label, "pass", f"SIMULATED: the synthetic demo scene, not a "
                                    f"camera ({frames} frames, {fps:.1f} fps)",
                                    "for a real gate set capture.visible_source to the camera "
-                                   "in settings.toml", simulated=True))
+                                   "in settings.toml", simulated=True,
+                                   simulator="the synthetic demo scene"))
         else:
             out += passed(label, f"{frames} frames, {fps:.1f} fps (configured {want:g})")
     return out
@@ -135,5 +136,6 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
         return [CheckResult(name, "pass", "SIMULATED: frames of the synthetic demo scene, not "
                             "a thermal camera (" + detail + ")",
                             "for a real gate set thermal.source to the radiometric camera and "
-                            "run calibrate-thermal", simulated=True)]
+                            "run calibrate-thermal", simulated=True,
+                            simulator="the synthetic demo scene")]
     return passed(name, detail)

@@ -1,4 +1,5 @@
-"""The box's peers: the gate controller answers, central is reachable and admits this device."""
+"""The box's peers: the gate controller answers (on a real gate driver, or marked simulated),
+central is reachable and admits this device."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ def check_gate(ctx: VerifyContext) -> list[CheckResult]:
     from provisioning.probes import probe_gate
 
     g = ctx.device.settings.gate
+    config = ctx.device.settings_file
     try:
         detail = probe_gate(ctx.device.settings, ctx.network_timeout_s)
     except ConsentGateError as exc:
         return fail("gate controller", f"{g.command_endpoint}: {first_line(exc)}",
-                     "start it (`python -m gate_controller run`) and check gate.command_endpoint")
+                     f"start it (`systemctl start consentgate-gate`, or `python -m "
+                     f"gate_controller run --config {config}`) and check gate.command_endpoint")
+    if g.driver == "simulated":  # it answered, but drives no gate: nothing opens or locks
+        return [CheckResult("gate controller", "pass", f"SIMULATED: the simulated gate driver, "
+                            f"not a gate ({detail})",
+                            f'for a real gate set [gate] driver = "serial_relay" and '
+                            f"serial_port in {config.name}", simulated=True,
+                            simulator="the simulated gate driver")]
     return passed("gate controller", detail)
 
 

@@ -23,6 +23,7 @@ class CheckResult:
     detail: str
     fix: str = ""
     simulated: bool = False  # passed against a simulator (the synthetic scene), not hardware
+    simulator: str = ""  # what stood in for the hardware, named in verify's verdict
 
     @property
     def ok(self) -> bool:
