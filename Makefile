@@ -15,7 +15,7 @@ MODEL_DIR ?= $(CURDIR)/.models
 export CONSENTGATE_MODEL_DIR := $(MODEL_DIR)
 
 .PHONY: demo test test-fast test-slow lint install lock lock-upgrade venv models browser bench \
-	clean
+	clean postgres
 
 venv:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -50,6 +50,13 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's PostgreSQL server for central's tests and bench: they start a throwaway cluster in a
+# temporary folder (central/pg_cluster.py: initdb + pg_ctl, unix socket only), no system service.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "installing Debian's postgresql for central's tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 demo: models
 	$(PY) -m edge demo
 
@@ -57,16 +64,16 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: models browser lint
+test: models browser postgres lint
 	$(PY) -m pytest -q
 
-test-fast: models browser
+test-fast: models browser postgres
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: models browser
+test-slow: models browser postgres
 	$(PY) -m pytest -q -m slow
 
-bench: models
+bench: models postgres
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:

@@ -1,16 +1,26 @@
-"""Benchmark of the telemetry path to central (issue 6).
+"""Benchmark of the telemetry path to central (issues 6 and 18).
 
 Runs the real collector process (`python -m central collect`: CurveZMQ + ZAP allow-list,
-strict counts/1 validation, SQLite in batches, acks after commit) and drives it with simulated
+strict counts/1 validation, batched commits, acks after commit) and drives it with simulated
 devices speaking the device's wire protocol (uplink/2: epoch, seq, prev, cumulative acks, gap
-rewind), each with its own Curve keypair, several hundred DEALER sockets per process. Scenarios:
+rewind; a device whose collector stays silent fails over to its next one), each with its own
+Curve keypair, several hundred DEALER sockets per client process. Scenarios:
 - stream: a few devices pushing a backlog (windows per second through the collector);
-- fan-in: 1000 devices connecting at once and sending their windows.
-After each run the collector's SQLite file is checked: loss (expected (device, seq) missing),
-duplicates (stored more than once) and order (each device's seqs 1..n). Both must be 0.
-Peer baseline, same run, same client processes: a plain ZeroMQ ROUTER that acks every window
-with no Curve, no validation and no storage (the ceiling of ZeroMQ + Python on this machine).
-Target: >= 10k windows/s. Run: .venv/bin/python bench/telemetry.py [--quick] [--json]
+- fan-in: 1000 devices connecting at once and sending their windows;
+- failover (postgres): 1000 devices split over two collectors on one database; one collector is
+  SIGKILLed mid-run and its devices fail over to the other.
+After each run the database is checked: loss (an expected (device, seq) missing), duplicates
+(stored more than once), unexpected rows. All must be 0.
+
+--backend sqlite (default): the embedded SQLite store; peer baseline in the same run with the
+same clients: a plain ZeroMQ ROUTER that acks every window (no Curve, no validation, no storage).
+--backend postgres: a throwaway PostgreSQL cluster (central.pg_cluster, durable commits: fsync
+and synchronous_commit on); peer baselines in the same run: the SQLite collector with the same
+clients, and the plain ROUTER. Then the roll-ups (central.rollups): a generated slice of
+--rollup-gates gates x --rollup-days days of 5-minute windows, its full build, an incremental
+refresh of one new hour and the table sizes, extrapolated to one year (linear in rows).
+Target: >= 10k windows/s. Run: .venv/bin/python bench/telemetry.py [--backend postgres]
+[--quick] [--json]
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import platform
 import sqlite3
 import sys
@@ -45,6 +56,7 @@ from wire.telemetry import COUNT_FIELDS  # noqa: E402
 IN_FLIGHT = 64
 BASE_T = 1_800_000_000
 EPOCH = 1  # every simulated device sends one epoch (epochs are per device)
+SILENT_S = 6.0  # unanswered this long: fail over (the uplink: heartbeat_s 2 x liveness 3)
 
 
 def body(device: str, i: int) -> bytes:
@@ -57,31 +69,46 @@ def body(device: str, i: int) -> bytes:
 
 # ---------------------------------------------------------------------------- client workers
 
-def client_worker(endpoint: str, server_key: bytes | None, devices: list[tuple[str, bytes, bytes]],
-                  n_windows: int, ready, go, results) -> None:
-    """Simulate `devices` (id, public, secret); each sends windows 1..n_windows in order."""
+def client_worker(endpoints: list[str], server_key: bytes | None,
+                  devices: list[tuple[int, str, bytes, bytes]], n_windows: int, ready, go,
+                  results) -> None:
+    """Simulate `devices` (index, id, public, secret); each sends windows 1..n_windows in order
+    to endpoints[index % len(endpoints)], failing over to the next one when it stays silent."""
     ctx = zmq.Context()
-    ctx.setsockopt(zmq.MAX_SOCKETS, len(devices) + 64)
-    socks, state = [], {}
-    for dev_id, public, secret in devices:
+    ctx.setsockopt(zmq.MAX_SOCKETS, 2 * len(devices) + 64)
+    poller = zmq.Poller()
+    state: dict[int, dict] = {}  # device index -> its state
+    by_sock: dict[zmq.Socket, dict] = {}
+
+    def connect(st: dict) -> None:
+        if st.get("sock") is not None:
+            poller.unregister(st["sock"])
+            by_sock.pop(st["sock"])
+            st["sock"].close(linger=0)
         s = ctx.socket(zmq.DEALER)
         if server_key is not None:
-            s.curve_serverkey, s.curve_publickey, s.curve_secretkey = server_key, public, secret
+            s.curve_serverkey, s.curve_publickey, s.curve_secretkey = (server_key, st["public"],
+                                                                      st["secret"])
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.SNDHWM, 100_000)
-        s.connect(endpoint)
-        socks.append(s)
-        state[s] = {"id": dev_id, "acked": 0, "next": 1, "prev": None, "gaps": 0,
-                    "bodies": [body(dev_id, i) for i in range(n_windows + 1)]}
+        s.setsockopt(zmq.IMMEDIATE, 1)
+        s.connect(endpoints[st["at"] % len(endpoints)])
+        st.update(sock=s, next=st["acked"] + 1, prev=None, last=time.monotonic())
+        poller.register(s, zmq.POLLIN)
+        by_sock[s] = st
+
+    for index, dev_id, public, secret in devices:
+        st = {"id": dev_id, "public": public, "secret": secret, "acked": 0, "gaps": 0,
+              "at": index, "key": index, "switches": 0,
+              "bodies": [body(dev_id, i) for i in range(n_windows + 1)]}
+        state[index] = st
+        connect(st)
     headers = [b""] + [schema.window_header(EPOCH, i, i - 1 or None)
                        for i in range(1, n_windows + 1)]
-    poller = zmq.Poller()
-    for s in socks:
-        poller.register(s, zmq.POLLIN)
     # warm-up: every device completes its Curve handshake (and ZAP) and one heartbeat first
     t_connect = time.perf_counter()
-    waiting = set(socks)
-    for s in socks:
+    waiting = set(by_sock)
+    for s in by_sock:
         s.send(schema.HEARTBEAT)
     deadline = time.monotonic() + 120
     while waiting and time.monotonic() < deadline:
@@ -91,83 +118,102 @@ def client_worker(endpoint: str, server_key: bytes | None, devices: list[tuple[s
     ready.put(time.perf_counter() - t_connect)
     go.wait()
     t0 = time.perf_counter()
-    remaining = set(socks)
-    rejects = resends = 0
-    last_progress = time.monotonic()
+    remaining = set(state)
+    rejects = 0
+    stalled: set[int] = set()
 
-    def pump(s):
-        st = state[s]
+    def pump(st: dict) -> None:
+        s = st["sock"]
         while st["next"] <= n_windows and st["next"] - st["acked"] <= IN_FLIGHT:
-            seq = st["next"]
-            prev = st["prev"]
+            seq, prev = st["next"], st["prev"]
             header = headers[seq] if prev == seq - 1 or (prev is None and seq == 1) else \
                 schema.window_header(EPOCH, seq, prev)
-            s.send_multipart([header, st["bodies"][seq]])
+            try:
+                s.send_multipart([header, st["bodies"][seq]], zmq.NOBLOCK)
+            except zmq.Again:  # not connected (yet): try again next loop
+                stalled.add(st["key"])
+                return
             st["prev"], st["next"] = seq, seq + 1
 
-    for s in socks:
-        pump(s)
+    for st in state.values():
+        pump(st)
+    next_check = time.monotonic() + 0.25
     while remaining:
-        events = poller.poll(500)
-        if not events and time.monotonic() - last_progress > 5:
-            for s in remaining:  # resend timer: rewind to the oldest unacked window
-                st = state[s]
-                st["next"], st["prev"] = st["acked"] + 1, None
-                resends += 1
-                pump(s)
-            last_progress = time.monotonic()
-        for s, _ in events:
-            st = state[s]
+        for index in list(stalled):
+            stalled.discard(index)
+            pump(state[index])
+        for s, _ in poller.poll(100):
+            st = by_sock[s]
             while True:
                 try:
                     (frame,) = s.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
+                st["last"] = time.monotonic()
                 msg = json.loads(frame)
                 if msg["type"] in ("ack", "gap"):
-                    if msg["seq"] > st["acked"]:
-                        st["acked"] = msg["seq"]
-                        last_progress = time.monotonic()
+                    st["acked"] = max(st["acked"], msg["seq"])
                     if msg["type"] == "gap":
                         st["gaps"] += 1
                         st["next"], st["prev"] = st["acked"] + 1, None
                 elif msg["type"] == "reject":
                     rejects += 1
             if st["acked"] >= n_windows:
-                remaining.discard(s)
+                remaining.discard(st["key"])
             else:
-                pump(s)
+                pump(st)
+        now = time.monotonic()
+        if now >= next_check:  # silent collectors: fail over to the next endpoint
+            next_check = now + 0.25
+            for index in remaining:
+                st = state[index]
+                if now - st["last"] > SILENT_S:
+                    st["at"] += 1
+                    st["switches"] += 1
+                    connect(st)
+                    pump(st)
     elapsed = time.perf_counter() - t0
-    results.put({"elapsed": elapsed, "t_end": time.time(), "acked": sum(
-        state[s]["acked"] for s in socks), "gaps": sum(state[s]["gaps"] for s in socks),
-        "rejects": rejects, "resends": resends})
-    for s in socks:
+    results.put({"elapsed": elapsed, "t_end": time.time(),
+                 "acked": sum(st["acked"] for st in state.values()),
+                 "gaps": sum(st["gaps"] for st in state.values()), "rejects": rejects,
+                 "switches": sum(st["switches"] for st in state.values())})
+    for s in list(by_sock):
         s.close(linger=0)
     ctx.term()
 
 
-def run_clients(endpoint: str, server_key: bytes | None, devices, n_windows: int,
-                procs: int) -> dict:
+def run_clients(endpoints: list[str], server_key: bytes | None, devices, n_windows: int,
+                procs: int, during=None) -> dict:
+    """Run the simulated devices; `during()` is called about every 50 ms while they run."""
     mpc = mp.get_context("fork")
     ready, go, results = mpc.Queue(), mpc.Event(), mpc.Queue()
-    chunks = [devices[i::procs] for i in range(procs)]
+    indexed = [(i, *d) for i, d in enumerate(devices)]
+    chunks = [indexed[i::procs] for i in range(procs)]
     workers = [mpc.Process(target=client_worker,
-                           args=(endpoint, server_key, c, n_windows, ready, go, results))
+                           args=(endpoints, server_key, c, n_windows, ready, go, results))
                for c in chunks if c]
     for w in workers:
         w.start()
     connect_s = max(ready.get(timeout=180) for _ in workers)
     t0 = time.time()
     go.set()
-    outs = [results.get(timeout=600) for _ in workers]
+    outs: list[dict] = []
+    deadline = time.monotonic() + 900
+    while len(outs) < len(workers):
+        if time.monotonic() > deadline:
+            raise SystemExit("the simulated devices did not finish in 900 s")
+        try:
+            outs.append(results.get(timeout=0.05))
+        except Exception:  # queue.Empty
+            if during is not None:
+                during()
     for w in workers:
         w.join(30)
     wall = max(o["t_end"] for o in outs) - t0
     total = len(devices) * n_windows
     return {"windows": total, "seconds": wall, "windows_per_s": total / wall,
-            "connect_s": connect_s,
-            "acked": sum(o["acked"] for o in outs), "gaps": sum(o["gaps"] for o in outs),
-            "rejects": sum(o["rejects"] for o in outs)}
+            "connect_s": connect_s, **{k: sum(o[k] for o in outs)
+                                       for k in ("acked", "gaps", "rejects", "switches")}}
 
 
 # ---------------------------------------------------------------------------- servers
@@ -193,15 +239,28 @@ def echo_server(endpoint: str, ready, stop) -> None:
     ctx.term()
 
 
-class CollectorProc:
-    """The real collector as a child process (foundation.peers), logging beside its db."""
+def echo_baseline(devices, n_windows: int, procs: int) -> float:
+    mpc = mp.get_context("fork")
+    ready, stop = mpc.Event(), mpc.Event()
+    endpoint = loopback_endpoint()
+    server = mpc.Process(target=echo_server, args=(endpoint, ready, stop))
+    server.start()
+    ready.wait(10)
+    base = run_clients([endpoint], None, devices, n_windows, procs)
+    stop.set()
+    server.join(10)
+    return base["windows_per_s"]
 
-    def __init__(self, keys: Path, db: Path) -> None:
+
+class CollectorProc:
+    """The real collector as a child process (foundation.peers), logging to `log`."""
+
+    def __init__(self, keys: Path, db: Path | str, log: Path) -> None:
         self.endpoint = loopback_endpoint()
         self.db = db
         self.peer = Peer("collector", collector_argv(keys, db, self.endpoint,
                                                      print_every_s=3600, log_level="error"),
-                         db.with_suffix(".log"), ready_line=COLLECTOR_READY, cwd=ROOT)
+                         log, ready_line=COLLECTOR_READY, cwd=ROOT)
         try:
             self.peer.start()
         except PeerError as exc:
@@ -209,19 +268,29 @@ class CollectorProc:
 
     def stop(self) -> str:
         self.peer.stop(30)
-        return [ln for ln in self.peer.lines() if ln.startswith("totals")][-1]
+        totals = [ln for ln in self.peer.lines() if ln.startswith("totals")]
+        return totals[-1] if totals else "(killed: no totals)"
 
 
-def check_db(db: Path, devices: list[str], n_windows: int) -> dict:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT device, seq FROM windows").fetchall()
+def stored_rows(db: Path | str) -> list[tuple[str, int]]:
+    if isinstance(db, Path):
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT device, seq FROM windows").fetchall()
+    import psycopg
+
+    with psycopg.connect(db) as conn:
+        return conn.execute("SELECT device, seq FROM windows").fetchall()
+
+
+def check_db(db: Path | str, devices: list[str], n_windows: int) -> dict:
+    rows = stored_rows(db)
     expected = {(d, s) for d in devices for s in range(1, n_windows + 1)}
     stored = set(rows)
     return {"stored": len(rows), "loss": len(expected - stored),
             "duplicates": len(rows) - len(stored), "unexpected": len(stored - expected)}
 
 
-# ---------------------------------------------------------------------------- main
+# ---------------------------------------------------------------------------- scenarios
 
 def make_devices(keys_dir: Path, n: int, prefix: str) -> list[tuple[str, bytes, bytes]]:
     out = []
@@ -234,72 +303,224 @@ def make_devices(keys_dir: Path, n: int, prefix: str) -> list[tuple[str, bytes, 
     return out
 
 
-def scenario(tmp: Path, name: str, n_devices: int, n_windows: int, procs: int,
-             baseline: bool) -> dict:
+def scenario(tmp: Path, name: str, n_devices: int, n_windows: int, procs: int, db_of,
+             *, collectors: int = 1, kill_at: float | None = None,
+             baseline: bool = False) -> dict:
+    """`collectors` collector processes on the database `db_of(name)` gives; with `kill_at`,
+    the first is SIGKILLed once that fraction of the windows is stored."""
     keys = tmp / f"keys-{name}"
     create_keypair(keys, "central")
     devices = make_devices(keys, n_devices, f"sim{name}")
     server_key = load_public_key(keys / "central.key")
-    collector = CollectorProc(keys, tmp / f"{name}.db")
+    db = db_of(name)
+    procs_ = [CollectorProc(keys, db, tmp / f"{name}-{i}.log") for i in range(collectors)]
+    total = n_devices * n_windows
+    killed: dict = {}
+    next_look = [0.0]
+
+    def during() -> None:
+        if kill_at is None or killed or time.monotonic() < next_look[0]:
+            return
+        next_look[0] = time.monotonic() + 0.05
+        if len(stored_rows(db)) >= kill_at * total:
+            procs_[0].peer.kill()
+            killed["at_windows"] = len(stored_rows(db))
+
     try:
-        result = run_clients(collector.endpoint, server_key, devices, n_windows, procs)
+        result = run_clients([p.endpoint for p in procs_], server_key, devices, n_windows,
+                             procs, during)
     finally:
-        totals = collector.stop()
-    result |= check_db(collector.db, [d[0] for d in devices], n_windows)
-    result["collector_totals"] = totals
-    result["devices"] = n_devices
+        totals = [p.stop() for p in procs_]
+    result |= check_db(db, [d[0] for d in devices], n_windows)
+    result |= {"collector_totals": totals, "devices": n_devices, "collectors": collectors}
+    if kill_at is not None:
+        result["killed_at_windows"] = killed.get("at_windows")
     if baseline:
-        mpc = mp.get_context("fork")
-        ready, stop = mpc.Event(), mpc.Event()
-        endpoint = loopback_endpoint()
-        server = mpc.Process(target=echo_server, args=(endpoint, ready, stop))
-        server.start()
-        ready.wait(10)
-        base = run_clients(endpoint, None, devices, n_windows, procs)
-        stop.set()
-        server.join(10)
-        result["baseline_windows_per_s"] = base["windows_per_s"]
+        result["baseline_windows_per_s"] = echo_baseline(devices, n_windows, procs)
     return result
+
+
+def print_table(rows: list[tuple[str, dict]]) -> None:
+    print(f"{'scenario':<18}{'devices':>8}{'connect s':>10}{'windows':>9}{'seconds':>9}"
+          f"{'win/s':>9}{'loss':>6}{'dups':>6}{'gaps':>7}{'switch':>7}")
+    for name, r in rows:
+        print(f"{name:<18}{r['devices']:>8}{r['connect_s']:>10.2f}{r['windows']:>9}"
+              f"{r['seconds']:>9.2f}{r['windows_per_s']:>9.0f}{r['loss']:>6}"
+              f"{r['duplicates']:>6}{r['gaps']:>7}{r['switches']:>7}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--stream-devices", type=int, default=10)
     ap.add_argument("--stream-windows", type=int, default=3000)
     ap.add_argument("--fanin-devices", type=int, default=1000)
-    ap.add_argument("--fanin-windows", type=int, default=20)
+    ap.add_argument("--fanin-windows", type=int, default=None,
+                    help="windows per fan-in device (default 20; postgres 60, sustained)")
+    ap.add_argument("--rollup-gates", type=int, default=1000)
+    ap.add_argument("--rollup-days", type=int, default=7)
     ap.add_argument("--procs", type=int, default=2, help="client processes (one per core)")
     ap.add_argument("--quick", action="store_true", help="smaller run (smoke test)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.fanin_windows is None:
+        args.fanin_windows = 60 if args.backend == "postgres" else 20
     if args.quick:
         args.stream_windows, args.fanin_devices, args.fanin_windows = 500, 200, 5
+        args.rollup_gates, args.rollup_days = 100, 2
+    if args.backend == "postgres":
+        return main_postgres(args)
     with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as tmp:
         tmp_path = Path(tmp)
+
+        def sqlite_db(name: str) -> Path:
+            return tmp_path / f"{name}.db"
+
         stream = scenario(tmp_path, "stream", args.stream_devices, args.stream_windows,
-                          min(args.procs, args.stream_devices), baseline=True)
+                          min(args.procs, args.stream_devices), sqlite_db, baseline=True)
         fanin = scenario(tmp_path, "fanin", args.fanin_devices, args.fanin_windows,
-                         args.procs, baseline=True)
-    print(f"telemetry bench on {platform.machine()} {platform.python_version()}, "
-          f"client processes: {args.procs}")
-    print(f"{'scenario':<10}{'devices':>8}{'connect s':>10}{'windows':>9}{'seconds':>9}"
-          f"{'win/s':>9}{'baseline win/s':>16}{'loss':>6}{'dups':>6}{'gaps':>6}")
-    for name, r in (("stream", stream), ("fan-in", fanin)):
-        print(f"{name:<10}{r['devices']:>8}{r['connect_s']:>10.2f}{r['windows']:>9}"
-              f"{r['seconds']:>9.2f}{r['windows_per_s']:>9.0f}"
-              f"{r['baseline_windows_per_s']:>16.0f}"
-              f"{r['loss']:>6}{r['duplicates']:>6}{r['gaps']:>6}")
+                         args.procs, sqlite_db, baseline=True)
+    print(f"telemetry bench (sqlite) on {platform.machine()} {platform.python_version()}, "
+          f"{os.cpu_count()} cores, client processes: {args.procs}")
+    print_table([("stream", stream), ("fan-in", fanin)])
+    print(f"baseline win/s (plain ZeroMQ ROUTER acking each window, no Curve, no checks, no "
+          f"store): stream {stream['baseline_windows_per_s']:.0f}, "
+          f"fan-in {fanin['baseline_windows_per_s']:.0f}")
     print("connect s = Curve handshake + ZAP allow-list check + one heartbeat for every device")
-    print("baseline = plain ZeroMQ ROUTER acking each window (no Curve, no checks, no SQLite)")
     for name, r in (("stream", stream), ("fan-in", fanin)):
-        print(f"{name} collector: {r['collector_totals'][:110]}")
+        print(f"{name} collector: {r['collector_totals'][0][:110]}")
     ok = all(r["loss"] == 0 and r["duplicates"] == 0 and r["unexpected"] == 0
              for r in (stream, fanin))
     if args.json:
-        print(json.dumps({"stream": {k: v for k, v in stream.items() if k != "collector_totals"},
-                          "fanin": {k: v for k, v in fanin.items() if k != "collector_totals"},
-                          "ok": ok}))
+        print(json.dumps({"backend": "sqlite", "stream": _plain(stream),
+                          "fanin": _plain(fanin), "ok": ok}))
     return 0 if ok else 1
+
+
+def _plain(r: dict) -> dict:
+    return {k: v for k, v in r.items() if k != "collector_totals"}
+
+
+def main_postgres(args: argparse.Namespace) -> int:
+    from central.pg_cluster import PgCluster
+
+    with tempfile.TemporaryDirectory(prefix="bench-telemetry-") as tmp, PgCluster() as pg:
+        tmp_path = Path(tmp)
+
+        def pg_db(name: str) -> str:
+            return pg.create_database(name)
+
+        def sqlite_db(name: str) -> Path:
+            return tmp_path / f"{name}.db"
+
+        fd, fw, procs = args.fanin_devices, args.fanin_windows, args.procs
+        stream = scenario(tmp_path, "stream", args.stream_devices, args.stream_windows,
+                          min(procs, args.stream_devices), pg_db)
+        fanin = scenario(tmp_path, "fanin", fd, fw, procs, pg_db, baseline=True)
+        two = scenario(tmp_path, "two", fd, fw, procs, pg_db, collectors=2)
+        failover = scenario(tmp_path, "failover", fd, max(fw, 30), procs, pg_db,
+                            collectors=2, kill_at=0.3)
+        peer = scenario(tmp_path, "sqlitepeer", fd, fw, procs, sqlite_db)
+        rollup = measure_rollups(pg.create_database("rollup"), args.rollup_gates,
+                                 args.rollup_days)
+    runs = [("stream", stream), ("fan-in", fanin), ("fan-in 2 coll.", two),
+            ("failover (kill 1)", failover), ("sqlite peer", peer)]
+    print(f"telemetry bench (postgres) on {platform.machine()} {platform.python_version()}, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, client processes: "
+          f"{procs}; PostgreSQL {rollup['server_version']} (fsync on, synchronous_commit on)")
+    print_table(runs)
+    print(f"peer baselines, same run, same clients: SQLite collector "
+          f"{peer['windows_per_s']:.0f} win/s; plain ZeroMQ ROUTER acking each window "
+          f"{fanin['baseline_windows_per_s']:.0f} win/s")
+    print(f"failover: collector 1 of 2 SIGKILLed at {failover['killed_at_windows']} stored "
+          f"windows; {failover['switches']} device reconnects to the other")
+    print_rollup(rollup)
+    ok = all(r["loss"] == 0 and r["duplicates"] == 0 and r["unexpected"] == 0
+             for _, r in runs) and failover["killed_at_windows"] is not None
+    if args.json:
+        print(json.dumps({"backend": "postgres", "stream": _plain(stream),
+                          "fanin": _plain(fanin), "fanin_two_collectors": _plain(two),
+                          "failover": _plain(failover), "sqlite_peer": _plain(peer),
+                          "rollup": rollup, "ok": ok}))
+    return 0 if ok else 1
+
+
+def measure_rollups(dsn: str, gates: int, days: int) -> dict:
+    """Generate `gates` x `days` of 5-minute windows, build the roll-ups, refresh one new hour,
+    measure sizes and one fleet-day query from the roll-up and from the raw windows."""
+    import psycopg
+
+    from central.pg_schema import migrate
+    from central.rollups import rebuild, refresh
+
+    per_day = 288
+    counts = ", ".join(
+        "NULL" if f == "faults" else
+        f"CASE WHEN (g + s + {i}) %% 11 = 0 THEN NULL ELSE 5 + (g * s + {i}) %% 40 END"
+        for i, f in enumerate(COUNT_FIELDS))
+    generate = (f"INSERT INTO windows (device, epoch, seq, gate, window_start, window_s, k, "
+                f"epsilon, received_at, {', '.join(COUNT_FIELDS)}) "
+                f"SELECT 'gate-' || lpad(g::text, 5, '0'), 1, s, 'G' || g, "
+                f"{BASE_T} + 300 * (s - 1), 300, 5, NULL, extract(epoch FROM now()), {counts} "
+                f"FROM generate_series(1, %s::int) g, generate_series(%s::int, %s::int) s")
+    out: dict = {"gates": gates, "days": days, "rows": gates * days * per_day,
+                 "year_factor": 365 / days}
+    with psycopg.connect(dsn) as conn:
+        migrate(conn)
+        out["server_version"] = conn.info.server_version // 10000
+        t = time.perf_counter()
+        conn.execute(generate, (gates, 1, days * per_day))
+        conn.commit()
+        out["generate_s"] = time.perf_counter() - t
+        conn.execute("ANALYZE windows")
+        conn.commit()
+        out["rebuild_s"] = rebuild(conn).seconds
+        first = days * per_day + 1  # one more hour for every gate, marked as a collector would
+        conn.execute(generate, (gates, first, first + 11))
+        conn.execute("INSERT INTO rollup_dirty SELECT DISTINCT device, window_start - "
+                     "window_start %% 3600 FROM windows WHERE seq >= %s ON CONFLICT DO NOTHING",
+                     (first,))
+        conn.commit()
+        done = refresh(conn)
+        out["refresh_hour_s"], out["refresh_device_hours"] = done.seconds, done.device_hours
+
+        def mb(sql: str) -> float:
+            return float(conn.execute(sql).fetchone()[0]) / 2**20
+
+        out["windows_mb"] = mb("SELECT pg_total_relation_size('windows')")
+        out["rollups_mb"] = mb("SELECT pg_total_relation_size('windows_hourly') + "
+                               "pg_total_relation_size('windows_daily')")
+        day = BASE_T - BASE_T % 86400 + 86400
+        t = time.perf_counter()
+        conn.execute("SELECT gate, sum(matched), sum(passages) FROM windows_daily WHERE day = %s"
+                     " GROUP BY gate", (day,)).fetchall()
+        out["query_daily_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        conn.execute("SELECT gate, sum(matched), sum(passages) FROM windows WHERE window_start "
+                     ">= %s AND window_start < %s GROUP BY gate", (day, day + 86400)).fetchall()
+        out["query_raw_ms"] = (time.perf_counter() - t) * 1000
+    f = out["year_factor"]
+    out |= {"year_rows": int(out["rows"] * f), "year_rebuild_s": out["rebuild_s"] * f,
+            "year_windows_gb": out["windows_mb"] * f / 1024,
+            "year_rollups_gb": out["rollups_mb"] * f / 1024}
+    return out
+
+
+def print_rollup(r: dict) -> None:
+    print(f"roll-ups on a generated slice: {r['gates']} gates x {r['days']} days of 5-minute "
+          f"windows = {r['rows']} rows ({r['windows_mb']:.0f} MB with indexes); year = "
+          f"x{r['year_factor']:.1f} (linear extrapolation, not measured)")
+    print(f"{'step':<34}{'slice':>12}{'one year (extrapolated)':>26}")
+    print(f"{'full build, hourly + daily':<34}{r['rebuild_s']:>10.1f} s"
+          f"{r['year_rebuild_s']:>24.0f} s")
+    print(f"{'refresh of one new hour':<34}{r['refresh_hour_s']:>10.2f} s"
+          f"{'(same: per hour of data)':>26}")
+    print(f"{'windows table + indexes':<34}{r['windows_mb']:>9.0f} MB"
+          f"{r['year_windows_gb']:>23.1f} GB")
+    print(f"{'hourly + daily tables':<34}{r['rollups_mb']:>9.0f} MB"
+          f"{r['year_rollups_gb']:>23.1f} GB")
+    print(f"{'fleet day from windows_daily':<34}{r['query_daily_ms']:>9.1f} ms   "
+          f"(from windows: {r['query_raw_ms']:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -98,13 +98,19 @@ def liveness_input(image_bgr: np.ndarray, box: tuple[float, float, float, float]
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
 
 
+CAMERAS = {"webcam": ((1.5, 4.0), (75, 93)), "clean": ((0.0, 0.0), (95, 96))}
+CAMERA = {"name": "webcam"}  # which simulated camera captures every presentation (--camera)
+
+
 def camera(scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The simulated kiosk camera: scene -> 640x480 frame, optics blur, noise, JPEG."""
+    """The simulated kiosk camera: scene -> 640x480 frame, optics blur, sensor noise (sigma in
+    grey levels) and JPEG: `webcam` (noise 1.5-4, JPEG 75-92) or `clean` (none, JPEG 95)."""
+    (n0, n1), (q0, q1) = CAMERAS[CAMERA["name"]]
     frame = cv2.resize(scene, FRAME, interpolation=cv2.INTER_AREA).astype(np.float32)
     frame = cv2.GaussianBlur(frame, (0, 0), float(rng.uniform(0.4, 0.9)))
-    frame += rng.normal(0, float(rng.uniform(1.5, 4.0)), frame.shape).astype(np.float32)
+    frame += rng.normal(0, float(rng.uniform(n0, n1)) + 1e-9, frame.shape).astype(np.float32)
     ok, jpg = cv2.imencode(".jpg", np.clip(frame, 0, 255).astype(np.uint8),
-                           [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(75, 93))])
+                           [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(q0, q1))])
     assert ok
     return cv2.imdecode(jpg, cv2.IMREAD_COLOR)
 
@@ -244,8 +250,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--faces", type=Path, default=FACES)
     parser.add_argument("--tarball", type=Path, default=TARBALL)
+    parser.add_argument("--camera", choices=sorted(CAMERAS), default="webcam",
+                        help="the simulated camera every presentation is captured with")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    CAMERA["name"] = args.camera
     import onnxruntime as ort
 
     cv2.setNumThreads(1)
@@ -261,9 +270,10 @@ def main() -> int:
     for name in files:
         image = cv2.imread(str(args.faces / name), cv2.IMREAD_COLOR)
         faces = engine.detect(image) if image is not None else []
-        if faces:
-            photos.append(image)
-            boxes.append(faces[0].box)
+        if faces:  # photos scaled so the face is at most 320 px wide (what a kiosk sees)
+            k = min(1.0, 320.0 / faces[0].box[2])
+            photos.append(cv2.resize(image, None, fx=k, fy=k, interpolation=cv2.INTER_AREA))
+            boxes.append(tuple(v * k for v in faces[0].box))
     rng = np.random.default_rng(args.seed)
     makers = {"bona_fide": lambda p, b: bona_fide(p, b, rng),
               "print": lambda p, b: print_attack(p, b, photos, rng),
@@ -287,7 +297,7 @@ def main() -> int:
                 ms.append((time.perf_counter() - t0) * 1000)
                 e = np.exp(out - out.max())
                 scores[kind].append(e / e.sum())
-    result: dict = {"machine": platform.processor() or platform.machine(),
+    result: dict = {"machine": platform.processor() or platform.machine(), "camera": args.camera,
                     "photos": len(photos), "variants": args.variants, "seed": args.seed,
                     "ms_per_face_median": round(float(np.median(ms)), 2),
                     "missed_faces": missed,
@@ -303,7 +313,7 @@ def main() -> int:
             entry[f"apcer_{kind}_at_bpcer5"] = round(float(np.mean(np.array(att) >= thr)), 3)
         result[f"class{cls}_as_live"] = entry
     print(f"visible PAD (fr_liveness.onnx) on {len(photos)} photos x {args.variants} variants, "
-          f"seed {args.seed}, {result['machine']}")
+          f"seed {args.seed}, {args.camera} camera, {result['machine']}")
     print(f"  mean softmax on the original photos: {result['original_photos_mean_softmax']}")
     print(f"  faces not detected: {missed}; {result['ms_per_face_median']} ms per face")
     for cls in (0, 1):

@@ -82,6 +82,13 @@ CREATE TABLE windows_daily (
 );
 CREATE INDEX windows_daily_gate_day ON windows_daily (gate, day);
 """),
+    # a count field added after version 1 (a database made since has it already); the windows
+    # stored before could not have counted it: 0
+    (3, "presentation_attacks count", """
+ALTER TABLE windows ADD COLUMN IF NOT EXISTS presentation_attacks integer DEFAULT 0;
+ALTER TABLE windows_hourly ADD COLUMN IF NOT EXISTS presentation_attacks bigint DEFAULT 0;
+ALTER TABLE windows_daily ADD COLUMN IF NOT EXISTS presentation_attacks bigint DEFAULT 0;
+"""),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -39,16 +39,27 @@ log = structlog.get_logger(__name__)
 _TYPES = {"device": "text", "gate": "text", "epsilon": "float8", "received_at": "float8",
           "epoch": "int8", "seq": "int8", "window_start": "int8"}
 _COL_TYPES = [_TYPES.get(c, "int4") for c in ROW]
+# arrays go as binary parameters (%b): about 3x faster than text arrays (measured, issue 18)
 INSERT_WINDOWS = (
     f"INSERT INTO windows ({', '.join(ROW)}) SELECT * FROM unnest("
-    + ", ".join(f"%s::{t}[]" for t in _COL_TYPES)
+    + ", ".join(f"%b::{t}[]" for t in _COL_TYPES)
     + ") ON CONFLICT (device, epoch, seq) DO NOTHING")
+_FLOATS = [i for i, t in enumerate(_COL_TYPES) if t == "float8"]
 _LOCK = ("SELECT count(pg_advisory_xact_lock(id)) FROM "
-         "(SELECT id FROM unnest(%s::int8[]) AS t(id) ORDER BY id) AS s")
-_MARK_LAST = ("UPDATE epochs e SET last_seq = m.s FROM unnest(%s::int8[], %s::text[], "
-              "%s::int8[]) AS m(s, d, ep) WHERE e.device = m.d AND e.epoch = m.ep")
+         "(SELECT id FROM unnest(%b::int8[]) AS t(id) ORDER BY id) AS s")
+_MARK_LAST = ("UPDATE epochs e SET last_seq = m.s FROM unnest(%b::int8[], %b::text[], "
+              "%b::int8[]) AS m(s, d, ep) WHERE e.device = m.d AND e.epoch = m.ep")
 _MARK_DIRTY = ("INSERT INTO rollup_dirty (device, hour) SELECT DISTINCT d, h - h %% 3600 "
-               "FROM unnest(%s::text[], %s::int8[]) AS t(d, h) ON CONFLICT DO NOTHING")
+               "FROM unnest(%b::text[], %b::int8[]) AS t(d, h) ON CONFLICT DO NOTHING")
+
+
+def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Window rows (`ROW` order) as one list per column, the float columns as floats (a JSON
+    epsilon of 1 is an int: a binary array takes one type)."""
+    cols = [list(col) for col in zip(*rows, strict=True)]
+    for i in _FLOATS:
+        cols[i] = [None if v is None else float(v) for v in cols[i]]
+    return cols
 
 
 def lock_id(kind: str, name: str) -> int:
@@ -60,7 +71,7 @@ def lock_id(kind: str, name: str) -> int:
 def connect(dsn: str) -> psycopg.Connection[Any]:
     """A connection to `dsn` (CollectorError saying what to give when it fails)."""
     try:
-        return psycopg.connect(dsn, connect_timeout=10)
+        return psycopg.connect(dsn, connect_timeout=10, autocommit=True)  # transaction() blocks
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CollectorError(f"cannot connect to the PostgreSQL database ({first[:200]}): give "
@@ -78,7 +89,6 @@ class PostgresStore:
         try:
             migrate(self.conn)
             row = self.conn.execute("SELECT count(*) FROM devices").fetchone()
-            self.conn.commit()
         except psycopg.Error as exc:
             self.conn.close()
             raise CollectorError(f"cannot use the PostgreSQL database ({str(exc)[:200]}): "
@@ -102,8 +112,8 @@ class PostgresStore:
                 self.conn.close()
             self.conn = None
             try:
-                self.conn = psycopg.connect(self.dsn, connect_timeout=10)
-            except psycopg.Error as exc:
+                self.conn = connect(self.dsn)
+            except CollectorError as exc:
                 raise StoreFailed(f"reconnecting: {exc}") from None
             log.info("telemetry_store_reconnected")
         return self.conn
@@ -128,13 +138,13 @@ class PostgresStore:
         ids = sorted({lock_id("d", d) for d in devices} | {lock_id("k", k) for k in keys})
         cur.execute(_LOCK, (ids,))
         cur.execute("SELECT device, public_key, epoch FROM devices "
-                    "WHERE device = ANY(%s) OR public_key = ANY(%s)", (devices, keys))
+                    "WHERE device = ANY(%b) OR public_key = ANY(%b)", (devices, keys))
         rows = {d: (k, e) for d, k, e in cur.fetchall()}
         pairs = {(w.device, w.header["epoch"]) for w in windows if w.device in rows}
         pairs |= {(d, e) for d, (_, e) in rows.items()}
         names, numbers = [p[0] for p in pairs], [p[1] for p in pairs]
         cur.execute("SELECT e.device, e.epoch, e.last_seq FROM epochs e JOIN "
-                    "unnest(%s::text[], %s::int8[]) AS q(device, epoch) "
+                    "unnest(%b::text[], %b::int8[]) AS q(device, epoch) "
                     "USING (device, epoch)", (names, numbers))
         epochs: dict[str, dict[int, int]] = {}
         for d, e, s in cur.fetchall():
@@ -165,7 +175,7 @@ class PostgresStore:
             else:
                 rows.append(w[1])
         if rows:
-            cur.execute(INSERT_WINDOWS, [list(col) for col in zip(*rows, strict=True)])
+            cur.execute(INSERT_WINDOWS, columns(rows))
             marks = last_marks(writes)
             cur.execute(_MARK_LAST, [list(col) for col in zip(*marks, strict=True)])
             cur.execute(_MARK_DIRTY, ([r[0] for r in rows], [r[4] for r in rows]))

@@ -11,7 +11,10 @@ loopback, and runs the daemon on the synthetic scene (visible + thermal). Then i
 3. a traveller who never consented is sent to the staffed lane and leaves no record;
 4. a traveller enrols at the kiosk, withdraws there with the receipt's code, and is then not
    matched;
-5. a traveller's consent expires before they reach the gate: not matched.
+5. a traveller's consent expires before they reach the gate: not matched;
+6. a traveller enrols at the kiosk, then someone else holds up a warmed print of their photo:
+   thermal PAD calls it a presentation attack before any search (no grant, a staff alert
+   without identity); the enrolled traveller is still enrolled after (demo.pad_step).
 
 Enrolment and withdrawal go through the kiosk's own HTTP API, as the agent's page does
 (logged-in session, CSRF header, same-origin `Origin`, photo as base64 JSON): consent text,
@@ -26,6 +29,9 @@ received. Faces: scikit-image's astronaut by default (the same photo plays every
 role's store state differs), or `--faces DIR` for other people (one photo per identity when
 DIR has an identities.csv). The demo device uses k = 1 so single events are visible at the
 collector; a provisioned device defaults to k = 5.
+
+`--matching token` plays the token-mode day instead (demo.token_day): travellers enrol with a
+key only they hold, show its QR code to the gate camera, and board 1:1; no 1:N search runs.
 
 The parts: demo.stage (the device, its peers as processes, the daemon), demo.kiosk_agent (the
 kiosk API), demo.walks (walk-ups and their events), demo.central_view (what central stored),
@@ -48,6 +54,7 @@ from demo.central_view import flush_telemetry
 from demo.errors import DemoError
 from demo.kiosk_agent import KioskAgent
 from demo.stage import AGENT, Stage
+from demo.token_day import STEPS as TOKEN_STEPS
 from demo.walks import StepResult, Walks
 
 FEVER_C = 39.2
@@ -57,11 +64,13 @@ NORMAL_C = 36.6
 class Demo:
     """The scripted day on a Stage: see the module docstring."""
 
-    def __init__(self, workdir: Path, faces: Path | None, fps: float, out=None) -> None:
+    def __init__(self, workdir: Path, faces: Path | None, fps: float, out=None,
+                 matching: str = "gallery") -> None:
         self.workdir = workdir
         self.out = out or sys.stdout
         self.t0 = time.monotonic()
-        self.stage = Stage(workdir, faces, fps, self.say)
+        self.matching = matching
+        self.stage = Stage(workdir, faces, fps, self.say, matching)
         self.walks = Walks(self.stage, self.say)
         self.agent: KioskAgent | None = None
 
@@ -122,6 +131,10 @@ class Demo:
         def step_ok() -> bool:
             return deadline is None or time.monotonic() < deadline
 
+        if self.matching == "token":
+            from demo.token_day import play_token_day
+
+            return play_token_day(self, step_ok)
         self.say("1. traveller 1 consents at the kiosk and is enrolled there")
         self.enrol(0, "QZSM12")
         r = self.walk("1 consenting traveller boards", 0, NORMAL_C, "granted", board=True)
@@ -165,6 +178,10 @@ class Demo:
                           board=False)
             r.ok = r.decision == "not_matched"
             results.append(r)
+        if step_ok():
+            from demo.pad_step import presentation_attack_step
+
+            results.append(presentation_attack_step(self, 5 % n, NORMAL_C))
         if deadline is not None and time.monotonic() < deadline:
             self.say("script done; the scene keeps going until --duration ends")
             while time.monotonic() < deadline:
@@ -187,6 +204,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=12.0, help="synthetic camera frame rate")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the run's files here (default: a temp folder, removed)")
+    parser.add_argument("--matching", choices=("gallery", "token"), default="gallery",
+                        help="gallery: today's 1:N day; token: the passenger-held-key day "
+                             "(1:1 with a QR code only the traveller holds)")
     parser.add_argument("--json", action="store_true",
                         help="print the summary as one JSON object on the last line")
 
@@ -199,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         workdir = args.workdir.resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-    demo = Demo(workdir, args.faces, args.fps)
+    demo = Demo(workdir, args.faces, args.fps, matching=args.matching)
     try:
         demo.setup()
         results = demo.play(args.duration)
@@ -216,9 +236,10 @@ def run(args: argparse.Namespace) -> int:
         flag = "ok " if r.ok else "BAD"
         print(f"  {flag} {r.step:34s} decision={r.decision:12s} thermal={r.thermal:10s}"
               f"{' boarded' if r.boarded else ''} {' '.join(r.notes)}")
-    if len(results) < 5:
+    planned = TOKEN_STEPS if args.matching == "token" else 6
+    if len(results) < planned:
         print(f"  (--duration ended the day after step {len(results)}; "
-              f"steps {len(results) + 1}-5 not played)")
+              f"steps {len(results) + 1}-{planned} not played)")
     print("collector received (anonymous counts, k=1 on this demo device):")
     print("  " + " ".join(f"{k}={v}" for k, v in totals.items()))
     print(f"decision latency p50 {daemon_counts['decision_latency_p50_ms']} ms, "

@@ -3,7 +3,7 @@
 A logged-in session (CSRF header, same-origin `Origin`), photos as base64 JSON: consent text,
 photo check, enrolment, receipt, withdrawal by code. Every API response is kept under `api/`
 for the privacy scan; the receipt's withdrawal code is redacted there (it is shown once to the
-traveller and kept only in memory).
+traveller and kept only in memory), and so are a token receipt's key, QR code and PDF.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from demo.errors import DemoError
 
 SNAPSHOT_PATHS = ("/healthz", "/metrics", "/api/health", "/api/session", "/api/board",
                   "/api/consents/summary")
+RECEIPT_SECRETS = ("withdrawal_code", "token", "token_qr_svg", "receipt_pdf")
 
 
 def _slug(name: str) -> str:
@@ -64,6 +65,12 @@ class KioskAgent:
     def enrol(self, chip: np.ndarray, reference: str) -> str:
         """Show the consent text, check the photo, enrol the traveller who accepted; returns
         the receipt's withdrawal code (kept in memory only)."""
+        return str(self.enrol_receipt(chip, reference)["withdrawal_code"])
+
+    def enrol_receipt(self, chip: np.ndarray, reference: str,
+                      matching: str | None = None) -> dict:
+        """`enrol`, returning the whole receipt (in token mode with the traveller's key: the
+        day hands it to the traveller, i.e. holds it in memory only)."""
         import base64
 
         import cv2
@@ -80,14 +87,18 @@ class KioskAgent:
         if not check.get("ok"):
             raise DemoError(f"the kiosk refused the enrolment photo: "
                             f"{', '.join(check.get('advice', [])) or 'no reason given'}")
-        receipt = self.call("POST", step, "/api/enrolments",
-                            {"source": "upload", "photo": photo_b64, "reference": reference,
-                             "consent_accepted": True, "consent_version": text["version"]},
-                            expect=201, redact=("withdrawal_code",))
-        del photo_b64
+        body = {"source": "upload", "photo": photo_b64, "reference": reference,
+                "consent_accepted": True, "consent_version": text["version"]}
+        if matching is not None:
+            body["matching"] = matching
+        receipt = self.call("POST", step, "/api/enrolments", body, expect=201,
+                            redact=RECEIPT_SECRETS)
+        del photo_b64, body
+        key = " with their own key (QR code and PDF on the receipt)" if "token" in receipt \
+            else ""
         self.say(f"  kiosk: consent text {text['version'][:8]} accepted, photo checked, "
-                 f"enrolled; receipt valid until {receipt['expires_at_iso'][11:16]}")
-        return str(receipt["withdrawal_code"])
+                 f"enrolled{key}; receipt valid until {receipt['expires_at_iso'][11:16]}")
+        return receipt
 
     def withdraw(self, code: str) -> None:
         """The traveller withdraws at the kiosk with the receipt's code."""

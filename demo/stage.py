@@ -46,9 +46,10 @@ def model_dir() -> Path:
     return path
 
 
-def demo_overrides(ports: list[int], fps: float) -> dict[str, Any]:
+def demo_overrides(ports: list[int], fps: float, matching: str = "gallery") -> dict[str, Any]:
     gate_cmd, gate_evt, sim, central, kiosk = ports
     return {
+        "matching": {"mode": matching},  # token: 1:1 with the traveller's own key only
         "logging": {"level": "info", "json_logs": True},
         "gate": {"command_endpoint": f"tcp://127.0.0.1:{gate_cmd}",
                  "event_endpoint": f"tcp://127.0.0.1:{gate_evt}",
@@ -70,8 +71,9 @@ class Stage:
     """Everything the day plays on; see the module docstring."""
 
     def __init__(self, workdir: Path, faces: Path | None, fps: float,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], matching: str = "gallery") -> None:
         self.workdir = workdir
+        self.matching = matching
         self.faces = faces
         self.fps = fps
         self.say = say
@@ -97,7 +99,7 @@ class Stage:
         central_pub, _ = create_keypair(central, "central")
         device = init_device(self.workdir / "device", "DEMO-1", model_dir=model_dir(),
                              central_public_key=central_pub,
-                             overrides=demo_overrides(self.ports, self.fps))
+                             overrides=demo_overrides(self.ports, self.fps, self.matching))
         self.settings = device.settings
         device_id = device.settings.device.device_id
         add_staff(device, AGENT, "agent", self.agent_password)
@@ -132,7 +134,12 @@ class Stage:
         photos = pick_photos(self.faces, engine)
         renderer = SceneRenderer(synthetic_calibration((640, 480), (160, 120), seed=3), photos,
                                  seed=3)
-        return SyntheticScene(renderer, SystemClock(), fps=self.fps)
+        scene = SyntheticScene(renderer, SystemClock(), fps=self.fps)
+        if self.matching == "gallery":
+            return scene
+        from demo.qr_scene import ShownCodes
+
+        return ShownCodes(scene, SystemClock())  # travellers hold their QR code up to it
 
     def wait(self, cond: Callable[[], object], timeout: float, what: str) -> None:
         """Wait for `cond`; DemoError when it does not come true or a peer died for good."""

@@ -13,21 +13,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge.consent.sealed import REFUSALS
 from edge.decisions.events import DecisionEvent, Kind
 
-DECISIONS = {Kind.GRANTED, Kind.NOT_MATCHED, Kind.WRONG_FLIGHT, Kind.MATCHED_HELD}
+DECISIONS = {Kind.GRANTED, Kind.NOT_MATCHED, Kind.WRONG_FLIGHT, Kind.MATCHED_HELD,
+             Kind.PRESENTATION_ATTACK, Kind.PAD_STAFFED}
 THERMAL = {Kind.THERMAL_PASS, Kind.REFERRED, Kind.UNRELIABLE}
 # what the live summary says for each decision and gallery reason (plain words, no ids)
 SAY = {Kind.GRANTED: "granted: face matched an opted-in traveller, gate opens",
        Kind.NOT_MATCHED: "not matched: sent to the staffed lane",
        Kind.WRONG_FLIGHT: "not this flight: sent to the staffed lane",
        Kind.MATCHED_HELD: "matched, but held for secondary screening",
+       Kind.PRESENTATION_ATTACK: "PRESENTATION ATTACK (thermal PAD): no gallery search, no "
+                                 "grant; staff alert without identity",
+       Kind.PAD_STAFFED: "liveness not established: sent to the staffed lane",
        Kind.THERMAL_PASS: "temperature normal",
        Kind.REFERRED: "REFER: staff alert for secondary screening (no identity attached)",
        Kind.UNRELIABLE: "temperature reading unusable"}
 REASONS = {"empty": "no opted-in template on file", "below_threshold": "no template close enough",
            "ambiguous": "two templates too close to call",
-           "inconsistent": "the frames did not agree on one traveller"}
+           "inconsistent": "the frames did not agree on one traveller",
+           "no_token": "no boarding key shown (token mode: no 1:N search)",
+           **{k: v.removesuffix(": staffed lane") for k, v in REFUSALS.items()}}
 
 
 @dataclass
@@ -38,6 +45,7 @@ class StepResult:
     thermal: str = "none"
     boarded: bool = False
     ok: bool = False
+    reason: str = ""  # the decision's reason code (e.g. no_token, token_withdrawn)
     notes: list[str] = field(default_factory=list)
 
 
@@ -49,7 +57,7 @@ class Walks:
         self.say = say
 
     def walk(self, name: str, photo: int, canthus_c: float, expected: str,
-             board: bool) -> StepResult:
+             board: bool, thermal_overlay: str | None = None) -> StepResult:
         """One traveller walks up; collect the lane's decision, the thermal result and, for a
         grant, the passage (the traveller then goes through and leaves the scene)."""
         stage, scene = self.stage, self.stage.scene
@@ -57,7 +65,8 @@ class Walks:
         stage.wait(lambda: stage.lane_state() == "idle" and not scene.active(), 20,
                    "the lane did not return to idle")
         self.drain()
-        w = scene.walk(photo, canthus_c, approach_s=1.5, dwell_s=6.0)
+        w = scene.walk(photo, canthus_c, approach_s=1.5, dwell_s=6.0,
+                       thermal_overlay=thermal_overlay)  # e.g. a print held up (demo.pad_step)
         end = time.monotonic() + w.approach_s + w.dwell_s + 2.0
         passed = pass_sent = False
         while time.monotonic() < end:
@@ -70,7 +79,7 @@ class Walks:
             why = f" ({REASONS.get(ev.reason, ev.reason)})" if ev.reason else ""
             words = SAY.get(ev.kind, ev.kind.value)
             if ev.kind in DECISIONS and result.decision == "none":
-                result.decision = ev.kind.value
+                result.decision, result.reason = ev.kind.value, ev.reason
                 self.say(f"  lane A: {words}{why}")
             elif ev.kind in DECISIONS:
                 result.notes.append(f"extra decision {ev.kind.value}")

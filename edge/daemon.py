@@ -38,6 +38,7 @@ from edge.operations.inference_loop import InferenceLoop
 from edge.operations.metrics import DaemonMetrics
 from edge.operations.sdnotify import SdNotifier
 from edge.operations.web_server import WebServer
+from edge.pad_setup import build_pad
 from edge.sources import load_calibration, visible_source
 from edge.vision.operating_point import fpir_rule
 from edge.vision.tracker import IoUTracker
@@ -139,13 +140,15 @@ class Daemon:
             # 4. decisions and their sinks
             lane_ids = [lane.lane_id for lane in settings.lanes.lanes]
             d.board = LaneBoard(lane_ids, clock)
+            liveness = build_pad(settings, screener, d.board)  # PAD before any match
             d.counters = WindowCounters(clock, settings.telemetry.window_s)
             bus = EventBus([log_sink, counters_sink(d.counters.add), board_sink(d.board)])
             rules = LaneRules(presenting_timeout_s=settings.lanes.presenting_timeout_s,
                               grant_ttl_ms=settings.lanes.grant_ttl_ms,
                               hold_s=settings.lanes.result_hold_s,
                               thermal_enabled=screener is not None,
-                              refer_blocks_boarding=settings.thermal.refer_blocks_boarding)
+                              refer_blocks_boarding=settings.thermal.refer_blocks_boarding,
+                              pad_required=liveness is not None)
             lanes = [Lane(LaneMachine(ls.lane_id, rules, clock, start_manual=True),
                           np.asarray(ls.zone, np.float32)) for ls in settings.lanes.lanes]
             d.tokens = TokenGate.from_settings(  # gallery, token or both (matching.mode)
@@ -161,7 +164,7 @@ class Daemon:
                                    settings.lanes.track_min_hits),
                 screener=screener, close_quarters=d._build_close_quarters(),
                 counters=d.counters, on_state=d._publish_state, tokens=d.tokens.hooks,
-                evidence=EvidenceRules.from_settings(settings.lanes))
+                evidence=EvidenceRules.from_settings(settings.lanes), liveness=liveness)
             d.metrics.gate_available.set(0)
             d.metrics.gallery_size.set(d.gallery.size)
             # 5. telemetry and the kiosk

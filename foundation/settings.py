@@ -27,6 +27,7 @@ from foundation.settings_base import Section as Section
 from foundation.settings_base import SettingsError as SettingsError
 from foundation.settings_kiosk import KioskSettings as KioskSettings  # the [kiosk] section
 from foundation.settings_matching import MatchingSettings as MatchingSettings  # [matching]
+from foundation.settings_pad import PadSettings as PadSettings  # the [pad] section
 
 MODEL_DIR_ENV = "CONSENTGATE_MODEL_DIR"
 SYSTEM_MODEL_DIR = Path("/var/lib/consentgate/models")
@@ -279,6 +280,7 @@ class Settings(BaseModel):
     gate: GateSettings = Field(default_factory=GateSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     kiosk: KioskSettings = Field(default_factory=KioskSettings)
+    pad: PadSettings = Field(default_factory=PadSettings)
     matching: MatchingSettings = Field(default_factory=MatchingSettings)
 
     # Derived paths: explicit setting, else inside the device's data_dir.

@@ -65,7 +65,7 @@ def probe_central(device: Device, timeout_s: float) -> str:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, schema.SOCKET_MAXMSGSIZE)
         sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.connect(t.central_endpoint)
+        sock.connect(t.endpoints[0])  # the preferred collector
         start = time.monotonic()
         deadline = start + timeout_s
         if not sock.poll(int(timeout_s * 1000), zmq.POLLOUT):

@@ -33,7 +33,7 @@ from central.collector import Collector
 from central.errors import CollectorError
 from central.pg_cluster import PgCluster, PgUnavailable, find_bindir
 from central.pg_schema import LATEST, migrate
-from central.pg_store import INSERT_WINDOWS, PostgresStore
+from central.pg_store import INSERT_WINDOWS, PostgresStore, columns
 from central.rollups import rebuild, refresh
 from central.sequencing import Incoming
 from foundation.curve_keys import create_keypair, load_public_key
@@ -122,7 +122,7 @@ def test_windows_are_inserted_idempotently(dsn):
                  *([0] * len(COUNT_FIELDS))) for r in windows(dsn)]
         assert store.conn is not None
         with store.conn.transaction():
-            cur = store.conn.execute(INSERT_WINDOWS, [list(c) for c in zip(*rows, strict=True)])
+            cur = store.conn.execute(INSERT_WINDOWS, columns(rows))
             assert cur.rowcount == 0
     finally:
         store.close()

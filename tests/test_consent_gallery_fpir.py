@@ -108,3 +108,21 @@ def test_expired_templates_do_not_count_towards_the_gallery_size(store, fake_clo
     fake_clock.advance(7200)
     assert gallery.operating_point().gallery_size <= 1
     gallery.close()
+
+
+def test_averaged_templates_weigh_more_in_the_fpir_rule(store, fake_clock):
+    """A template averaged from several images scores higher against strangers, so the rule
+    reads the threshold at a larger effective gallery (MEAN_TEMPLATE_WEIGHT each)."""
+    from edge.consent.gallery import MEAN_TEMPLATE_WEIGHT
+
+    rng = np.random.default_rng(5)
+    rule = op.fpir_rule("fr_feature", 0.003)
+    for i in range(10):
+        c = store.grant_consent(f"AVG{i}", "boarding", "XY1/015", fake_clock.now() + 3600, "t")
+        store.enrol(c.consent_id, [_unit(rng.standard_normal(DIM)) for _ in range(2)],
+                    "fr_feature", "t")
+    gallery = Gallery(store, fake_clock, 0.414, 0.05, rule=rule)
+    assert gallery.size == 10
+    assert gallery.effective_size == int(np.ceil(10 * MEAN_TEMPLATE_WEIGHT))
+    assert gallery.operating_point().gallery_size == gallery.effective_size
+    gallery.close()

@@ -16,7 +16,7 @@ def test_count_fields_are_the_agreed_names():
     assert COUNT_FIELDS == (
         "people_detected", "presented", "matched", "not_matched", "wrong_flight",
         "gates_opened", "passages", "tailgating_alarms", "temperature_screened", "referred",
-        "unreliable", "close_contacts", "peak_in_view", "faults")
+        "unreliable", "close_contacts", "peak_in_view", "faults", "presentation_attacks")
 
 
 def test_windows_are_aligned_and_closed_only_after_their_end():

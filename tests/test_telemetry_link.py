@@ -328,3 +328,23 @@ def test_windows_queued_before_the_epoch_migration_keep_epoch_0(tmp_path, monkey
         assert store.outbox.pending_windows(10)[1] == (2, store.outbox.epoch, b"q2")
     finally:
         store.close()
+
+
+def test_the_uplink_endpoint_list_fails_over_backs_off_and_fails_back(tmp_path):
+    from edge.telemetry.endpoints import Endpoints
+
+    assert make_settings(tmp_path, 5570).telemetry.endpoints == ("tcp://127.0.0.1:5570",)
+    e = Endpoints(["tcp://a:1", "tcp://b:1", "tcp://c:1"], failback_s=10.0,
+                  backoff_initial_s=1.0, backoff_max_s=4.0)
+    assert e.connecting(0.0) == "tcp://a:1"
+    assert [e.leave(silent=True), e.current] == [0.0, "tcp://b:1"]  # next one at once
+    assert [e.leave(silent=True), e.current] == [0.0, "tcp://c:1"]
+    assert [e.leave(silent=True), e.current] == [1.0, "tcp://a:1"]  # all silent: back off
+    assert [e.leave(silent=True), e.leave(silent=True), e.leave(silent=True)] == [0, 0, 2.0]
+    e.leave(silent=True)
+    assert e.current == "tcp://b:1"
+    e.connecting(100.0)
+    e.heard()  # b answers: the backoff starts over
+    assert not e.failback_due(109.0) and e.failback_due(110.0)
+    assert [e.leave(silent=False), e.current] == [0.0, "tcp://a:1"]
+    assert not e.failback_due(1e9)  # on the first endpoint: nothing to fail back to

@@ -39,6 +39,7 @@ COUNT_FIELDS: tuple[str, ...] = (
     "close_contacts",
     "peak_in_view",
     "faults",
+    "presentation_attacks",
 )
 
 

@@ -5,8 +5,10 @@
 a code was found but not decoded). `CodeWatcher` looks at the newest visible frame at most every
 `interval_s` on a thread of its own (the gate decision never waits for it), and hands each code
 to `submit(text, lane, "camera")`: the lane whose zone holds the code's centre, else the only
-lane. A code that stays in view is handed over once, again only after it has been out of view
-for `repeat_s`. Frames are read, never kept; codes are never logged.
+lane, when `accept(text)` says it is one (token mode passes only its own tokens on, so the
+boarding pass a traveller holds up is ignored). A code that stays in view is handed over once,
+again only after it has been out of view for `repeat_s`. Frames are read, never kept; codes
+are never logged.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class CodeWatcher:
 
     def __init__(self, frames: FrameReader, codes: CodeReader, submit: Submit,
                  zones: Mapping[str, np.ndarray], clock: Clock, *, interval_s: float = 0.2,
-                 repeat_s: float = 3.0) -> None:
+                 repeat_s: float = 3.0, accept: Callable[[str], bool] = lambda _t: True) -> None:
         self._frames = frames
         self._codes = codes
         self._submit = submit
@@ -76,6 +78,7 @@ class CodeWatcher:
         self._clock = clock
         self.interval_s = float(interval_s)
         self.repeat_s = float(repeat_s)
+        self._accept = accept
         self._seen: dict[bytes, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,6 +97,8 @@ class CodeWatcher:
         self.scans += 1
         handed = 0
         for text, centre in self._codes.read(image):
+            if not self._accept(text):
+                continue  # not one of ours (e.g. a boarding pass's own code)
             digest = hashlib.sha256(text.encode("utf-8", "replace")).digest()
             last = self._seen.get(digest)
             self._seen[digest] = now

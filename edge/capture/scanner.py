@@ -73,6 +73,7 @@ class SerialScanner:
         self._baud = int(baud)
         self._serial: Any = None
         self._buf = bytearray()
+        self._overlong = False  # inside a line that grew past MAX_LINE: dropped to its end
 
     def open(self) -> None:
         import serial
@@ -108,9 +109,13 @@ class SerialScanner:
             if not ends:
                 if len(self._buf) > MAX_LINE:  # no line end in sight: not a code, dropped
                     self._buf.clear()
+                    self._overlong = True
                 return None
             end = min(ends)
             raw, self._buf[:end + 1] = bytes(self._buf[:end]), b""
+            if self._overlong:
+                self._overlong = False
+                continue
             if raw and len(raw) <= MAX_LINE:
                 try:
                     return raw.decode("ascii")
@@ -123,6 +128,7 @@ class SerialScanner:
                 self._serial.close()
         self._serial = None
         self._buf.clear()
+        self._overlong = False
 
 
 class ScannerThread:

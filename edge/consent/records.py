@@ -37,6 +37,7 @@ class TemplateRow:
     expires_at: float
     vector: np.ndarray = field(repr=False, compare=False)
     scope: str = ""  # the consent's scope (flight and day), for the gallery's boarding filter
+    images: int = 1  # embeddings averaged into this template (the FPIR rule weighs it)
 
 
 @dataclass(frozen=True)

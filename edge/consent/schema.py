@@ -79,6 +79,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE templates ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0 CHECK (sealed IN "
         "(0, 1))",
     ],
+    [  # 5: how many embeddings a template averages (edge.consent.gallery weighs such a
+       # template in the FPIR rule: averaged templates score higher against strangers)
+        "ALTER TABLE templates ADD COLUMN images INTEGER NOT NULL DEFAULT 1 CHECK (images "
+        "BETWEEN 1 AND 10)",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

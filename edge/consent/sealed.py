@@ -35,6 +35,7 @@ from edge.consent.gallery import NO_RUNNER_UP, MatchResult
 from edge.consent.records import Enrolment, bounded_text
 from edge.consent.replace import retire_earlier
 from edge.consent.store import ConsentStore
+from edge.consent.templates import templates_from
 from edge.consent.token_format import PassengerKey, TokenError, parse_token
 from foundation.clock import Clock
 
@@ -55,6 +56,8 @@ REFUSALS = {
     "token_tampered": "the boarding key does not open its template (altered key or store): "
                       "staffed lane",
     "wrong_flight": "the boarding key is for another flight or day: staffed lane",
+    "token_unavailable": "the consent store could not be read for this key: staffed lane; "
+                         "call an engineer",
 }
 
 
@@ -135,7 +138,7 @@ class SealedTemplates:
         of the same reference and scope (as `ConsentStore.enrol`). Returns the enrolment and
         the key: show `key.token()` on the receipt, then `key.wipe()`; nothing else keeps it."""
         store = self._store
-        vectors = store._templates_from(embeddings, "mean")
+        vectors = templates_from(embeddings, "mean")
         model_name = bounded_text(model_name, "model name", 64)
         actor = bounded_text(actor, "actor", 64)
         now = self._clock.now()

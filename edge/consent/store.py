@@ -9,8 +9,8 @@ One SQLCipher file keyed with a raw 256-bit key; one connection per thread. Ever
 one transaction together with its audit row, so a crash leaves whole operations only. Boarding
 references and withdrawal codes are stored only as HMACs with the per-device secret. Deletions
 (withdrawal, boarding, purge) use `secure_delete` and truncate the WAL so removed template bytes
-leave the file. Nothing here logs or returns a reference, a code or an embedding.
-One process at a time: an open store holds the exclusive `<store>.lock` (edge.consent.lock).
+leave the file. Nothing here logs or returns a reference, a code or an embedding. One process at
+a time: an open store holds the exclusive `<store>.lock` (edge.consent.lock).
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ from edge.consent.repair import remove_orphan_consents
 from edge.consent.replace import retire_earlier
 from edge.consent.schema import LATEST
 from edge.consent.staff import StaffAccounts
+from edge.consent.templates import MAX_ENROL_IMAGES as MAX_ENROL_IMAGES
+from edge.consent.templates import MAX_TEMPLATES_PER_CONSENT as MAX_TEMPLATES_PER_CONSENT
+from edge.consent.templates import templates_from
 from foundation.clock import Clock
 
 if TYPE_CHECKING:
@@ -48,9 +51,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-MAX_TEMPLATES_PER_CONSENT = 3
 ORPHAN_GRACE_S = 60.0  # a consent this old without a template is a half-done enrolment
-MAX_ENROL_IMAGES = 10
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _REF_RE = re.compile(r"[A-Z0-9]{1,64}")
 
@@ -180,7 +181,7 @@ class ConsentStore:
         `"each"`: one template per embedding (at most 3). An earlier live consent of the same
         reference and scope is replaced here (audited `consent_replaced`): one person each.
         """
-        vectors = self._templates_from(embeddings, strategy)
+        vectors = templates_from(embeddings, strategy)
         model_name = bounded_text(model_name, "model name", 64)
         actor = bounded_text(actor, "actor", 64)
         now = self._clock.now()
@@ -206,51 +207,21 @@ class ConsentStore:
                                      actor)  # edge.consent.replace: one consent per person
             expires = retention.template_expiry(now, row[0], self.max_retention_s)
             ids = []
+            images = len(embeddings) if strategy == "mean" else 1
             for vec in vectors:
                 cur = conn.execute("INSERT INTO templates (consent_id, model_name, dim, "
-                                   "created_at, expires_at, embedding) VALUES (?, ?, ?, ?, ?, ?)",
+                                   "created_at, expires_at, embedding, images) VALUES "
+                                   "(?, ?, ?, ?, ?, ?, ?)",
                                    (consent_id, model_name, int(vec.shape[0]), now, expires,
-                                    vec.astype("<f4").tobytes()))
+                                    vec.astype("<f4").tobytes(), images))
                 ids.append(int(cur.lastrowid))
-            self.audit_log.record_in(conn, "enrolled", actor, consent_id,
-                           f"templates={len(ids)} replaced={len(replaced)}")
+            self.audit_log.record_in(conn, "enrolled", actor, consent_id, f"templates={len(ids)} "
+                                     f"replaced={len(replaced)}")
         self.changes.record(tuple(ids), (*replaced, *earlier))
         if earlier:
             self.db.scrub_wal("replacement")
         log.info("enrolled", consent_id=consent_id, templates=len(ids), replaced=len(replaced))
         return Enrolment(consent_id=consent_id, template_ids=tuple(ids), expires_at=expires)
-
-    @staticmethod
-    def _templates_from(embeddings: Sequence[np.ndarray], strategy: str) -> np.ndarray:
-        if strategy not in ("mean", "each"):
-            raise InvalidEmbeddingError("strategy must be 'mean' or 'each'")
-        items = list(embeddings)
-        limit = MAX_ENROL_IMAGES if strategy == "mean" else MAX_TEMPLATES_PER_CONSENT
-        if not 1 <= len(items) <= limit:
-            raise InvalidEmbeddingError(f"enrolment takes 1-{limit} embeddings for strategy "
-                                        f"'{strategy}', got {len(items)}: capture again")
-        rows = []
-        for item in items:
-            vec = np.asarray(item, dtype=np.float64)
-            if vec.ndim != 1 or not 2 <= vec.shape[0] <= 4096:
-                raise InvalidEmbeddingError("each embedding must be a 1-D vector of 2-4096 "
-                                            "values: pass the embedder's output")
-            norm = float(np.linalg.norm(vec)) if np.all(np.isfinite(vec)) else float("nan")
-            if not np.isfinite(norm) or norm < 1e-6:
-                raise InvalidEmbeddingError("an embedding is not finite or has zero length: "
-                                            "capture again")
-            rows.append(vec / norm)
-        if len({r.shape[0] for r in rows}) != 1:
-            raise InvalidEmbeddingError("embeddings differ in length: use one embedder")
-        matrix = np.stack(rows)
-        if strategy == "mean":
-            mean = matrix.mean(axis=0)
-            norm = float(np.linalg.norm(mean))
-            if norm < 1e-3:
-                raise InvalidEmbeddingError("the enrolment images disagree completely: capture "
-                                            "again")
-            matrix = (mean / norm)[None, :]
-        return matrix.astype(np.float32)
 
     def withdraw(self, *, reference: str | None = None, withdrawal_code: str | None = None,
                  consent_id: str | None = None, actor: str, reason: str = "withdrawn") -> bool:
@@ -392,9 +363,10 @@ class ConsentStore:
         now = self._clock.now()
         return [TemplateRow(template_id=int(tid), consent_id=cid, expires_at=float(exp),
                             vector=np.frombuffer(blob, dtype="<f4").astype(np.float32),
-                            scope=str(scope))
-                for tid, cid, exp, blob, scope in self.db.read(
-                    "SELECT t.template_id, t.consent_id, t.expires_at, t.embedding, c.scope FROM "
+                            scope=str(scope), images=int(images))
+                for tid, cid, exp, blob, scope, images in self.db.read(
+                    "SELECT t.template_id, t.consent_id, t.expires_at, t.embedding, c.scope, "
+                    "t.images FROM "
                     "templates t JOIN consents c ON c.consent_id = t.consent_id WHERE "
                     "t.expires_at > ? AND c.expires_at > ? AND c.withdrawn_at IS NULL AND "
                     "t.sealed = 0" + extra + " ORDER BY t.template_id", (now, now, *params))]

@@ -75,6 +75,12 @@ class PassengerKey:
             self.key[i] = 0
 
 
+def looks_like_token(text: str) -> bool:
+    """Whether `text` claims to be one of our tokens (its `CG<n>.` prefix), damaged or not: the
+    camera passes only these on, so a boarding pass's own barcode shown to it is ignored."""
+    return isinstance(text, str) and re.match(r"\s*CG[0-9]{1,7}\.", text, re.I) is not None
+
+
 def parse_token(text: str) -> PassengerKey:
     """The consent id and key of a token, or TokenError (`token_invalid`: not a token of
     ours, a version this software does not read, or a failed check)."""

@@ -32,6 +32,9 @@ class Kind(StrEnum):
     MANUAL = "manual"  # gate controller unavailable: staff operate the lane
     RESTORED = "restored"  # gate controller back
     FAULT = "fault"
+    PAD_LIVE = "pad_live"  # PAD: a live face (or unknown, allowed by settings): match goes on
+    PRESENTATION_ATTACK = "presentation_attack"  # PAD: an attack: staff alert, no search
+    PAD_STAFFED = "pad_staffed"  # PAD undecided, or required and none runs: staffed lane
 
 
 # Which anonymous counter fields (telemetry `counts/1`) each kind increments.
@@ -48,6 +51,8 @@ COUNTER_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.TAILGATING: ("tailgating_alarms",),
     Kind.MANUAL: ("faults",),
     Kind.FAULT: ("faults",),
+    Kind.PRESENTATION_ATTACK: ("presentation_attacks",),  # its own outcome of a presentation
+    Kind.PAD_STAFFED: ("not_matched",),  # sent to the staffed lane, like any not_matched
 }
 
 # The reason a PASSAGE event carries when it closed a face grant (the traveller boarded);
@@ -55,7 +60,8 @@ COUNTER_FIELDS: dict[Kind, tuple[str, ...]] = {
 BOARDED = "boarded"
 
 # Kinds the kiosk shows as an alert (as well as a state change).
-ALERT_KINDS = {Kind.REFERRED, Kind.TAILGATING, Kind.MANUAL, Kind.FAULT, Kind.MATCHED_HELD}
+ALERT_KINDS = {Kind.REFERRED, Kind.TAILGATING, Kind.MANUAL, Kind.FAULT, Kind.MATCHED_HELD,
+               Kind.PRESENTATION_ATTACK}
 
 
 @dataclass(frozen=True)

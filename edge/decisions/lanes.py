@@ -4,12 +4,14 @@
          -> idle
     any  -> manual (gate controller unavailable: no grants at all) -> idle when it is back
 
-Inputs are calls (`present`, `match`, `thermal`, `passage`, `tailgating`, `gate_down`,
-`gate_up`, `track_lost`, `tick`); each returns the actions for the daemon to carry out
+Inputs are calls (`present`, `liveness`, `match`, `thermal`, `passage`, `tailgating`,
+`gate_down`, `gate_up`, `track_lost`, `tick`); each returns the actions for the daemon to carry out
 (`OpenGate`, `DenyGate`, `MarkBoarded`) and the `DecisionEvent`s to publish. One decision per
 track. A traveller the gallery found enrolled for another flight or day (match reason
 `wrong_flight`) is told "not this flight" and sent to the staffed lane. A thermal `refer`
-raises an alert without identity and blocks boarding only when the rules say so. The machine
+raises an alert without identity and blocks boarding only when the rules say so. With
+`pad_required` no match is taken before the track's fused PAD (edge.decisions.liveness) lets it
+go on: an attack, or PAD that cannot decide, sends the traveller to staff unsearched. The machine
 does no I/O, so every path is unit-tested with a FakeClock.
 """
 
@@ -19,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from edge.decisions.events import BOARDED, DecisionEvent, Kind
 from foundation.clock import Clock
@@ -43,6 +45,7 @@ class LaneRules:
     hold_s: float = 3.0  # how long a not_matched / wrong_flight / refer result stays shown
     thermal_enabled: bool = False
     refer_blocks_boarding: bool = False
+    pad_required: bool = False  # no match before `liveness` says live (or unknown allowed)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class MarkBoarded:
 
 Action = OpenGate | DenyGate | MarkBoarded | DecisionEvent
 
+PadVerdict = Literal["live", "allow", "attack", "staffed"]
 WRONG_FLIGHT = "wrong_flight"  # the match reason that means "enrolled for another flight"
 _HELD = (LaneState.NOT_MATCHED, LaneState.WRONG_FLIGHT, LaneState.REFER)
 _THERMAL_KIND = {"pass": Kind.THERMAL_PASS, "refer": Kind.REFERRED,
@@ -89,6 +93,8 @@ class LaneMachine:
         self.track_id: int | None = None
         self._match: tuple[str | None, str] | None = None  # (consent_id, reason)
         self._thermal: str | None = None
+        self._live = False  # PAD let this presentation go on to the match
+        self.message = ""  # what the lane shows the traveller (no identity), with the state
         self._grant_id: str | None = None
         self._decided: OrderedDict[int, None] = OrderedDict()
         self._screened: OrderedDict[int, None] = OrderedDict()
@@ -98,8 +104,9 @@ class LaneMachine:
     def _event(self, kind: Kind, reason: str = "", track: int | None = None) -> DecisionEvent:
         return DecisionEvent(kind, self.lane, self.state.value, reason, track)
 
-    def _enter(self, state: LaneState) -> None:
+    def _enter(self, state: LaneState, message: str = "") -> None:
         self.state = state
+        self.message = message
         self._since = self._clock.monotonic()
 
     def _reset(self) -> None:
@@ -107,6 +114,7 @@ class LaneMachine:
         self.track_id = None
         self._match = None
         self._thermal = None
+        self._live = False
         self._grant_id = None
 
     @staticmethod
@@ -121,7 +129,14 @@ class LaneMachine:
     @property
     def wants_match(self) -> bool:
         """True while the presenting track still needs a gallery match."""
-        return self.state is LaneState.PRESENTING and self._match is None
+        return (self.state is LaneState.PRESENTING and self._match is None
+                and (self._live or not self.rules.pad_required))
+
+    @property
+    def wants_liveness(self) -> bool:
+        """True while the presenting track still needs its PAD decision (pad_required)."""
+        return (self.rules.pad_required and self.state is LaneState.PRESENTING
+                and self.track_id is not None and not self._live)
 
     @property
     def match_due(self) -> bool:
@@ -140,8 +155,8 @@ class LaneMachine:
 
     def match(self, track_id: int, consent_id: str | None, reason: str = "") -> list[Action]:
         if (self.state is not LaneState.PRESENTING or track_id != self.track_id
-                or self._match is not None):
-            return []
+                or self._match is not None or (self.rules.pad_required and not self._live)):
+            return []  # never a match before PAD let the presentation go on
         self._match = (consent_id, reason)
         return self._try_decide()
 
@@ -157,6 +172,22 @@ class LaneMachine:
             self._thermal = status
             out += self._try_decide()
         return out
+
+    def liveness(self, track_id: int, verdict: PadVerdict, reason: str = "") -> list[Action]:
+        """The presenting track's fused PAD verdict: `live` / `allow` (unknown, allowed by the
+        settings) let the match go on; `attack` and `staffed` deny without a gallery search,
+        with an event that carries no identity."""
+        if not self.wants_liveness or track_id != self.track_id:
+            return []
+        if verdict in ("live", "allow"):
+            self._live = True
+            return [self._event(Kind.PAD_LIVE, reason if verdict == "allow" else "", track_id)]
+        self._remember(self._decided, track_id, None)
+        if verdict == "attack":
+            self._enter(LaneState.NOT_MATCHED, "please see a member of staff")
+            return [DenyGate(self.lane), self._event(Kind.PRESENTATION_ATTACK, reason, track_id)]
+        self._enter(LaneState.NOT_MATCHED, "please use the staffed lane")
+        return [DenyGate(self.lane), self._event(Kind.PAD_STAFFED, reason, track_id)]
 
     def passage(self, grant_id: str | None) -> list[Action]:
         out: list[Action] = []
@@ -199,6 +230,7 @@ class LaneMachine:
             self._remember(self._decided, track_id, None)
             if successor is not None and successor not in self._decided:
                 self.track_id = successor
+                self._live = False  # PAD starts again on the new track
                 return []
             self._reset()
             return [self._event(Kind.TIMEOUT, "left the gate zone before a decision")]

@@ -80,7 +80,8 @@ class Pipeline:
                  tracker: IoUTracker | None = None, screener: Any = None,
                  close_quarters: Any = None, counters: CountersLike | None = None,
                  on_state: Callable[[str, str, str], None] | None = None,
-                 evidence: EvidenceRules | None = None, tokens: TokenHooks | None = None) -> None:
+                 evidence: EvidenceRules | None = None, tokens: TokenHooks | None = None,
+                 liveness: Any = None) -> None:
         self.engine = engine
         self.lanes = {lane.machine.lane: lane for lane in lanes}
         self.matcher = matcher
@@ -93,6 +94,7 @@ class Pipeline:
         self.screener = screener
         self.close_quarters = close_quarters
         self.counters = counters
+        self.liveness = liveness  # PAD of the presenting tracks (edge.decisions.pad_gate)
         self.on_state = on_state
         self._info: dict[int, _TrackInfo] = {}
         self.evidence = EvidenceBook(evidence or EvidenceRules())
@@ -135,6 +137,8 @@ class Pipeline:
                     if not machine.decided(track.track_id):
                         self._run(machine.present(track.track_id))
                         break
+        if self.liveness is not None:  # PAD of each presenting track, before any match
+            self._run(self.liveness.observe(self, in_zone, image, frame.thermal))
         if frame.thermal is not None and self.screener is not None:
             self._screen(in_zone, image, frame.thermal)
         self._match(in_zone, image, frame.captured_mono)
@@ -392,4 +396,4 @@ class Pipeline:
                 self._published[name] = state
                 self.metrics.lane_state.set(1, lane=name, state=state)
                 if self.on_state is not None:
-                    self.on_state(name, state, "")
+                    self.on_state(name, state, lane.machine.message)

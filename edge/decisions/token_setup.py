@@ -17,6 +17,7 @@ from edge.capture.codes import CodeWatcher, FrameReader, QrCodes
 from edge.capture.scanner import CodeScanner, ScannerThread, SerialScanner, SimulatedScanner
 from edge.consent.sealed import SealedTemplates
 from edge.consent.store import ConsentStore
+from edge.consent.token_format import looks_like_token
 from edge.decisions.tokens import Mode, NoTokens, TokenHooks, TokenLanes
 from foundation.clock import Clock
 from foundation.settings import Settings, SettingsError
@@ -67,7 +68,7 @@ class TokenGate:
                      for lane in settings.lanes.lanes}
             watcher = CodeWatcher(frames, QrCodes(), lanes.submit, zones, clock,
                                   interval_s=m.camera_codes_interval_s,
-                                  repeat_s=m.camera_codes_repeat_s)
+                                  repeat_s=m.camera_codes_repeat_s, accept=looks_like_token)
         scanner = None
         if m.scanner != "none":
             lane = m.scanner_lane or lane_ids[0]

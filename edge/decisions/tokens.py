@@ -43,6 +43,7 @@ from edge.consent.token_format import TokenError
 from edge.decisions.evidence import EvidenceBook, Verdict
 from edge.decisions.lanes import LaneMachine
 from foundation.clock import Clock
+from foundation.errors import ConsentGateError
 
 log = structlog.get_logger(__name__)
 
@@ -214,6 +215,9 @@ class TokenLanes:
             held = _Held(digest, self._clock.monotonic(), self._open(text))
         except TokenError as exc:
             held = _Held(digest, self._clock.monotonic(), None, exc.reason)
+        except ConsentGateError as exc:  # the store failed: refused, never a crash of the loop
+            log.error("token_open_failed", lane=lane, error=type(exc).__name__)
+            held = _Held(digest, self._clock.monotonic(), None, "token_unavailable")
         self.open_seconds.append(time.perf_counter() - t0)
         del self.open_seconds[:-1000]
         if old is not None:

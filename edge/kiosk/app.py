@@ -8,6 +8,7 @@ and a lifespan. The daemon serves the result with uvicorn (TLS when configured).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,7 @@ from edge.kiosk.errors import KioskError
 from edge.kiosk.limits import BodyLimitMiddleware
 from edge.kiosk.origins import kiosk_origins
 from edge.kiosk.photo import MAX_PHOTOS, b64_limit
+from edge.kiosk.receipt import warm_up
 from edge.kiosk.routers import (
     board,
     boarding,
@@ -34,6 +36,7 @@ from edge.kiosk.routers import (
     lanes,
     pages,
     session,
+    tokens,
     withdrawals,
 )
 from edge.kiosk.services import KioskServices
@@ -112,6 +115,9 @@ def create_app(services: KioskServices, *, stream_life_s: float = 30.0) -> FastA
     services.boarding.add_listener(services.board.publish_boarding)
     services.board.publish_boarding(services.boarding.summary())
 
+    if services.settings.matching.mode != "gallery":  # token receipts: the PDF writer, now
+        threading.Thread(target=warm_up, name="receipt-warm-up", daemon=True).start()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("kiosk_started", lanes=len(services.board.lanes), tls=ctx.tls,
@@ -123,7 +129,8 @@ def create_app(services: KioskServices, *, stream_life_s: float = 30.0) -> FastA
                   docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(check_origin)])  # every state change, log-in too
     app.state.kiosk = ctx
-    for module in (session, enrolments, withdrawals, consents, board, boarding, lanes, pages):
+    for module in (session, enrolments, withdrawals, consents, board, boarding, lanes, tokens,
+                   pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.static_dir()), name="static")
     app.add_exception_handler(KioskError, _kiosk_error)

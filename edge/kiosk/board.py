@@ -8,9 +8,10 @@ its queue is cleared and it receives one fresh snapshot instead. `end_streams` (
 before it stops the web server) closes every subscription and wakes its consumer, so open
 lane-board streams end at once and the server's graceful shutdown does not wait on them.
 
-`publish_boarding` sets what the gate boards now (edge.consent.boarding's summary: flights and
-days, who set them), shown above the lanes. Nothing here carries identity: states, alert
-kinds, flights and counts only.
+`publish_pad` says which presentation-attack detection runs (thermal, visible model or none),
+one line above the lanes. `publish_boarding` sets what the gate boards now (edge.consent.
+boarding's summary: flights and days, who set them), shown above the lanes. Nothing here
+carries identity: states, alert kinds, flights and counts only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ STATES = ("idle", "presenting", "granted", "staffed_lane", "wrong_flight", "refe
 # on that grant (the daemon records each on its own event, so a turned-back traveller counts
 # as granted but not boarded).
 DEFAULT_COUNT_FIELDS = ("enrolled", "refused", "withdrawn", "granted", "boarded",
-                        "staffed_lane", "wrong_flight", "refer", "tailgating", "override")
+                        "staffed_lane", "wrong_flight", "refer", "tailgating", "override",
+                        "presentation_attack")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_TEXT = 200
 MAX_ALERTS = 50
@@ -183,6 +185,7 @@ class LaneBoard:
         self._counts: dict[str, int] = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
         self._seq = 0
         self._boarding: dict[str, Any] | None = None  # None: nothing said yet (no flight set)
+        self._pad: dict[str, Any] | None = None  # which PAD runs (edge.pad_setup); None: unsaid
         self._subscribers: list[Subscription] = []
         self._ended = False
 
@@ -230,6 +233,19 @@ class LaneBoard:
             self._roll_day()
             self._counts[field] = self._counts.get(field, 0) + n
             self._emit({"type": "counts", "day": self._day, "counts": dict(self._counts)})
+
+    def publish_pad(self, summary: dict[str, Any]) -> None:
+        """Which presentation-attack detection runs: {"active": thermal|visible|none,
+        "required", "unknown_policy", "message"} (edge.pad_setup.pad_summary; no identity)."""
+        active = summary.get("active") if isinstance(summary, dict) else None
+        if active not in ("thermal", "visible", "none"):
+            raise BoardError("the PAD line needs active = thermal, visible or none")
+        text = _check_text(summary.get("message"), "PAD message")
+        with self._lock:
+            self._pad = {"active": active, "required": bool(summary.get("required")),
+                         "unknown_policy": str(summary.get("unknown_policy", ""))[:16],
+                         "message": text}
+            self._emit({"type": "pad", "pad": dict(self._pad)})
 
     def publish_boarding(self, summary: dict[str, Any]) -> None:
         """What the gate boards now: {"source", "scopes", "flights", "message"} (no identity)."""
@@ -306,7 +322,8 @@ class LaneBoard:
                 "alerts": [dict(a) for a in self._alerts],
                 "day": self._day,
                 "counts": dict(self._counts),
-                "boarding": dict(self._boarding) if self._boarding else None}
+                "boarding": dict(self._boarding) if self._boarding else None,
+                "pad": dict(self._pad) if self._pad else None}
 
     def _emit(self, event: dict[str, Any], seq: int | None = None) -> None:
         if seq is None:

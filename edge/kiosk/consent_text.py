@@ -27,9 +27,22 @@ class ConsentTextDoc(TypedDict):
     retention_hours: int
 
 
+# what each way of boarding means, in the traveller's words (a token or both gate adds these)
+MATCHING_WORDS = {
+    "gallery": "Face only: the gate recognises you by comparing your face with the templates "
+               "of the travellers of this flight who said yes.",
+    "token": "Face and your own key: your template is locked with a key that only you get, as "
+             "a QR code on your receipt. We keep no copy of the key. The gate can look at "
+             "your template only while you show the code, and compares your face with yours "
+             "alone.",
+}
+
+
 def consent_text(max_retention_s: int, consent_ttl_s: int,
-                 delete_on_boarding: bool) -> ConsentTextDoc:
-    """The consent text as sections; hours are rounded up for the traveller."""
+                 delete_on_boarding: bool, matching: str = "gallery") -> ConsentTextDoc:
+    """The consent text as sections; hours are rounded up for the traveller. A `token` or
+    `both` gate (settings matching.mode) says how the gate finds the traveller, and in `both`
+    that the traveller chooses."""
     hours = max(1, math.ceil(min(max_retention_s, consent_ttl_s) / 3600))
     boarding = (" It is deleted as soon as you have boarded, or earlier." if delete_on_boarding
                 else "")
@@ -50,6 +63,11 @@ def consent_text(max_retention_s: int, consent_ttl_s: int,
          "body": "Use the staffed lane: an agent checks your boarding pass as usual. Saying no "
                  "changes nothing else for your journey."},
     ]
+    if matching in ("token", "both"):
+        ways = [MATCHING_WORDS["token"]] if matching == "token" else [
+            "You choose one of two ways.", MATCHING_WORDS["gallery"], MATCHING_WORDS["token"]]
+        sections.insert(2, {"id": "matching", "title": "How the gate finds you",
+                            "body": " ".join(ways)})
     canonical = "\n".join(f"{s['id']}:{s['body']}" for s in sections)
     version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
     return {"version": version, "title": "Boarding by face: your choice", "sections": sections,

@@ -116,3 +116,16 @@ class GateUnavailableError(KioskError):
 
 class ServiceUnavailableError(KioskError):
     status, code = 503, "unavailable"
+
+
+class MatchingChoiceError(KioskError):
+    """The enrolment's way of boarding (face only, or face and own key) is missing or is not
+    one this gate offers (settings matching.mode)."""
+
+    status, code = 422, "matching_choice"
+
+
+class TokensNotTakenError(KioskError):
+    """A token was sent to a lane of a gate that takes no tokens here."""
+
+    status, code = 409, "tokens_not_taken"

@@ -29,6 +29,13 @@ def qr_svg_data_uri(token: str, scale: int = 6) -> str:
     return str(qr_code(token).svg_data_uri(scale=scale, border=4, dark="#000", light="#fff"))
 
 
+def warm_up() -> None:
+    """Import the PDF writer ahead of the first token receipt (about 2 s cold: a kiosk serving
+    a token or both gate runs this on a thread at start, so no traveller waits for it)."""
+    receipt_pdf("CG1." + "0" * 32 + "." + "A" * 52 + ".AAAAAAAA", valid_until="-", scope="-",
+                gate="-", withdrawal_code="-")  # not a key: fonts and backend loaded
+
+
 def receipt_figure(token: str, *, valid_until: str, scope: str, gate: str,
                    withdrawal_code: str) -> Any:
     """The receipt as a matplotlib Figure (80 mm wide): the QR code, the key in words, its

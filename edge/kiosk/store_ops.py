@@ -7,7 +7,7 @@ Store errors that mean "the store is unusable" become 503 with the store's own a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,9 @@ from edge.consent.errors import (
     InvalidEmbeddingError,
 )
 from edge.consent.records import Consent, Enrolment, Staff
+from edge.consent.sealed import SealedTemplates
+from edge.consent.store import ConsentStore
+from edge.consent.token_format import PassengerKey
 from edge.kiosk.errors import (
     BadReferenceError,
     KioskError,
@@ -55,13 +58,34 @@ def audit(store: StoreLike, event: str, actor: str, subject: str | None = None,
         raise _unavailable(exc) from None
 
 
+Enrol = Callable[[str, list[np.ndarray], str, str], Enrolment]  # id, embeddings, model, actor
+
+
+def sealing(store: StoreLike, clock: Any, keys: list[PassengerKey]) -> Enrol:
+    """An `enrol_with` for token mode: seals the template (edge.consent.sealed) and appends its
+    key to `keys` (the caller shows the token once, then wipes the key)."""
+    if not isinstance(store, ConsentStore):
+        raise ServiceUnavailableError("token enrolment needs the consent store: call an "
+                                      "engineer")
+    sealed = SealedTemplates(store, clock)
+
+    def enrol(consent_id: str, embeddings: list[np.ndarray], model: str,
+              actor: str) -> Enrolment:
+        enrolment, key = sealed.enrol(consent_id, embeddings, model, actor)
+        keys.append(key)
+        return enrolment
+
+    return enrol
+
+
 def grant_and_enrol(store: StoreLike, *, reference: str, purpose: str, scope: str,
                     expires_at: float, embeddings: Sequence[np.ndarray], model_name: str,
-                    actor: str) -> tuple[Consent, Enrolment]:
-    """Record the consent and its template (the mean of `embeddings`); if enrolment fails,
-    withdraw the fresh consent so nothing is left behind (an earlier consent of the same
-    reference and flight is replaced only inside the enrolment's own transaction, so it stays
-    as it was). Returns (Consent, Enrolment)."""
+                    actor: str, enrol_with: Enrol | None = None) -> tuple[Consent, Enrolment]:
+    """Record the consent and its template (the mean of `embeddings`; sealed under the
+    traveller's own key with `enrol_with=sealing(...)`); if enrolment fails, withdraw the
+    fresh consent so nothing is left behind (an earlier consent of the same reference and
+    flight is replaced only inside the enrolment's own transaction, so it stays as it was).
+    Returns (Consent, Enrolment)."""
     try:
         consent = store.grant_consent(reference, purpose, scope, expires_at, actor)
     except InvalidConsentError:
@@ -70,7 +94,8 @@ def grant_and_enrol(store: StoreLike, *, reference: str, purpose: str, scope: st
     except ConsentStoreError as exc:
         raise _unavailable(exc) from None
     try:
-        enrolment = store.enrol(consent.consent_id, list(embeddings), model_name, actor)
+        enrolment = (enrol_with or store.enrol)(consent.consent_id, list(embeddings),
+                                                model_name, actor)
     except (InvalidEmbeddingError, ConsentRequiredError, ConsentStoreError) as exc:
         _undo(store, consent.consent_id, actor)
         if isinstance(exc, InvalidEmbeddingError):

@@ -35,6 +35,7 @@ class Walk:
     far_width: float = 70.0
     near_width: float = 170.0
     variant: int | None = None
+    thermal_overlay: str | None = None  # a PAD instrument or glasses (screening.attack_scene)
 
     @property
     def end(self) -> float:
@@ -78,12 +79,21 @@ class SyntheticScene:
 
     # -- script ------------------------------------------------------------------------------
     def walk(self, photo: int = 0, canthus_c: float = 36.6, *, delay_s: float = 0.0,
-             approach_s: float = 2.0, dwell_s: float = 3.0, variant: int | None = None) -> Walk:
-        """Schedule a traveller walking up to the gate `delay_s` from now."""
+             approach_s: float = 2.0, dwell_s: float = 3.0, variant: int | None = None,
+             thermal_overlay: str | None = None) -> Walk:
+        """Schedule a traveller walking up to the gate `delay_s` from now; `thermal_overlay`
+        (e.g. "print_room", "phone_replay", "bona_fide_glasses") makes the walk a presentation
+        attack of photo `photo` (or a traveller in glasses) in the thermal frame."""
         if not 0 <= photo < self.photos:
             raise ValueError(f"photo {photo} out of range (0..{self.photos - 1})")
+        if thermal_overlay is not None:
+            from edge.screening.attack_scene import OVERLAYS
+
+            if thermal_overlay not in OVERLAYS:
+                raise ValueError(f"thermal_overlay {thermal_overlay!r}: one of "
+                                 f"{', '.join(OVERLAYS)}")
         w = Walk(next(self._ids), photo, canthus_c, self._clock.monotonic() + delay_s,
-                 approach_s, dwell_s, variant=variant)
+                 approach_s, dwell_s, variant=variant, thermal_overlay=thermal_overlay)
         with self._lock:
             self._walks.append(w)
         return w
@@ -111,6 +121,9 @@ class SyntheticScene:
         self._pacer = Pacer(self._fps)
 
     def people_now(self) -> list[Person]:
+        return [p for _, p in self._placed_now()]
+
+    def _placed_now(self) -> list[tuple[Walk, Person]]:
         now = self._clock.monotonic()
         with self._lock:
             self._walks = [w for w in self._walks if w.end >= now]
@@ -119,10 +132,16 @@ class SyntheticScene:
                 self._walks.append(Walk(next(self._ids), photo, self._auto_canthus_c,
                                         now + self._auto_walk_s))
             walks = list(self._walks)
-        return [p for p in (w.placement(now) for w in walks) if p is not None]
+        return [(w, p) for w, p in ((w, w.placement(now)) for w in walks) if p is not None]
 
     def render_now(self) -> tuple[np.ndarray, np.ndarray]:
-        visible, thermal, _truth = self.renderer.render(self.people_now())
+        placed = self._placed_now()
+        visible, thermal, truth = self.renderer.render([p for _, p in placed])
+        if any(w.thermal_overlay for w, _ in placed):
+            from edge.screening.attack_scene import paint_overlays
+
+            thermal = paint_overlays(self.renderer, [(w.thermal_overlay, w.walk_id, p)
+                                                     for w, p in placed], thermal, truth)
         return visible, thermal
 
     def read(self) -> Capture | None:

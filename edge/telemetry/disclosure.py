@@ -27,9 +27,10 @@ from collections.abc import Mapping
 from wire.telemetry import COUNT_FIELDS
 
 # Exact additive relations between count fields: every traveller presented at the gate gets one
-# decision, matched (opted in) or not matched (sent to the staffed lane).
+# decision, matched (opted in), not matched (sent to the staffed lane) or a presentation attack
+# (PAD: sent to staff before any gallery search, so neither matched nor not matched).
 RELATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("presented", ("matched", "not_matched")),
+    ("presented", ("matched", "not_matched", "presentation_attacks")),
     ("matched", ("gates_opened", "matched_held")),
     ("not_matched", ("wrong_flight", "not_enrolled")),
 )

@@ -35,13 +35,13 @@ def check_central(ctx: VerifyContext) -> list[CheckResult]:
         return [CheckResult("central", "skip", "telemetry disabled")]
     central_key = t.central_public_key_file or ctx.device.layout.central_public_key
     if not central_key.is_file():
-        return fail("central", f"{t.central_endpoint}: not tried, central's public key "
+        return fail("central", f"{t.endpoints[0]}: not tried, central's public key "
                      f"({central_key}) is not installed",
                      "run `python -m provisioning import-central-key FILE`")
     try:
         detail = probe_central(ctx.device, ctx.network_timeout_s)
     except ConsentGateError as exc:
-        return fail("central", f"{t.central_endpoint}: {first_line(exc)}",
+        return fail("central", f"{t.endpoints[0]}: {first_line(exc)}",
                      "check the network route to central, telemetry.central_endpoint and that "
                      "central has this device's public key")
     return passed("central", detail)

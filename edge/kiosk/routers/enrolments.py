@@ -4,6 +4,10 @@ Photos arrive as base64 in JSON (never multipart, whose parser spools large file
 the whole body is size-checked before it is read (see `limits.py`). Nothing is stored until
 the traveller has accepted the current consent text and the photo has passed the quality gate;
 a refusal stores nothing at all. No response ever contains an image or an embedding.
+
+On a token or both gate (settings matching.mode) a traveller can enrol with their own key: the
+template is sealed under a fresh key (edge.consent.sealed) and the receipt, the only response
+that ever carries it, gives the token as text, a QR code and a printable PDF (no-store).
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Annotated, Literal
 
 import numpy as np
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.consent.boarding import BoardingError, flight_scope
+from edge.consent.token_format import PassengerKey
 from edge.kiosk import photo
 from edge.kiosk.consent_text import ConsentTextDoc, consent_text
 from edge.kiosk.deps import (
@@ -33,11 +38,13 @@ from edge.kiosk.errors import (
     BadImageError,
     BadReferenceError,
     ConsentNotGivenError,
+    MatchingChoiceError,
     StaleConsentTextError,
 )
 from edge.kiosk.photo import MAX_PHOTOS
+from edge.kiosk.receipt import qr_svg_data_uri, receipt_pdf_b64
 from edge.kiosk.references import parse_reference
-from edge.kiosk.store_ops import grant_and_enrol
+from edge.kiosk.store_ops import grant_and_enrol, sealing
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["enrolment"])
@@ -87,6 +94,10 @@ class EnrolmentIn(EnrolmentPhotos):
     consent_accepted: bool = Field(description="the traveller accepted on screen")
     consent_version: str = Field(min_length=1, max_length=64,
                                  description="version of the consent text the traveller read")
+    matching: Literal["gallery", "token"] | None = Field(
+        None, description="gallery: face only; token: face and the traveller's own key (a QR "
+                          "code on the receipt). Default: the gate's mode (a `both` gate "
+                          "needs the traveller's choice)")
 
 
 class PhotoCheck(BaseModel):
@@ -101,6 +112,11 @@ class Receipt(BaseModel):
     expires_at_iso: str
     scope: str
     message: str
+    # token enrolments only (left out otherwise): shown once, kept nowhere
+    matching: Literal["token"] | None = None
+    token: str | None = Field(None, description="the traveller's key: their only copy")
+    token_qr_svg: str | None = Field(None, description="the token's QR code (SVG data URI)")
+    receipt_pdf: str | None = Field(None, description="printable receipt (PDF, base64)")
 
 
 class Refusal(BaseModel):
@@ -111,7 +127,21 @@ class Refusal(BaseModel):
 def _text(services: ServicesDep) -> ConsentTextDoc:
     s = services.settings
     return consent_text(s.consent.max_retention_s, s.kiosk.consent_ttl_s,
-                        s.consent.delete_on_boarding)
+                        s.consent.delete_on_boarding, s.matching.mode)
+
+
+def _matching(body: EnrolmentIn, services: ServicesDep) -> str:
+    """How this traveller boards: their choice, else the gate's mode; one the gate offers."""
+    mode = services.settings.matching.mode
+    offered = ("gallery", "token") if mode == "both" else (mode,)
+    choice = body.matching or (mode if mode != "both" else None)
+    if choice is None:
+        raise MatchingChoiceError("ask the traveller to choose: face only, or face and their "
+                                  "own key (a QR code they keep)")
+    if choice not in offered:
+        raise MatchingChoiceError(f"this gate boards by {' or '.join(offered)} only: enrol "
+                                  "that way, or send the traveller to the staffed lane")
+    return choice
 
 
 def _image(body: PhotoIn, services: ServicesDep, camera: CameraDep) -> np.ndarray:
@@ -185,42 +215,72 @@ def check_photo(body: PhotoIn, _: AgentDep, services: ServicesDep, engine: Engin
     return PhotoCheck(**result.feedback())
 
 
-@router.post("/api/enrolments", response_model=Receipt, status_code=201)
+@router.post("/api/enrolments", response_model=Receipt, status_code=201,
+             response_model_exclude_none=True)
 def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: EngineDep,
           store: StoreDep, board: BoardDep, camera: CameraDep,
-          boarding: BoardingDep) -> Receipt:
+          boarding: BoardingDep, response: Response) -> Receipt:
     """Enrol a traveller who accepted the consent text from 1-3 photos or camera frames (their
-    mean); returns the receipt (expiry and the withdrawal code, shown once). Enrolling the
-    same reference again for the same flight replaces the earlier enrolment."""
+    mean); returns the receipt (expiry and the withdrawal code, shown once; in token mode the
+    traveller's key too, as text, QR code and PDF). Enrolling the same reference again for
+    the same flight replaces the earlier enrolment."""
+    response.headers["Cache-Control"] = "no-store"
     if not body.consent_accepted:
         raise ConsentNotGivenError("the traveller has not accepted: tap 'I agree' first, or "
                                    "'No thanks' to use the staffed lane")
     if body.consent_version != _text(services)["version"]:
         raise StaleConsentTextError("the consent text has changed: show the traveller the "
                                     "current text and ask again")
+    matching = _matching(body, services)
     ref = parse_reference(body.reference)
     scope = _scope(ref.scope, body.flight, services, boarding)
     embeddings = _embeddings(body, services, camera, engine)
     s = services.settings
     now = services.clock.now()
+    keys: list[PassengerKey] = []
     try:
         consent, enrolment = grant_and_enrol(
             store, reference=ref.booking_ref,
             purpose=f"face boarding at gate {s.device.gate_id}", scope=scope,
             expires_at=now + s.kiosk.consent_ttl_s, embeddings=embeddings,
-            model_name=engine.embedder_name, actor=session.staff_id)
+            model_name=engine.embedder_name, actor=session.staff_id,
+            enrol_with=sealing(store, services.clock, keys) if matching == "token" else None)
     finally:
         for vec in embeddings:
             vec.fill(0.0)
     del embeddings
     board.record_count("enrolled")
-    log.info("kiosk_enrolled", consent_id=consent.consent_id)
+    log.info("kiosk_enrolled", consent_id=consent.consent_id, matching=matching)
     expires = float(min(consent.expires_at, enrolment.expires_at))
     when = dt.datetime.fromtimestamp(expires).astimezone()
-    return Receipt(withdrawal_code=consent.withdrawal_code, expires_at=expires,
-                   expires_at_iso=when.isoformat(timespec="minutes"), scope=scope,
-                   message=f"You are enrolled until {when:%H:%M} on {when:%d %b}. Keep the "
-                           "withdrawal code to withdraw at any time.")
+    receipt = Receipt(withdrawal_code=consent.withdrawal_code, expires_at=expires,
+                      expires_at_iso=when.isoformat(timespec="minutes"), scope=scope,
+                      message=f"You are enrolled until {when:%H:%M} on {when:%d %b}. Keep the "
+                              "withdrawal code to withdraw at any time.")
+    if keys:
+        return _with_token(receipt, keys[0], f"{when:%H:%M} on {when:%d %b}", s.device.gate_id)
+    return receipt
+
+
+def _with_token(receipt: Receipt, key: PassengerKey, until: str, gate: str) -> Receipt:
+    """The receipt with the traveller's key (text, QR code, PDF); the key is wiped here. A QR
+    code or PDF that cannot be made leaves the text, which the traveller can still use."""
+    try:
+        token = key.token()
+    finally:
+        key.wipe()
+    receipt.matching, receipt.token = "token", token
+    receipt.message = (f"You are enrolled until {until}. This QR code is your boarding key: "
+                       "show it at the gate. We keep no copy of it. Keep the withdrawal code "
+                       "to withdraw at any time.")
+    try:
+        receipt.token_qr_svg = qr_svg_data_uri(token)
+        receipt.receipt_pdf = receipt_pdf_b64(token, valid_until=until, scope=receipt.scope,
+                                              gate=gate,
+                                              withdrawal_code=receipt.withdrawal_code)
+    except Exception as exc:
+        log.error("kiosk_receipt_render_failed", error=type(exc).__name__)
+    return receipt
 
 
 @router.post("/api/enrolments/refusal", response_model=Refusal)

@@ -81,6 +81,7 @@ function loggedIn(info) {
   show($("photo-camera"), info.camera);
   document.body.dataset.role = info.role;
   say("");
+  if (typeof loadMatching === "function") loadMatching();  // kiosk_token.js: token/both gates
   openView(info.can_enrol && !info.can_override ? "enrol-view" : "board-view");
 }
 
@@ -93,6 +94,7 @@ function loggedOut(message) {
   for (const v of document.querySelectorAll(".view")) show(v, false);
   show($("login-view"), true);
   clearBoard();
+  if (typeof clearToken === "function") clearToken();
   $("withdraw-value").value = ""; $("withdraw-result").textContent = "";
   $("withdraw-result").dataset.result = "";
   $("login-password").value = "";
@@ -141,6 +143,8 @@ function step(name) {
 
 function resetEnrol() {
   state.reference = null; state.photos = []; state.source = null; state.flight = null;
+  state.matching = null;
+  if (typeof clearToken === "function") clearToken();
   $("enrol-reference").value = ""; $("enrol-flight").value = "";
   $("photo-file").value = "";
   setFeedback(null);
@@ -161,6 +165,7 @@ $("reference-form").addEventListener("submit", async (ev) => {
     state.flight = $("enrol-flight").value.trim() || null;
     state.consentVersion = text.version;
     renderConsent(text);
+    if (typeof matchingChoices === "function") matchingChoices();
     step("consent");
     $("consent-text").focus();
   } catch (err) { showError("reference-error", err); }
@@ -275,6 +280,7 @@ $("enrol-submit").addEventListener("click", async () => {
   const body = { reference: state.reference, consent_accepted: true,
                  consent_version: state.consentVersion, source: state.source || "upload" };
   if (state.flight) body.flight = state.flight;
+  if (state.matching) body.matching = state.matching;
   if (body.source === "camera") body.frames = MAX_PHOTOS;
   else if (state.photos.length > 1) body.photos = state.photos;
   else body.photo = state.photos[0];
@@ -286,6 +292,7 @@ $("enrol-submit").addEventListener("click", async () => {
       "reference, you can withdraw at this kiosk at any time.";
     $("receipt-expiry").textContent = when(r.expires_at);
     $("receipt-code").textContent = r.withdrawal_code;
+    if (typeof showToken === "function") showToken(r);  // token mode: the traveller's key
     step("receipt");
     $("enrol-done").focus();
   } catch (err) {
@@ -405,6 +412,13 @@ function renderBoarding(b) {
     : "No flight set: travellers of every flight can board.";
 }
 
+/* ---------- which presentation-attack detection runs (never claimed where none does) ---------- */
+function renderPad(p) {
+  const line = $("pad-line");
+  line.dataset.active = p ? p.active : "unknown";
+  line.textContent = p ? p.message : "Presentation-attack detection: not reported yet.";
+}
+
 async function refreshBoarding() {
   try {
     const b = await api("GET", "/api/boarding");
@@ -442,6 +456,7 @@ $("boarding-clear").addEventListener("click", async () => {
 
 function applySnapshot(s) {
   renderBoarding(s.boarding);
+  renderPad(s.pad);
   for (const l of s.lanes) setLane(l);
   $("alerts").replaceChildren();
   for (const a of s.alerts) addAlert(a);
@@ -463,6 +478,7 @@ function startBoard() {
   es.addEventListener("alert", (e) => addAlert(JSON.parse(e.data)));
   es.addEventListener("counts", (e) => renderCounts(JSON.parse(e.data).counts));
   es.addEventListener("boarding", (e) => renderBoarding(JSON.parse(e.data).boarding));
+  es.addEventListener("pad", (e) => renderPad(JSON.parse(e.data).pad));
   es.addEventListener("session_expired", () => { stopBoard(); loggedOut("Your session has ended: log in again."); });
 }
 
@@ -471,7 +487,7 @@ function clearBoard() {
   $("lanes").replaceChildren();   // lane cards carry role-specific controls: rebuild per log-in
   $("alerts").replaceChildren();
   $("counts").replaceChildren();
-  renderBoarding(null); show($("boarding-form"), false);
+  renderBoarding(null); renderPad(null); show($("boarding-form"), false);
   $("active-consents").textContent = "-"; $("next-expiry").textContent = "-";
 }
 
