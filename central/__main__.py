@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "receive anonymised counts from devices over CurveZMQ into a database"),
     "rollup": ("central.rollup_cmd",
                "refresh the hourly and daily roll-ups of a PostgreSQL windows database"),
+    "dashboard": ("central.dashboard_cmd",
+                  "serve the read-only fleet dashboard from the PostgreSQL roll-ups"),
 }
 
 

@@ -173,7 +173,12 @@ class PgCluster:
         self.stop()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m central.pg_cluster",
+                            description="start a throwaway PostgreSQL cluster, print its URI, "
+                                        "stop it on Ctrl-C").parse_args(argv)
     with PgCluster() as pg:
         print(pg.create_database("consentgate"), flush=True)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

@@ -3,9 +3,10 @@ folder, unix socket only), a fresh database per test.
 
 Versioned migrations; idempotent inserts (the constraint by itself, and the rules); the epoch
 rules give the SQLite store's answers; two collectors deciding one device's windows at once
-store each exactly once; two collector processes on one database with one killed mid-stream
-(0 lost, 0 duplicated); a real uplink failing over between two collector processes and back;
-the hourly and daily roll-ups; the command lines.
+store each exactly once; a lost database connection (nothing answered, then reconnected); two
+collector processes on one database with one killed mid-stream (0 lost, 0 duplicated); a real
+uplink failing over between two collector processes and back; the hourly and daily roll-ups;
+the fleet dashboard; the command lines.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from central.pg_schema import LATEST, migrate
 from central.pg_store import INSERT_WINDOWS, PostgresStore, columns
 from central.rollups import rebuild, refresh
 from central.sequencing import Incoming
+from central.store import StoreFailed
 from foundation.curve_keys import create_keypair, load_public_key
 from foundation.peers import wait_for
 from wire import telemetry as schema
@@ -212,6 +214,23 @@ def test_two_collectors_deciding_one_devices_windows_at_once_store_each_once(dsn
     assert sum(stored) == n and min(stored) > 0, stored  # both stored some, none twice
 
 
+def test_a_lost_database_connection_answers_nothing_then_the_store_reconnects(dsn):
+    store = PostgresStore(dsn)
+    try:
+        assert store.apply([_inc(1, None)], time.time())[0].kind == "stored"
+        assert store.conn is not None
+        pid = store.conn.info.backend_pid
+        with psycopg.connect(dsn, autocommit=True) as admin:  # the server drops the session
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreFailed):
+            store.apply([_inc(2, 1)], time.time())
+        assert [o.kind for o in store.apply([_inc(2, 1), _inc(3, 2)], time.time())] == [
+            "stored", "stored"]
+    finally:
+        store.close()
+    assert [r[2] for r in windows(dsn)] == [1, 2, 3]
+
+
 # ------------------------------------------------------------------ processes
 
 def test_two_collectors_on_one_database_one_killed_mid_stream(tmp_path, dsn, ctx):
@@ -224,12 +243,14 @@ def test_two_collectors_on_one_database_one_killed_mid_stream(tmp_path, dsn, ctx
     devices = [SimDevice(ctx, ident, server, [a.endpoint, b.endpoint] if i % 2 == 0
                          else [b.endpoint, a.endpoint], n)
                for i, ident in enumerate(idents)]
-    killed = []
+    killed: list[int] = []
+    on_a: list[SimDevice] = []  # A's devices still sending when it was killed
 
     def kill_a_mid_stream() -> None:
         if not killed and count(dsn) >= len(devices) * n // 3:
             a.peer.kill()  # SIGKILL: its batch in progress is never committed nor acked
             killed.append(count(dsn))
+            on_a.extend(d for d in devices[::2] if not d.done)
 
     try:
         drive(devices, 90, kill_a_mid_stream)
@@ -237,7 +258,7 @@ def test_two_collectors_on_one_database_one_killed_mid_stream(tmp_path, dsn, ctx
         expected = sorted((name, 1, s, 10 + s) for name, _, _ in idents
                           for s in range(1, n + 1))
         assert windows(dsn) == expected  # 0 lost, 0 duplicated, every payload its own
-        assert all(d.switches >= 1 for d in devices[::2]), "A's devices failed over to B"
+        assert on_a and all(d.switches >= 1 for d in on_a), "A's devices failed over to B"
         wait_for(lambda: b.stored() >= len(devices) * n // 2, what="B's totals")
     finally:
         b.peer.stop()
@@ -325,3 +346,35 @@ def test_a_postgres_database_that_cannot_be_reached_is_one_clear_line(keys, tmp_
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.splitlines()[-1].startswith("error: cannot connect to the PostgreSQL database")
+
+
+def test_the_fleet_dashboard_shows_the_roll_ups(dsn):
+    from fastapi.testclient import TestClient
+
+    from central.dashboard import create_app
+
+    store = PostgresStore(dsn)
+    try:
+        for device, key in (("d1", "K1"), ("d2", "K2")):  # 2 gates' devices, 3 hours of windows
+            store.apply([_inc(s, s - 1 or None, device=device, key=key) for s in range(1, 37)],
+                        time.time())
+        assert store.conn is not None
+        refresh(store.conn)
+    finally:
+        store.close()
+    client = TestClient(create_app(dsn))
+    fleet = client.get("/api/fleet").json()
+    assert fleet["day"] == "2027-01-15"  # the latest day with windows (t = 1.8e9 + ...)
+    assert fleet["total"]["windows"] == 72 and fleet["total"]["matched"] == 2 * sum(range(37))
+    assert fleet["total"]["suppressed_cells"] == 72  # faults: null in every window
+    assert [g["gate"] for g in fleet["gates"]] == ["G1"] and fleet["gates"][0]["devices"] == 2
+    hours = client.get("/api/hourly", params={"hours": 24}).json()["hours"]
+    assert sum(h["windows"] for h in hours) == 72 and len(hours) == 4
+    devices = client.get("/api/devices").json()["devices"]
+    assert [d["device"] for d in devices] == ["d1", "d2"]
+    assert all(d["last_hour"].endswith(":00Z") for d in devices)
+    page = client.get("/")
+    assert page.status_code == 200 and "Fleet, 2027-01-15" in page.text
+    assert "Devices: 2, silent 0" in page.text
+    assert client.get("/api/fleet", params={"day": "2027-01-16"}).json()["total"]["windows"] == 0
+    assert client.get("/api/fleet", params={"day": "not-a-day"}).status_code == 422

@@ -4,10 +4,9 @@ Each loop it closes due windows (counters -> disclosure control -> `counts/1` ->
 outbox's sequence number is the window's per-device sequence number), sends unacknowledged
 windows oldest first with up to `max_in_flight` ahead of their acks, and reads central's
 replies. Delivery follows the Paranoid Pirate idea: heartbeats both ways while idle; when
-central stays silent for `heartbeat_liveness` beats, the socket is closed and reopened with
-exponential backoff; unacknowledged windows are resent from the oldest with backoff until acked.
-With several central endpoints it reconnects to the next one instead, and back to the first
-after `failback_s` (edge.telemetry.endpoints).
+central stays silent for `heartbeat_liveness` beats, the socket is reopened on the next central
+endpoint, with backoff once all were silent (edge.telemetry.endpoints, which also fails back to
+the first); unacknowledged windows are resent from the oldest with backoff until acked.
 
 In-order, exactly-once storage: every window carries its outbox row's (epoch, seq) and `prev`,
 the sequence number sent just before it on this stream (null for the oldest unacknowledged
