@@ -13,7 +13,9 @@ pipeline's). Two loops process the same frames in the same run:
   3 frames fused` (no early grant: always three embeddings, spread >= 0.15 s, then the fused
   match: the evidence rule's full cost in embeddings and latency), and `ours + thermal PAD`
   (the daemon's default evidence with PAD required: 5 PAD frames of the presenting track
-  fused before the first embedding; PAD's own cost per face is bench/pad.py's)
+  fused before the first embedding; PAD's own cost per face is bench/pad.py's; since PAD's
+  frames come before the first qualifying frame, every `ours` row also times its grants from
+  the moment the track presented)
 * naive baseline: `cv2.FaceDetectorYN` with YuNet on every frame, then embed and match every
   face in the zone on every frame (the same embedder and gallery), no tracker, no thermal.
 * `ours, token (1:1)`: the same pipeline on a token gate (settings matching.mode = "token"): the

@@ -25,6 +25,8 @@ from edge.capture.decoder_log import native_log_tap
 from edge.capture.reader import LatestFrameReader
 from edge.capture.source import FrameSource
 from edge.capture.thermal_frames import ThermalFrames
+from edge.composition.pad_setup import build_pad
+from edge.composition.sources import load_calibration, visible_source
 from edge.decisions.events import EventBus, counters_sink, log_sink
 from edge.decisions.evidence import EvidenceRules
 from edge.decisions.gatelink import GateLink
@@ -38,8 +40,6 @@ from edge.operations.inference_loop import InferenceLoop
 from edge.operations.metrics import DaemonMetrics
 from edge.operations.sdnotify import SdNotifier
 from edge.operations.web_server import WebServer
-from edge.pad_setup import build_pad
-from edge.sources import load_calibration, visible_source
 from edge.vision.operating_point import fpir_rule
 from edge.vision.tracker import IoUTracker
 from foundation.clock import Clock, SystemClock

@@ -12,6 +12,7 @@ the fleet dashboard; the command lines.
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import threading
 import time
@@ -187,18 +188,20 @@ def test_two_collectors_deciding_one_devices_windows_at_once_store_each_once(dsn
     stores = [PostgresStore(dsn), PostgresStore(dsn)]
     n, stored, failures = 300, [0, 0], []
     start = threading.Barrier(2)
+    rng = random.Random(18)
 
     def collector(i: int) -> None:
         try:
             start.wait(10)
             acked = 0
             while acked < n:
-                batch = [_inc(s, None if s == acked + 1 else s - 1)
-                         for s in range(acked + 1, min(n, acked + 7) + 1)]
+                batch = [_inc(s, None if s == acked + 1 else s - 1)  # 5 or 9 at a time
+                         for s in range(acked + 1, min(n, acked + 5 + 4 * i) + 1)]
                 outcomes = stores[i].apply(batch, time.time())
                 stored[i] += sum(o.kind == "stored" for o in outcomes)
                 assert all(o.kind in ("stored", "duplicate") for o in outcomes), outcomes
                 acked = max(json.loads(o.reply)["seq"] for o in outcomes)
+                time.sleep(rng.random() / 500)  # shuffle who takes the device's lock first
         except BaseException as exc:  # reported below
             failures.append(exc)
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from edge.decisions.events import Kind
 from edge.decisions.lanes import DenyGate, LaneMachine, LaneRules, LaneState, OpenGate
 from edge.decisions.liveness import INCONCLUSIVE, LivenessFusion, LivenessRules
-from edge.decisions.pad_gate import verdict_of
+from edge.decisions.pad_gate import PadGate, verdict_of
+from edge.screening.pad import PadResult
 from foundation.clock import FakeClock
 from foundation.settings import SettingsError, parse_settings
 from foundation.settings_pad import PadSettings
@@ -222,3 +223,75 @@ def test_without_pad_required_the_machine_is_unchanged():
     machine.present(1)
     assert machine.wants_match and not machine.wants_liveness
     assert machine.liveness(1, "attack") == []
+
+
+class FakeDetector:
+    """Frame-level PAD that answers from a script, counting its calls."""
+
+    def __init__(self, answers) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def measure(self, faces, thermal):
+        self.calls += 1
+        answer = self.answers.pop(0) if self.answers else LIVE
+        if isinstance(answer, Exception):
+            raise answer
+        return [PadResult(answer[0], answer[1], answer[2]) for _ in faces]
+
+
+def _gate_setup(detector, allow=False, rules=RULES):
+    import numpy as np
+
+    from edge.vision.tracker import Track
+    from edge.vision.types import Face
+
+    clock = FakeClock()
+    machine = LaneMachine("A", LaneRules(pad_required=True), clock)
+    machine.present(1)
+    face = Face((10.0, 10.0, 50.0, 60.0), 1.0, np.zeros((5, 2), np.float32))
+    track = Track(1, face, 0.0, 0.0, 1)
+    gate = PadGate(detector, rules, allow_unknown=allow,
+                   kind="none" if detector is None else "thermal")
+    return gate, {"A": machine}, {"A": [track]}
+
+
+def test_pad_gate_fuses_distinct_thermal_frames_only():
+    import numpy as np
+
+    detector = FakeDetector([LIVE] * 10)
+    gate, machines, zone = _gate_setup(detector)
+    frame = np.zeros((120, 160), np.uint16)
+    actions = []
+    for _ in range(6):  # one slow thermal frame attached to six visible frames
+        actions += gate.step(machines, zone, frame)
+    assert detector.calls == 1 and not actions and machines["A"].wants_liveness
+    for _ in range(4):
+        actions += gate.step(machines, zone, np.zeros((120, 160), np.uint16) + 1)
+    assert [a.kind for a in actions] == [Kind.PAD_LIVE] and not machines["A"].wants_liveness
+
+
+def test_pad_gate_a_failing_frame_is_an_unknown_frame_never_a_pass():
+    import numpy as np
+
+    detector = FakeDetector([RuntimeError("bad frame")] * 30)
+    gate, machines, zone = _gate_setup(detector, allow=False)
+    actions = []
+    for i in range(RULES.max_frames):
+        actions += gate.step(machines, zone, np.full((120, 160), i, np.uint16))
+    assert [a.kind for a in actions if hasattr(a, "kind")] == [Kind.PAD_STAFFED]
+
+
+def test_pad_gate_without_pad_sends_to_staff_at_once_and_with_allow_mixed_is_staffed():
+    import numpy as np
+
+    gate, machines, zone = _gate_setup(None)
+    actions = gate.step(machines, zone, None)
+    assert isinstance(actions[0], DenyGate) and actions[1].reason == "no_pad"
+    mixed = [LIVE, LIVE, LIVE, CONFIDENT, ATTACK] * 4
+    gate, machines, zone = _gate_setup(FakeDetector(mixed), allow=True)
+    actions = []
+    for i in range(20):
+        actions += gate.step(machines, zone, np.full((120, 160), i, np.uint16))
+    assert [a.reason for a in actions if hasattr(a, "kind")] == [INCONCLUSIVE]
+    assert isinstance(actions[0], DenyGate)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from edge.capture.source import Frame
+from edge.composition.pad_setup import build_pad, pad_summary
 from edge.consent.gallery import MatchResult
 from edge.decisions.events import DecisionEvent, EventBus, Kind, counters_sink
 from edge.decisions.lanes import LaneMachine, LaneRules
@@ -21,7 +22,6 @@ from edge.decisions.pad_gate import NO_PAD, NO_THERMAL, PadGate
 from edge.decisions.pipeline import Lane, Pipeline
 from edge.kiosk.board import LaneBoard
 from edge.kiosk.board_feed import board_sink
-from edge.pad_setup import build_pad, pad_summary
 from edge.screening.pad import PadDetector
 from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
 from edge.screening.synth_source import SyntheticScene

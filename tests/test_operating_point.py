@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.vision import impostor_calibration as ic
 from edge.vision import operating_point as op
+from edge.vision import search_calibration as ic
 from edge.vision.manifest import load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from helpers.provisioning import make_device
 
+from edge.composition.pad_setup import pad_summary
 from edge.decisions.events import COUNTER_FIELDS, DecisionEvent, Kind
 from edge.kiosk.board import BoardError, LaneBoard
 from edge.kiosk.board_feed import board_sink
-from edge.pad_setup import pad_summary
 from edge.telemetry.disclosure import suppress
 from foundation.clock import FakeClock
 from foundation.settings import Settings

@@ -12,12 +12,15 @@ this frame's thermal frame (one detector call for every lane), fuses it into tha
 * no PAD running (`kind == "none"`) where PAD is required -> `staffed` at once.
 
 A frame without a usable thermal frame (none attached, or the calibration's sizes not met)
-counts as `unknown` (`no_thermal_frame`). A fusion lives only while its track presents; nothing
+counts as `unknown` (`no_thermal_frame`); a thermal frame a lane has measured already (a
+thermal camera slower than the visible one: the same frame attached again) is not measured
+twice, so N fused frames are N thermal frames. A fusion lives only while its track presents; nothing
 of a frame is kept.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -83,6 +86,8 @@ class PadGate:
         self.allow_unknown = allow_unknown
         self.kind: PadKind = kind
         self._fusions: dict[str, tuple[int, LivenessFusion]] = {}
+        # lane -> the thermal frame it measured last, weakly (never kept alive here)
+        self._seen: dict[str, weakref.ref[np.ndarray]] = {}
 
     def observe(self, host: LaneHost, in_zone: Mapping[str, list[Track]], image: np.ndarray,
                 thermal: np.ndarray | None) -> list[Action]:
@@ -108,12 +113,19 @@ class PadGate:
         todo: list[tuple[str, int, Face]] = []
         for name, track_id in wanting.items():
             face = next((t.face for t in in_zone.get(name, ()) if t.track_id == track_id), None)
-            if face is not None:
-                todo.append((name, track_id, face))
+            if face is None:
+                continue
+            seen = self._seen.get(name)
+            if thermal is not None and name in self._fusions and seen is not None \
+                    and seen() is thermal:
+                continue  # the thermal frame this lane measured last (a slower thermal camera)
+            todo.append((name, track_id, face))
         if not todo:
             return out
         results = self._measure([face for _, _, face in todo], thermal)
         for (name, track_id, _), result in zip(todo, results, strict=True):
+            if thermal is not None:
+                self._seen[name] = weakref.ref(thermal)
             entry = self._fusions.get(name)
             if entry is None:
                 entry = self._fusions[name] = (track_id, LivenessFusion(self.rules))

@@ -185,7 +185,8 @@ class LaneBoard:
         self._counts: dict[str, int] = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
         self._seq = 0
         self._boarding: dict[str, Any] | None = None  # None: nothing said yet (no flight set)
-        self._pad: dict[str, Any] | None = None  # which PAD runs (edge.pad_setup); None: unsaid
+        # which PAD runs (edge.composition.pad_setup); None: nothing said yet
+        self._pad: dict[str, Any] | None = None
         self._subscribers: list[Subscription] = []
         self._ended = False
 
@@ -236,7 +237,8 @@ class LaneBoard:
 
     def publish_pad(self, summary: dict[str, Any]) -> None:
         """Which presentation-attack detection runs: {"active": thermal|visible|none,
-        "required", "unknown_policy", "message"} (edge.pad_setup.pad_summary; no identity)."""
+        "required", "unknown_policy", "message"} (edge.composition.pad_setup.pad_summary; no
+        identity)."""
         active = summary.get("active") if isinstance(summary, dict) else None
         if active not in ("thermal", "visible", "none"):
             raise BoardError("the PAD line needs active = thermal, visible or none")

@@ -1,9 +1,9 @@
 """Presentation-attack detection: which PAD the daemon will run on this box, said plainly.
 
-The same words the lane board shows (edge.pad_setup.pad_summary), so verify never claims PAD
-where none runs: `thermal` passes (it rests on the thermal camera check above); `none` where
-PAD is required fails (every traveller would go to the staffed lane); `none` where it is not
-required is reported as a skip that says grants rest on the face match alone.
+The same words the lane board shows (edge.composition.pad_setup.pad_summary), so verify never
+claims PAD where none runs: `thermal` passes (it rests on the thermal camera check above);
+`none` where PAD is required fails (every traveller would go to the staffed lane); `none` where
+it is not required is reported as a skip that says grants rest on the face match alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ ADD_CAMERA = ("add a radiometric thermal camera (thermal.source, then `python -m
 
 
 def check_pad(ctx: VerifyContext) -> list[CheckResult]:
-    from edge.pad_setup import pad_summary
+    from edge.composition.pad_setup import pad_summary
 
     summary = pad_summary(ctx.device.settings)
     if summary["active"] == "thermal":
