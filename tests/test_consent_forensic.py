@@ -7,39 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from helpers.store_pages import page_images
 
-from edge.consent import opening, purge
+from edge.consent import purge
 from edge.consent.keys import write_key_file
 from edge.consent.store import ConsentStore
-
-PAGE = opening.PAGE_SIZE
-RESERVE = 80  # 16-byte IV + 64-byte HMAC-SHA512 at the end of each page
-WAL_HEADER, FRAME_HEADER = 32, 24
-
-
-def decrypt_page(page: bytes, pgno: int, key: bytes) -> bytes:
-    start = 16 if pgno == 1 else 0  # page 1 begins with the file salt
-    iv = page[PAGE - RESERVE:PAGE - RESERVE + 16]
-    dec = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    return dec.update(page[start:PAGE - RESERVE]) + dec.finalize()
 
 
 def plaintext(path: Path, key: bytes) -> bytes:
     """All decrypted page images of the database file and of every frame in its WAL."""
-    out = []
-    data = path.read_bytes()
-    for i in range(len(data) // PAGE):
-        out.append(decrypt_page(data[i * PAGE:(i + 1) * PAGE], i + 1, key))
-    wal = Path(f"{path}-wal")
-    if wal.exists():
-        w = wal.read_bytes()
-        off = WAL_HEADER
-        while off + FRAME_HEADER + PAGE <= len(w):
-            pgno = int.from_bytes(w[off:off + 4], "big")
-            out.append(decrypt_page(w[off + FRAME_HEADER:off + FRAME_HEADER + PAGE], pgno, key))
-            off += FRAME_HEADER + PAGE
-    return b"".join(out)
+    return b"".join(page_images(path, key))
 
 
 def traces(blob: bytes, haystack: bytes, chunk: int = 16) -> int:

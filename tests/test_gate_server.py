@@ -33,17 +33,6 @@ from wire.gate import LaneState, StateEvent, decode_ack, new_grant_id
 
 
 @pytest.fixture
-def ctx() -> Iterator[zmq.Context]:
-    """A private context that must terminate promptly: a socket left open fails the test."""
-    context = zmq.Context()
-    yield context
-    t = threading.Thread(target=context.term, daemon=True)
-    t.start()
-    t.join(3)
-    assert not t.is_alive(), "a ZeroMQ socket was left open"
-
-
-@pytest.fixture
 def sockdir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="gt", dir="/tmp"))  # ipc paths must stay short
     yield d
