@@ -29,7 +29,7 @@ from helpers.telemetry import reply as _reply
 from structlog.testing import capture_logs
 
 from edge.telemetry.counters import COUNT_FIELDS, WindowCounters
-from foundation.peers import wait_for
+from foundation.peers import free_port, wait_for
 from wire import telemetry as schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -333,7 +333,8 @@ def test_windows_queued_before_the_epoch_migration_keep_epoch_0(tmp_path, monkey
 def test_the_uplink_endpoint_list_fails_over_backs_off_and_fails_back(tmp_path):
     from edge.telemetry.endpoints import Endpoints
 
-    assert make_settings(tmp_path, 5570).telemetry.endpoints == ("tcp://127.0.0.1:5570",)
+    port = free_port()  # only a settings value: nothing binds it
+    assert make_settings(tmp_path, port).telemetry.endpoints == (f"tcp://127.0.0.1:{port}",)
     e = Endpoints(["tcp://a:1", "tcp://b:1", "tcp://c:1"], failback_s=10.0,
                   backoff_initial_s=1.0, backoff_max_s=4.0)
     assert e.connecting(0.0) == "tcp://a:1"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -30,6 +29,7 @@ import structlog
 
 from foundation.clock import Clock
 from foundation.errors import ConsentGateError
+from wire import bounded_json
 
 MAX_SCHEDULE_BYTES = 64 * 1024
 MAX_SCHEDULE_ENTRIES = 200
@@ -131,8 +131,9 @@ def parse_schedule(data: bytes, kind: Literal["json", "csv"]) -> tuple[Scheduled
     rows: list[Any]
     if kind == "json":
         try:
-            doc = json.loads(text)
-        except ValueError as exc:
+            doc = bounded_json.loads(text.encode("utf-8"), max_bytes=MAX_SCHEDULE_BYTES,
+                                     max_depth=3)
+        except bounded_json.JSONLimitError as exc:
             raise BoardingError(f"the schedule is not valid JSON: {exc}") from None
         if isinstance(doc, dict) and set(doc) == {"flights"}:
             doc = doc["flights"]

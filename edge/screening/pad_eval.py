@@ -32,6 +32,9 @@ from edge.screening.pad import PadDetector
 from edge.screening.pad_synth import SPECIES, PadSceneGenerator, is_bona_fide
 from edge.vision.types import Face
 from foundation.errors import ConsentGateError
+from wire import bounded_json
+
+MAX_FACES_JSON_BYTES = 16 * 1024 * 1024  # truth landmarks of a large set, never more
 
 Detect = Callable[[np.ndarray], list[Face]]
 
@@ -154,11 +157,13 @@ def _truth_faces(folder: Path) -> dict[int, Face] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FACES_JSON_BYTES + 1)
+        data = bounded_json.loads(raw, max_bytes=MAX_FACES_JSON_BYTES, max_depth=5)
         return {int(f["frame"]): Face(box=_box(f["box"]), score=1.0,
                                       landmarks=np.asarray(f["landmarks"], dtype=np.float32))
                 for f in data["faces"]}
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, bounded_json.JSONLimitError) as exc:
         raise PadEvalError(f"{path} is malformed ({type(exc).__name__}: {exc})") from None
 
 

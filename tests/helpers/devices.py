@@ -1,7 +1,7 @@
 """Test devices on free ports: nothing a test starts or probes may meet another run's peer.
 
-A device keeps the default endpoints (the gate controller on tcp://127.0.0.1:5560, central on
-:5570, the kiosk on :8443) unless told otherwise, and a gate controller left over from another
+A device keeps the default endpoints (the gate controller's ipc sockets in /run/consentgate,
+central's and the kiosk's default ports) unless told otherwise, and a peer left over from another
 run on this machine would then answer a test's device. `free_port_settings()` gives every one
 of them a port that is free now; `merged` lays a test's own overrides over them.
 """
