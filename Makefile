@@ -15,7 +15,7 @@ MODEL_DIR ?= $(CURDIR)/.models
 export CONSENTGATE_MODEL_DIR := $(MODEL_DIR)
 
 .PHONY: demo test test-fast test-slow lint install lock lock-upgrade venv models browser bench \
-	clean postgres
+	clean postgres web
 
 venv:
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -50,6 +50,19 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Browser-side packages from web/package-lock.json (exact versions, integrity hashes checked by
+# `npm ci`; no install scripts run): uPlot for central's dashboard, axe-core for the kiosk's
+# accessibility tests. Debian's nodejs/npm are installed when missing.
+WEB_STAMP := web/node_modules/.installed
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "installing Debian's nodejs and npm for the pinned browser packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)
+
 # Debian's PostgreSQL server for central's tests and bench: they start a throwaway cluster in a
 # temporary folder (central/pg_cluster.py: initdb + pg_ctl, unix socket only), no system service.
 postgres:
@@ -57,24 +70,24 @@ postgres:
 	  echo "installing Debian's postgresql for central's tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-demo: models
+demo: models web
 	$(PY) -m edge demo
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: models browser postgres lint
+test: models browser postgres web lint
 	$(PY) -m pytest -q
 
-test-fast: models browser postgres
+test-fast: models browser postgres web
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: models browser postgres
+test-slow: models browser postgres web
 	$(PY) -m pytest -q -m slow
 
 bench: models postgres
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache web/node_modules
