@@ -1,6 +1,7 @@
 """Build models/<embedder>.impostor.json: the pair FAR table and the empirical 1:N table.
 
-Input: an embeddings cache (see `edge.vision.search.embed_dataset`) of a labelled face set.
+Input: a labelled face set, embedded in memory (`edge.vision.search.embed_dataset`; no
+embedding is written to disk).
 Every different-identity pair of acquired images is scored (mirror-averaged embeddings when
 asked, as the product does). The table holds rates from `far_max` down to `far_min` in
 `per_decade` log steps:
@@ -32,7 +33,7 @@ fpir_safety x target. 0.8 because tables built on one half of the LFW identities
 0.003 gave an expected FPIR of 0.0019 and 0.0033 on the other half (mean over random
 galleries of ~190 people with >= 3 photos); at 0.8 x 0.003, 0.0018 and 0.0028.
 
-    python -m edge.vision.impostor_calibration CACHE.npz IDENTITIES.csv OUT.json [--margin M]
+    python -m edge.vision.impostor_calibration DIR IDENTITIES.csv OUT.json [--margin M]
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ import numpy as np
 
 from edge.vision.manifest import load_manifest
 from edge.vision.operating_point import SCHEMA, SCHEMA_V2, parse_calibration
+from edge.vision.search import EmbeddedSet, embed_folder
 from edge.vision.search_calibration import SearchOptions, build_search_table
 
 
@@ -175,17 +177,16 @@ def build_table(scores: np.ndarray, *, far_max: float = 1e-1, far_min: float = 1
     return rows, tail
 
 
-def load_cache(cache: Path, identities: Path, mirror: bool) -> tuple[np.ndarray, np.ndarray,
-                                                                      int, list[str]]:
-    """(vectors, labels, failures, files) of acquired images from an embeddings cache."""
-    z = np.load(cache, allow_pickle=False)
+def labelled_vectors(embedded: EmbeddedSet, identities: Path, mirror: bool
+                     ) -> tuple[np.ndarray, np.ndarray, int, list[str]]:
+    """(vectors, labels, failures, files) of the acquired images of an embedded set."""
     with open(identities, newline="") as fh:
         ident = {r["file"]: r["identity"] for r in csv.DictReader(fh)}
-    files = [str(f) for f in z["files"]]
-    ok = z["ok"].astype(bool)
-    e = z["emb"].astype(np.float32)
+    files = embedded.files
+    ok = embedded.ok.astype(bool)
+    e = embedded.emb.astype(np.float32)
     if mirror:
-        e = e + z["mirror"].astype(np.float32)
+        e = e + embedded.mirror.astype(np.float32)
     e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
     keep = [i for i, f in enumerate(files) if ok[i] and f in ident]
     return e[keep], np.array([ident[files[i]] for i in keep]), int((~ok).sum()), \
@@ -225,7 +226,7 @@ def build_calibration(vectors: np.ndarray, labels: np.ndarray, *, dataset: str,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("cache", type=Path)
+    ap.add_argument("folder", type=Path, help="the folder the CSV's paths are relative to")
     ap.add_argument("identities", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--dataset", default="LFW deep-funneled, 7701 images of pairs.txt")
@@ -239,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="photos averaged into each gallery template (as the kiosk enrols)")
     ap.add_argument("--pairs-only", action="store_true", help="schema /1: no 1:N table")
     args = ap.parse_args(argv)
-    v, lab, fails, _ = load_cache(args.cache, args.identities, not args.no_mirror)
+    with open(args.identities, newline="") as fh:
+        files = [r["file"] for r in csv.DictReader(fh)]
+    v, lab, fails, _ = labelled_vectors(embed_folder(args.folder, files), args.identities,
+                                        not args.no_mirror)
     search: SearchOptions | None = None if args.pairs_only else {
         "margin": args.margin, "draws": args.draws, "seed": args.seed,
         "fpir_safety": args.fpir_safety, "enrol_images": args.enrol_images}

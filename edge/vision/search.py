@@ -16,7 +16,10 @@ FPIR(T): non-mated searches with any candidate. The matcher is pluggable: any ca
 probe -> (best consent, score, runner-up score of another consent), so the product's Gallery
 (`gallery_matcher`) can replace the exhaustive numpy one.
 
-    python -m edge.vision.search CACHE.npz IDENTITIES.csv --k 1 [--det det.png]
+    python -m edge.vision.search DIR IDENTITIES.csv --k 1 [--det det.png]
+
+(embeds DIR in memory with the default engine; the product's own path is `python -m edge faces
+search`, through the kiosk's enrolment code and the daemon's gallery).
 """
 
 from __future__ import annotations
@@ -40,8 +43,6 @@ if typing.TYPE_CHECKING:
 Matcher = Callable[[np.ndarray], tuple[str | None, float, float]]
 FPIR_POINTS = (0.001, 0.003, 0.01)
 NO_SCORE = -math.inf
-# per file: embedding, mirrored-crop embedding, acquired, faces found (-1: unreadable), score
-_CacheRow = tuple[np.ndarray, np.ndarray, bool, int, float]
 
 
 class BestMatch(typing.Protocol):
@@ -61,47 +62,57 @@ class GalleryLike(typing.Protocol):
 
 
 # ----------------------------------------------------------------------------- embeddings
-def embed_dataset(engine: FaceEngine, root: Path, files: Sequence[str], cache: Path,
-                  checkpoint: int = 500) -> None:
-    """Embed the largest face of each image and its mirrored aligned crop into `cache` (.npz:
-    files, emb, mirror, ok, nfaces, score); resumes from an existing cache."""
+@dataclass(frozen=True)
+class EmbeddedSet:
+    """The embeddings of a labelled evaluation set, in memory only (never written to disk:
+    an embedding of anyone, even a public test set's, stays in the process that made it)."""
+
+    files: list[str]
+    emb: np.ndarray        # (n, 512) embedding of the aligned crop of the largest face
+    mirror: np.ndarray     # (n, 512) embedding of the mirrored crop
+    ok: np.ndarray         # (n,) bool: a face was acquired
+    nfaces: np.ndarray     # (n,) faces found, -1: unreadable
+
+
+def embed_dataset(engine: FaceEngine, root: Path, files: Sequence[str],
+                  progress: Callable[[int, int], None] | None = None) -> EmbeddedSet:
+    """Embed the largest face of each image and its mirrored aligned crop, in memory."""
     from edge.vision.align import align_face
     from edge.vision.errors import ImageDecodeError
     from edge.vision.imageio import load_image
 
-    done: dict[str, _CacheRow] = {}
-    if cache.exists():
-        z = np.load(cache, allow_pickle=False)
-        for row in zip(z["files"], z["emb"], z["mirror"], z["ok"], z["nfaces"], z["score"],
-                       strict=True):
-            done[str(row[0])] = (row[1], row[2], bool(row[3]), int(row[4]), float(row[5]))
-
-    def save() -> None:
-        keys = list(done)
-        np.savez(cache, files=np.array(keys), emb=np.stack([done[k][0] for k in keys]),
-                 mirror=np.stack([done[k][1] for k in keys]),
-                 ok=np.array([done[k][2] for k in keys]),
-                 nfaces=np.array([done[k][3] for k in keys]),
-                 score=np.array([done[k][4] for k in keys]))
-
     zero = np.zeros(512, np.float32)
-    for n, f in enumerate(x for x in files if x not in done):
+    emb: list[np.ndarray] = []
+    mirror: list[np.ndarray] = []
+    ok: list[bool] = []
+    nfaces: list[int] = []
+
+    def add(e: np.ndarray, m: np.ndarray, acquired: bool, found: int) -> None:
+        emb.append(e)
+        mirror.append(m)
+        ok.append(acquired)
+        nfaces.append(found)
+
+    for n, f in enumerate(files):
+        if progress is not None:
+            progress(n, len(files))
         try:
             image = load_image(root / f)
         except ImageDecodeError:
-            done[f] = (zero, zero, False, -1, 0.0)
+            add(zero, zero, False, -1)
             continue
         faces = engine.detect(image)
         if not faces:
-            done[f] = (zero, zero, False, 0, 0.0)
+            add(zero, zero, False, 0)
             continue
         face = max(faces, key=lambda fc: fc.box[2] * fc.box[3])
         crop = align_face(image, face)
         e = engine._embedder.embed_crops([crop, np.ascontiguousarray(crop[:, ::-1])])
-        done[f] = (e[0], e[1], True, len(faces), float(face.score))
-        if (n + 1) % checkpoint == 0:
-            save()
-    save()
+        add(e[0], e[1], True, len(faces))
+    shape = (0, 512)
+    return EmbeddedSet(list(files), np.stack(emb) if emb else np.zeros(shape, np.float32),
+                       np.stack(mirror) if mirror else np.zeros(shape, np.float32),
+                       np.array(ok, bool), np.array(nfaces, int))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -116,11 +127,11 @@ class Embeddings:
     vectors: dict[str, np.ndarray | None]
 
     @classmethod
-    def from_cache(cls, cache: Path, *, mirror: bool = True,
-                   center: np.ndarray | None = None) -> Embeddings:
-        z = np.load(cache, allow_pickle=False)
+    def from_set(cls, embedded: EmbeddedSet, *, mirror: bool = True,
+                 center: np.ndarray | None = None) -> Embeddings:
         out: dict[str, np.ndarray | None] = {}
-        for f, e, m, ok in zip(z["files"], z["emb"], z["mirror"], z["ok"], strict=True):
+        for f, e, m, ok in zip(embedded.files, embedded.emb, embedded.mirror, embedded.ok,
+                               strict=True):
             if not ok:
                 out[str(f)] = None
                 continue
@@ -330,11 +341,27 @@ def read_rows(identities: Path) -> list[tuple[str, str]]:
         return [(r["file"], r["identity"]) for r in csv.DictReader(fh)]
 
 
+def embed_folder(folder: Path, files: Sequence[str]) -> EmbeddedSet:
+    """`embed_dataset` with the default settings' engine, progress on stderr."""
+    import sys
+
+    from edge.vision.engine import FaceEngine
+    from foundation.settings import Settings
+
+    engine = FaceEngine.from_settings(Settings().vision)
+
+    def progress(n: int, total: int) -> None:
+        if n % 250 == 0:
+            print(f"embedding {n}/{total}", file=sys.stderr, flush=True)
+
+    return embed_dataset(engine, folder, files, progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     from edge.vision.operating_point import load_calibration, operating_point_for
 
     ap = argparse.ArgumentParser(description="1:N search evaluation (FNIR/FPIR, DET)")
-    ap.add_argument("cache", type=Path)
+    ap.add_argument("folder", type=Path, help="the folder the CSV's paths are relative to")
     ap.add_argument("identities", type=Path)
     ap.add_argument("--k", type=int, default=1)
     ap.add_argument("--margin", type=float, default=0.05)
@@ -345,8 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-mirror", action="store_true")
     ap.add_argument("--det", type=Path, default=None)
     args = ap.parse_args(argv)
-    emb = Embeddings.from_cache(args.cache, mirror=not args.no_mirror)
-    proto = build_protocol(read_rows(args.identities), emb, args.k)
+    rows = read_rows(args.identities)
+    embedded = embed_folder(args.folder, [f for f, _ in rows])
+    emb = Embeddings.from_set(embedded, mirror=not args.no_mirror)
+    proto = build_protocol(rows, emb, args.k)
     out = run_searches(exhaustive_matcher(proto.templates), proto)
     op = operating_point_for(load_calibration(args.calibration), args.target_fpir,
                              len(proto.templates), args.margin)
