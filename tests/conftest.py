@@ -101,21 +101,27 @@ def kiosk_engine(installed_model_dir: Path):
 
 
 @pytest.fixture
-def kiosk_store(tmp_path: Path, fake_clock: FakeClock):
-    from helpers.kiosk import STAFF, password_hash
-
+def store(tmp_path: Path, fake_clock: FakeClock):
+    """A new consent store in tmp_path (store.db, keys/) on the fake clock."""
     from edge.consent.keys import write_key_file
     from edge.consent.store import ConsentStore
 
     keys = tmp_path / "keys"
     write_key_file(keys / "store.key")
     write_key_file(keys / "ref.key")
-    store = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
-                              fake_clock, create=True)
+    opened = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
+                               fake_clock, create=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def kiosk_store(store):
+    from helpers.kiosk import STAFF, password_hash
+
     for name, role in STAFF.items():
         store.staff.upsert(name, role, password_hash())
-    yield store
-    store.close()
+    return store
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 from edge.consent.gallery import Gallery
-from edge.consent.keys import write_key_file
-from edge.consent.store import ConsentStore
 from edge.vision import operating_point as op
 from edge.vision.manifest import load_manifest
 
@@ -18,16 +16,6 @@ DIM = 512
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
-
-
-@pytest.fixture
-def store(tmp_path, fake_clock):
-    write_key_file(tmp_path / "store.key")
-    write_key_file(tmp_path / "ref.key")
-    s = ConsentStore.open(tmp_path / "s.db", tmp_path / "store.key", tmp_path / "ref.key",
-                          fake_clock, create=True)
-    yield s
-    s.close()
 
 
 def _enrol(store, clock, n, rng, prefix="REF"):

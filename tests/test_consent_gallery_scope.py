@@ -13,8 +13,6 @@ import pytest
 
 from edge.consent import boarding as b
 from edge.consent.gallery import Gallery
-from edge.consent.keys import write_key_file
-from edge.consent.store import ConsentStore
 from edge.vision import operating_point as op
 from foundation.clock import FakeClock
 
@@ -31,16 +29,6 @@ def _probe_at(v: np.ndarray, cosine: float, rng) -> np.ndarray:
     w -= (w @ v) * v
     w /= np.linalg.norm(w)
     return _unit(cosine * v + np.sqrt(1 - cosine ** 2) * w)
-
-
-@pytest.fixture
-def store(tmp_path, fake_clock):
-    write_key_file(tmp_path / "store.key")
-    write_key_file(tmp_path / "ref.key")
-    s = ConsentStore.open(tmp_path / "s.db", tmp_path / "store.key", tmp_path / "ref.key",
-                          fake_clock, create=True)
-    yield s
-    s.close()
 
 
 def _enrol(store, clock, n, scope, rng, prefix) -> list[tuple[str, np.ndarray]]:

@@ -11,8 +11,6 @@ import pytest
 
 from edge.consent.errors import InvalidEmbeddingError
 from edge.consent.gallery import Gallery
-from edge.consent.keys import write_key_file
-from edge.consent.store import ConsentStore
 
 DIM = 512
 FLIGHT = "XY0123/015"
@@ -21,16 +19,6 @@ FLIGHT = "XY0123/015"
 def _unit(seed: int) -> np.ndarray:
     v = np.random.default_rng(seed).standard_normal(DIM)
     return (v / np.linalg.norm(v)).astype(np.float32)
-
-
-@pytest.fixture
-def store(tmp_path, fake_clock):
-    write_key_file(tmp_path / "store.key")
-    write_key_file(tmp_path / "ref.key")
-    s = ConsentStore.open(tmp_path / "s.db", tmp_path / "store.key", tmp_path / "ref.key",
-                          fake_clock, create=True)
-    yield s
-    s.close()
 
 
 def _enrol(store, clock, reference, scope, vec):

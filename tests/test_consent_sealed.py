@@ -25,17 +25,6 @@ def unit(seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-@pytest.fixture
-def store(tmp_path, fake_clock):
-    keys = tmp_path / "keys"
-    write_key_file(keys / "store.key")
-    write_key_file(keys / "ref.key")
-    s = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
-                          fake_clock, create=True)
-    yield s
-    s.close()
-
-
 def enrol_sealed(store, clock, ref: str, vec: np.ndarray, scope: str = SCOPE,
                  hours: float = 12.0) -> tuple[str, str]:
     consent = store.grant_consent(ref, "boarding", scope, clock.now() + hours * HOUR, "ann")

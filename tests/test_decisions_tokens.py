@@ -13,9 +13,7 @@ import pytest
 
 from edge.capture.source import Frame
 from edge.consent.gallery import MatchResult
-from edge.consent.keys import write_key_file
 from edge.consent.sealed import SealedTemplates, Unsealed
-from edge.consent.store import ConsentStore
 from edge.consent.token_format import TokenError
 from edge.decisions.events import DecisionEvent, EventBus, Kind
 from edge.decisions.evidence import EvidenceBook, EvidenceRules
@@ -190,17 +188,6 @@ def engine(installed_model_dir: Path):
     return FaceEngine.from_settings(VisionSettings(model_dir=installed_model_dir))
 
 
-@pytest.fixture
-def sealed_store(tmp_path, fake_clock):
-    keys = tmp_path / "keys"
-    write_key_file(keys / "store.key")
-    write_key_file(keys / "ref.key")
-    store = ConsentStore.open(tmp_path / "store.db", keys / "store.key", keys / "ref.key",
-                              fake_clock, create=True)
-    yield store
-    store.close()
-
-
 def walk(engine, store, clock, token: str | None, mode: str = "token", frames: int = 40):
     scene = SyntheticScene(SceneRenderer(synthetic_calibration((640, 480), (160, 120), seed=3),
                                          default_face_photos(), seed=3), clock)
@@ -241,10 +228,10 @@ def enrol_astronaut(engine, store, clock) -> str:
     return token
 
 
-def test_pipeline_token_mode_boards_with_the_token_and_never_searches(engine, sealed_store,
+def test_pipeline_token_mode_boards_with_the_token_and_never_searches(engine, store,
                                                                       fake_clock):
-    token = enrol_astronaut(engine, sealed_store, fake_clock)
-    decisions, gallery, gate, _, tl = walk(engine, sealed_store, fake_clock, token)
+    token = enrol_astronaut(engine, store, fake_clock)
+    decisions, gallery, gate, _, tl = walk(engine, store, fake_clock, token)
     assert [d.kind for d in decisions] == [Kind.GRANTED], decisions
     assert [c[0] for c in gate.calls] == ["open"]
     assert gallery.calls == 0  # no 1:N search in token mode
@@ -253,35 +240,35 @@ def test_pipeline_token_mode_boards_with_the_token_and_never_searches(engine, se
 
 
 def test_pipeline_token_mode_without_a_token_staffed_lane_nothing_embedded(
-        engine, sealed_store, fake_clock):
-    enrol_astronaut(engine, sealed_store, fake_clock)  # enrolled, but shows no token
-    decisions, gallery, gate, pipeline, _ = walk(engine, sealed_store, fake_clock, None)
+        engine, store, fake_clock):
+    enrol_astronaut(engine, store, fake_clock)  # enrolled, but shows no token
+    decisions, gallery, gate, pipeline, _ = walk(engine, store, fake_clock, None)
     assert [(d.kind, d.reason) for d in decisions] == [(Kind.NOT_MATCHED, NO_TOKEN)]
     assert gate.calls == [("deny", "A")]
     assert gallery.calls == 0 and pipeline.metrics.embeddings.value() == 0
 
 
-def test_pipeline_withdrawn_token_is_refused_without_embedding(engine, sealed_store,
+def test_pipeline_withdrawn_token_is_refused_without_embedding(engine, store,
                                                                fake_clock):
-    token = enrol_astronaut(engine, sealed_store, fake_clock)
-    sealed_store.withdraw(reference="AST001", actor="ann")
-    decisions, gallery, _, pipeline, _ = walk(engine, sealed_store, fake_clock, token)
+    token = enrol_astronaut(engine, store, fake_clock)
+    store.withdraw(reference="AST001", actor="ann")
+    decisions, gallery, _, pipeline, _ = walk(engine, store, fake_clock, token)
     assert [(d.kind, d.reason) for d in decisions] == [(Kind.NOT_MATCHED, "token_withdrawn")]
     assert gallery.calls == 0 and pipeline.metrics.embeddings.value() == 0
 
 
-def test_pipeline_both_mode_without_a_token_uses_the_gallery(engine, sealed_store, fake_clock):
-    decisions, gallery, _, _, _ = walk(engine, sealed_store, fake_clock, None, mode="both")
+def test_pipeline_both_mode_without_a_token_uses_the_gallery(engine, store, fake_clock):
+    decisions, gallery, _, _, _ = walk(engine, store, fake_clock, None, mode="both")
     assert [d.kind for d in decisions] == [Kind.NOT_MATCHED]
     assert gallery.calls >= 1
 
 
-def test_decision_events_carry_no_token(engine, sealed_store, fake_clock):
-    token = enrol_astronaut(engine, sealed_store, fake_clock)
+def test_decision_events_carry_no_token(engine, store, fake_clock):
+    token = enrol_astronaut(engine, store, fake_clock)
     import structlog
 
     with structlog.testing.capture_logs() as logs:
-        decisions, *_ = walk(engine, sealed_store, fake_clock, token)
+        decisions, *_ = walk(engine, store, fake_clock, token)
     text = repr(logs) + repr([DecisionEvent.public(d) for d in decisions])
     _, _, key, check = token.split(".")
     for part in (token, key, key.lower(), check):
