@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from edge.capture.thermal import read_thermal_file
-from edge.screening.calibration import CalibrationError, load_calibration
+from edge.screening.cli_inputs import face_detector, load_calibrated_pair
 from edge.screening.evaluate import (
-    Detect,
     EvalSetError,
     evaluate_set,
     format_result,
@@ -76,12 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--json", action="store_true", help="also print one JSON line at the end")
 
 
-def _detector(settings: Settings) -> Detect:
-    from edge.vision.engine import FaceEngine  # loads onnxruntime only when faces are needed
-
-    return FaceEngine.from_settings(settings.vision).detect
-
-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     action = {"measure": _measure, "synth": _synth, "eval": _eval}[args.thermal_command]
@@ -90,22 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace, settings: Settings) -> int:
-    from edge.vision.imageio import load_image
-
-    calibration = load_calibration(args.calibration)
-    thermal = read_thermal_file(args.thermal)
-    visible = load_image(args.visible)
-    tw, th = calibration.thermal_size
-    if thermal.shape != (th, tw):
-        raise CalibrationError(f"thermal image {args.thermal} is {thermal.shape[1]}x"
-                               f"{thermal.shape[0]} but the calibration is for {tw}x{th}: use a "
-                               "frame from the calibrated thermal camera, or recalibrate")
-    vw, vh = calibration.visible_size
-    if visible.shape[:2] != (vh, vw):
-        raise CalibrationError(f"visible image {args.visible} is {visible.shape[1]}x"
-                               f"{visible.shape[0]} but the calibration is for {vw}x{vh}: use a "
-                               "frame from the calibrated camera at its calibrated resolution")
-    faces = _detector(settings)(visible)
+    calibration, thermal, visible = load_calibrated_pair(args.calibration, args.thermal,
+                                                         args.visible)
+    faces = face_detector(settings)(visible)
     # One frame decided alone (fusion over this one reading), as `thermal eval` scores it.
     screener = ThermalScreener(calibration, settings.thermal.model_copy(update={"fuse_frames": 1}))
     readings = screener.measure(faces, thermal)
@@ -140,7 +119,7 @@ def _synth(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.out.exists() and not args.out.is_dir():
         raise SynthError(f"--out {args.out} is a file: pass a folder (it is created if needed)")
-    photos = (load_face_photos(args.faces, _detector(settings)) if args.faces
+    photos = (load_face_photos(args.faces, face_detector(settings)) if args.faces
               else default_face_photos())
     t0 = time.perf_counter()
     write_synth_set(args.out, args.count, args.seed, photos, visible_size=args.visible_size,
@@ -154,7 +133,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     if not args.dir.is_dir():
         raise EvalSetError(f"{args.dir} is not a folder: pass the folder written by "
                            "`python -m edge thermal synth`")
-    detect = None if args.truth_landmarks else _detector(settings)
+    detect = None if args.truth_landmarks else face_detector(settings)
     result = evaluate_set(args.dir, settings.thermal, detect)
     source = ("true landmarks" if detect is None else "face engine landmarks"
               if (args.dir / "faces.json").exists() else

@@ -24,8 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.capture.thermal import read_thermal_file, write_thermal_file
+from edge.capture.thermal import read_thermal_file
 from edge.screening.calibration import load_calibration, save_calibration
+from edge.screening.set_files import write_frame_pair, write_truth
 from edge.screening.synth import Person, SceneRenderer, synthetic_calibration
 from edge.screening.thermal import ThermalScreener
 from edge.vision.types import Face
@@ -61,15 +62,10 @@ def write_synth_set(out: Path | str, count: int, seed: int, photos: list[np.ndar
                         canthus_c=round(float(rng.uniform(*CANTHUS_RANGE_C)), 2),
                         variant=int(rng.integers(1 << 30)))
         visible, thermal, truth = renderer.render([person])
-        cv2.imwrite(str(out / f"{i:04d}_visible.png"), visible)
-        write_thermal_file(out / f"{i:04d}_thermal.png", thermal)
+        write_frame_pair(out, i, visible, thermal)
         rows.append((i, f"{person.canthus_c:.2f}"))
         faces.append({"frame": i, **truth.people[0].face().to_json()})
-    with open(out / "truth.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["frame", "canthus_c"])
-        writer.writerows(rows)
-    (out / "faces.json").write_text(json.dumps({"faces": faces}) + "\n")
+    write_truth(out, ["frame", "canthus_c"], rows, faces)
     return out
 
 

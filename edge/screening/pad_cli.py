@@ -10,8 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from edge.capture.thermal import read_thermal_file
-from edge.screening.calibration import CalibrationError, load_calibration
+from edge.screening.cli_inputs import face_detector, load_calibrated_pair
 from edge.screening.pad import REASONS, PadDetector
 from edge.screening.pad_eval import PadEvalError, evaluate_pad_set, format_pad_result, write_pad_set
 from edge.screening.synth import default_face_photos, synthetic_calibration
@@ -48,12 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--config", type=Path, help="settings TOML (unused; accepted for symmetry)")
 
 
-def _detector(settings: Settings):  # -> Callable[[np.ndarray], list[Face]]
-    from edge.vision.engine import FaceEngine  # loads onnxruntime only when faces are needed
-
-    return FaceEngine.from_settings(settings.vision).detect
-
-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     action = {"eval": _eval, "measure": _measure, "synth": _synth}[args.pad_command]
@@ -65,7 +58,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     if not args.dir.is_dir():
         raise PadEvalError(f"{args.dir} is not a folder: pass the folder written by "
                            "`python -m edge pad synth`")
-    detect = None if args.truth_faces else _detector(settings)
+    detect = None if args.truth_faces else face_detector(settings)
     result = evaluate_pad_set(args.dir, detect)
     source = "true faces" if detect is None else "face engine"
     print(format_pad_result(result, f"pad eval of {args.dir} ({source})"))
@@ -75,22 +68,9 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _measure(args: argparse.Namespace, settings: Settings) -> int:
-    from edge.vision.imageio import load_image
-
-    calibration = load_calibration(args.calibration)
-    thermal = read_thermal_file(args.thermal)
-    visible = load_image(args.visible)
-    tw, th = calibration.thermal_size
-    if thermal.shape != (th, tw):
-        raise CalibrationError(f"thermal image {args.thermal} is {thermal.shape[1]}x"
-                               f"{thermal.shape[0]} but the calibration is for {tw}x{th}: use a "
-                               "frame from the calibrated thermal camera, or recalibrate")
-    vw, vh = calibration.visible_size
-    if visible.shape[:2] != (vh, vw):
-        raise CalibrationError(f"visible image {args.visible} is {visible.shape[1]}x"
-                               f"{visible.shape[0]} but the calibration is for {vw}x{vh}: use a "
-                               "frame from the calibrated camera at its calibrated resolution")
-    faces: list[Face] = _detector(settings)(visible)
+    calibration, thermal, visible = load_calibrated_pair(args.calibration, args.thermal,
+                                                         args.visible)
+    faces: list[Face] = face_detector(settings)(visible)
     results = PadDetector(calibration).measure(faces, thermal)
     items = [{"box": face.to_json()["box"], **r.to_json()}
              for face, r in zip(faces, results, strict=True)]

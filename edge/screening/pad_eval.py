@@ -17,7 +17,6 @@ counted neither as accepted attacks nor as rejected bona fide presentations.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +25,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.capture.thermal import read_thermal_file, write_thermal_file
+from edge.capture.thermal import read_thermal_file
 from edge.screening.calibration import Calibration, load_calibration, save_calibration
 from edge.screening.pad import PadDetector
 from edge.screening.pad_synth import SPECIES, PadSceneGenerator, is_bona_fide
+from edge.screening.set_files import write_frame_pair, write_truth
 from edge.vision.types import Face
 from foundation.errors import ConsentGateError
 from wire import bounded_json
@@ -53,15 +53,10 @@ def write_pad_set(out: Path | str, count: int, seed: int, photos: list[np.ndarra
     rows, faces = [], []
     for i in range(count):
         scene = gen.make(species[i % len(species)])
-        cv2.imwrite(str(out / f"{i:04d}_visible.png"), scene.visible_bgr)
-        write_thermal_file(out / f"{i:04d}_thermal.png", scene.thermal_ck)
+        write_frame_pair(out, i, scene.visible_bgr, scene.thermal_ck)
         rows.append((i, scene.species))
         faces.append({"frame": i, **scene.face.to_json()})
-    with open(out / "truth.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["frame", "label"])
-        writer.writerows(rows)
-    (out / "faces.json").write_text(json.dumps({"faces": faces}) + "\n")
+    write_truth(out, ["frame", "label"], rows, faces)
     return out
 
 
