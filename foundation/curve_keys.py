@@ -29,24 +29,29 @@ def create_keypair(directory: Path | str, name: str) -> tuple[Path, Path]:
     return Path(public), Path(secret)
 
 
-def _load(path: Path) -> tuple[bytes | None, bytes | None]:
+def read_key_file(path: Path, *, missing: str, unreadable: str,
+                  error: type[Exception] = KeyFileError) -> tuple[bytes | None, bytes | None]:
+    """(public, secret) of a zmq.auth key file, each None when absent, every key checked to be
+    40 Z85 characters of 32 bytes; `error` with the `missing` or `unreadable` hint otherwise."""
     if not path.is_file():
-        raise KeyFileError(f"key file {path} is missing: provision the device "
-                           "(`python -m provisioning init`) or pass the right path")
+        raise error(f"key file {path} is missing: {missing}")
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"{path} is not a CurveZMQ key file ({exc}): re-create it with "
-                           "provisioning") from None
+        raise error(f"{path} is not a CurveZMQ key file ({exc}): {unreadable}") from None
     for key in (public, secret):
         if key is not None:
             try:
                 if len(key) != 40 or len(zmq.utils.z85.decode(key)) != 32:
                     raise ValueError
             except (ValueError, KeyError):
-                raise KeyFileError(f"{path} holds a malformed key: re-create it with "
-                                   "provisioning") from None
+                raise error(f"{path} holds a malformed key: {unreadable}") from None
     return public, secret
+
+
+def _load(path: Path) -> tuple[bytes | None, bytes | None]:
+    return read_key_file(path, missing="provision the device (`python -m provisioning init`) "
+                         "or pass the right path", unreadable="re-create it with provisioning")
 
 
 def load_keypair(secret_file: Path | str) -> tuple[bytes, bytes]:

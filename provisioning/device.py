@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-import zmq
-import zmq.auth
-import zmq.utils.z85
 
 from foundation.clock import Clock, SystemClock
+from foundation.curve_keys import read_key_file
 from foundation.settings import Settings, load_settings, parse_settings
 from provisioning.errors import (
     CentralKeyError,
@@ -290,25 +288,17 @@ def update_settings(device: Device, patch: Mapping[str, Any]) -> Device:
 
 def check_public_key_file(path: Path) -> bytes:
     """Central's public key (Z85) from a zmq.auth file, or CentralKeyError saying why not."""
-    if not path.is_file():
-        raise CentralKeyError(f"{path} does not exist: copy central's public key file "
-                              "(central.key, not central.key_secret) onto this box first")
-    try:
-        public, secret = zmq.auth.load_certificate(path)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise CentralKeyError(f"{path} is not a CurveZMQ key file ({exc}): ask central for "
-                              "its public key file in zmq.auth format") from None
+    public, secret = read_key_file(
+        path, error=CentralKeyError,
+        missing="copy central's public key file (central.key, not central.key_secret) onto "
+                "this box first",
+        unreadable="ask central for its public key file in zmq.auth format again")
     if secret is not None:
         raise CentralKeyError(f"{path} holds a SECRET key: never copy central's secret to a "
                               "gate; import its public key file (central.key) instead")
-    if public is None or len(public) != 40:
+    if public is None:
         raise CentralKeyError(f"{path} has no valid public key: ask central for its public "
                               "key file in zmq.auth format")
-    try:
-        zmq.utils.z85.decode(public)
-    except (ValueError, KeyError):
-        raise CentralKeyError(f"{path} has a malformed public key: ask central for the file "
-                              "again") from None
     return public
 
 

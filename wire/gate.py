@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import secrets
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
@@ -238,11 +238,19 @@ Event = Annotated[PassageEvent | TailgatingEvent | StateEvent | FaultEvent,
 _COMMAND: TypeAdapter[Command] = TypeAdapter(Command)
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 _ACK = TypeAdapter(Ack)
+_T = TypeVar("_T")
 
 
 def encode(message: BaseModel) -> bytes:
     """One message as a compact JSON frame."""
     return message.model_dump_json(by_alias=True, exclude_none=False).encode("utf-8")
+
+
+def _validated(adapter: TypeAdapter[_T], obj: dict[str, object], what: str) -> _T:
+    try:
+        return adapter.validate_python(obj)
+    except ValidationError as exc:
+        raise ProtocolError(f"bad {what}: " + _describe(exc)) from None
 
 
 def _load(data: bytes, kind: str) -> dict[str, Any]:
@@ -277,28 +285,19 @@ def decode_command(data: bytes) -> Command:
     if obj.get("cmd") not in COMMAND_NAMES:
         raise ProtocolError(f"unknown command {str(obj.get('cmd'))[:32]!r}; known: "
                             + ", ".join(COMMAND_NAMES), "unknown_command")
-    try:
-        return _COMMAND.validate_python(obj)
-    except ValidationError as exc:
-        raise ProtocolError("bad command: " + _describe(exc)) from None
+    return _validated(_COMMAND, obj, "command")
 
 
 def decode_ack(data: bytes) -> Ack:
     obj = _load(data, "ack")
-    try:
-        return _ACK.validate_python(obj)
-    except ValidationError as exc:
-        raise ProtocolError("bad ack: " + _describe(exc)) from None
+    return _validated(_ACK, obj, "ack")
 
 
 def decode_event(data: bytes) -> Event:
     obj = _load(data, "event")
     if obj.get("event") not in ("passage", "tailgating", "state", "fault"):
         raise ProtocolError(f"unknown event {str(obj.get('event'))[:32]!r}", "unknown_event")
-    try:
-        return _EVENT.validate_python(obj)
-    except ValidationError as exc:
-        raise ProtocolError("bad event: " + _describe(exc)) from None
+    return _validated(_EVENT, obj, "event")
 
 
 _TOKEN_RE: Final = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
