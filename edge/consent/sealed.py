@@ -33,7 +33,7 @@ from edge.consent import retention
 from edge.consent.errors import ConsentRequiredError, InvalidEmbeddingError
 from edge.consent.gallery import NO_RUNNER_UP, MatchResult
 from edge.consent.records import Enrolment, bounded_text
-from edge.consent.replace import retire_earlier
+from edge.consent.replace import open_enrolment
 from edge.consent.store import ConsentStore
 from edge.consent.templates import templates_from
 from edge.consent.token_format import PassengerKey, TokenError, parse_token
@@ -149,27 +149,12 @@ class SealedTemplates:
                                        "traveller's consent first") from None
         try:
             with store.db.write() as conn:
-                row = conn.execute("SELECT expires_at, withdrawn_at, code_hash, ref_hash, scope "
-                                   "FROM consents WHERE consent_id = ?",
-                                   (key.consent_id,)).fetchone()
-                if row is None or row[1] is not None or row[2] is None \
-                        or not retention.is_live(row[0], now):
-                    raise ConsentRequiredError("no live consent for this enrolment (unknown, "
-                                               "expired, withdrawn or already boarded): record "
-                                               "the traveller's consent first")
-                dim_row = conn.execute("SELECT dim FROM templates WHERE consent_id != ? LIMIT 1",
-                                       (key.consent_id,)).fetchone()
-                if dim_row is not None and dim_row[0] != vectors.shape[1]:
-                    raise InvalidEmbeddingError(f"embeddings have {vectors.shape[1]} values but "
-                                                f"the store holds {dim_row[0]}: use the "
-                                                "configured embedder")
-                replaced = [r[0] for r in conn.execute(
-                    "SELECT template_id FROM templates WHERE consent_id = ?", (key.consent_id,))]
-                conn.execute("DELETE FROM templates WHERE consent_id = ?", (key.consent_id,))
-                earlier = retire_earlier(conn, store.audit_log, key.consent_id, row[3], row[4],
-                                         now, actor)
-                expires = retention.template_expiry(now, row[0], store.max_retention_s)
-                blob = seal(vectors[0], key.key, associated_data(key.consent_id, row[4],
+                slot = open_enrolment(conn, store.audit_log, key.consent_id,
+                                      int(vectors.shape[1]), now, actor)
+                replaced, earlier = slot.replaced, slot.earlier
+                expires = retention.template_expiry(now, slot.consent_expires_at,
+                                                    store.max_retention_s)
+                blob = seal(vectors[0], key.key, associated_data(key.consent_id, slot.scope,
                                                                  expires))
                 cur = conn.execute("INSERT INTO templates (consent_id, model_name, dim, "
                                    "created_at, expires_at, embedding, sealed) "

@@ -31,14 +31,14 @@ from edge.consent import retention
 from edge.consent.audit import AuditLog
 from edge.consent.changes import ChangeLog
 from edge.consent.database import StoreDatabase
-from edge.consent.errors import ConsentRequiredError, InvalidConsentError, InvalidEmbeddingError
+from edge.consent.errors import InvalidConsentError
 from edge.consent.keys import read_key_file
 from edge.consent.lock import StoreLock
 from edge.consent.outbox import Outbox
 from edge.consent.purge import purge_expired
 from edge.consent.records import Consent, Enrolment, TemplateRow, bounded_text
 from edge.consent.repair import remove_orphan_consents
-from edge.consent.replace import retire_earlier
+from edge.consent.replace import open_enrolment
 from edge.consent.schema import LATEST
 from edge.consent.staff import StaffAccounts
 from edge.consent.templates import MAX_ENROL_IMAGES as MAX_ENROL_IMAGES
@@ -186,26 +186,11 @@ class ConsentStore:
         actor = bounded_text(actor, "actor", 64)
         now = self._clock.now()
         with self.db.write() as conn:
-            row = conn.execute("SELECT expires_at, withdrawn_at, code_hash, ref_hash, scope "
-                               "FROM consents WHERE consent_id = ?",
-                               (str(consent_id),)).fetchone()
-            if row is None or row[1] is not None or row[2] is None \
-                    or not retention.is_live(row[0], now):
-                raise ConsentRequiredError("no live consent for this enrolment (unknown, "
-                                           "expired, withdrawn or already boarded): record the "
-                                           "traveller's consent first")
-            dim_row = conn.execute("SELECT dim FROM templates WHERE consent_id != ? LIMIT 1",
-                                   (consent_id,)).fetchone()
-            if dim_row is not None and dim_row[0] != vectors.shape[1]:
-                raise InvalidEmbeddingError(f"embeddings have {vectors.shape[1]} values but the "
-                                            f"gallery holds {dim_row[0]}: use the configured "
-                                            "embedder")
-            replaced = [r[0] for r in conn.execute(
-                "SELECT template_id FROM templates WHERE consent_id = ?", (consent_id,))]
-            conn.execute("DELETE FROM templates WHERE consent_id = ?", (consent_id,))
-            earlier = retire_earlier(conn, self.audit_log, consent_id, row[3], row[4], now,
-                                     actor)  # edge.consent.replace: one consent per person
-            expires = retention.template_expiry(now, row[0], self.max_retention_s)
+            slot = open_enrolment(conn, self.audit_log, str(consent_id),
+                                  int(vectors.shape[1]), now, actor)
+            replaced, earlier = slot.replaced, slot.earlier
+            expires = retention.template_expiry(now, slot.consent_expires_at,
+                                                self.max_retention_s)
             ids = []
             images = len(embeddings) if strategy == "mean" else 1
             for vec in vectors:
