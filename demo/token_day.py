@@ -47,6 +47,16 @@ def play_token_day(demo: Any, step_ok: Callable[[], bool]) -> list[StepResult]:
         return dict(demo.agent.enrol_receipt(scene.renderer.photos[photo], reference,
                                              matching="token"))
 
+    def refused_key(label: str, person: int, token: str, reason: str, alert: str,
+                    note: str) -> StepResult:
+        """A walk showing `token` that must be refused with `reason` and a lane alert."""
+        scene.show_with_next_walk(token)
+        r = demo.walk(label, person, NORMAL_C, "not_matched", board=False)
+        said = alert_said(demo, alert)
+        r.notes.append(f"lane alert: {note}" if said else "NO LANE ALERT")
+        r.ok = r.decision == "not_matched" and r.reason == reason and said
+        return r
+
     demo.say("1. traveller 1 enrols at the kiosk with their own key (the QR code on the "
              "receipt is the only copy), shows it to the gate camera and boards")
     receipt = enrol_key(0, "QZTK01")
@@ -70,20 +80,13 @@ def play_token_day(demo: Any, step_ok: Callable[[], bool]) -> list[StepResult]:
                  "shows the withdrawn key")
         receipt = enrol_key(3 % n, "QZTK03")
         demo.agent.withdraw(receipt.pop("withdrawal_code"))
-        scene.show_with_next_walk(receipt.pop("token"))
-        r = demo.walk("3 withdrawn key refused", 3 % n, NORMAL_C, "not_matched", board=False)
-        said = alert_said(demo, "was withdrawn")
-        r.notes.append("lane alert: key withdrawn" if said else "NO LANE ALERT")
-        r.ok = r.decision == "not_matched" and r.reason == "token_withdrawn" and said
-        results.append(r)
+        results.append(refused_key("3 withdrawn key refused", 3 % n, receipt.pop("token"),
+                                   "token_withdrawn", "was withdrawn", "key withdrawn"))
     if step_ok():
         demo.say("4. traveller 4 enrols with a key and shows a copy with one character "
                  "altered")
         receipt = enrol_key(4 % n, "QZTK04")
-        scene.show_with_next_walk(altered(receipt.pop("token")))
-        r = demo.walk("4 altered key refused", 4 % n, NORMAL_C, "not_matched", board=False)
-        said = alert_said(demo, "damaged or altered")
-        r.notes.append("lane alert: key damaged" if said else "NO LANE ALERT")
-        r.ok = r.decision == "not_matched" and r.reason == "token_invalid" and said
-        results.append(r)
+        results.append(refused_key("4 altered key refused", 4 % n,
+                                   altered(receipt.pop("token")), "token_invalid",
+                                   "damaged or altered", "key damaged"))
     return results

@@ -135,6 +135,14 @@ class GateClient:
         ack = self.status_detail()
         return {lane: state.value for lane, state in (ack.lanes or {}).items()}
 
+    def answers(self) -> bool:
+        """Whether the controller answers a status request now (a readiness probe)."""
+        try:
+            self.status()
+        except GateUnavailableError:
+            return False
+        return True
+
     def status_detail(self) -> Ack:
         """The full status ack: `lanes` plus `info` (fire alarm, I/O, daemon heartbeat)."""
         ack = self._request(StatusCmd())

@@ -72,21 +72,14 @@ class LoopbackPeers:
             self._start_gate()
 
     def _start_gate(self) -> None:
-        from gate_controller.client import GateClient, GateUnavailableError
+        from gate_controller.client import GateClient
 
         g = self.device.settings.gate
         client = GateClient.from_settings(g, "operator", timeout_ms=500, subscribe=False)
 
-        def answers() -> bool:
-            try:
-                client.status()
-            except GateUnavailableError:
-                return False
-            return True
-
         try:
             self.gate = self.peers.start("gate", gate_controller_argv(self.device.settings_file),
-                                         ready=answers, restart=self._restart_gate)
+                                         ready=client.answers, restart=self._restart_gate)
         finally:
             client.close()
 

@@ -9,29 +9,21 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.demo import run_demo
 
 from wire.telemetry import COUNT_FIELDS
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory, installed_model_dir: Path) -> dict:
     workdir = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "edge", "demo", "--workdir", str(workdir),
-                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr[-3000:]
-    summary = json.loads(lines[-1])
-    return {"rc": proc.returncode, "summary": summary, "workdir": workdir,
-            "stdout": proc.stdout, "stderr": proc.stderr}
+    return run_demo(workdir)
 
 
 def test_every_outcome_of_the_day(demo_run: dict) -> None:

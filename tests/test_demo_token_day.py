@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.demo import run_demo
 from helpers.store_pages import page_images
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 TOKEN = re.compile(rb"CG1\.[0-9A-F]{32}\.[A-Z2-7]{52}\.[A-Z2-7]{8}", re.IGNORECASE)
 KEY_RUN = re.compile(rb"(?<![A-Z2-7])[A-Z2-7]{52}(?![A-Z2-7])")
@@ -25,13 +23,7 @@ KEY_RUN = re.compile(rb"(?<![A-Z2-7])[A-Z2-7]{52}(?![A-Z2-7])")
 @pytest.fixture(scope="module")
 def token_run(tmp_path_factory: pytest.TempPathFactory, installed_model_dir: Path) -> dict:
     workdir = tmp_path_factory.mktemp("token-demo")
-    proc = subprocess.run([sys.executable, "-m", "edge", "demo", "--matching", "token",
-                           "--workdir", str(workdir), "--json"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr[-3000:]
-    return {"rc": proc.returncode, "summary": json.loads(lines[-1]), "workdir": workdir,
-            "stdout": proc.stdout, "stderr": proc.stderr}
+    return run_demo(workdir, "--matching", "token")
 
 
 def test_every_row_of_the_token_day_reads_ok(token_run: dict) -> None:

@@ -21,7 +21,7 @@ from helpers.devices import daemon_device
 
 from foundation.peers import Peer, daemon_argv, gate_controller_argv, wait_for
 from foundation.settings import RUN_DIR, DeviceSettings, GateSettings, load_settings
-from gate_controller.client import GateClient, GateUnavailableError
+from gate_controller.client import GateClient
 
 ROOT = Path(__file__).resolve().parents[1]
 UNITS = ROOT / "deploy" / "systemd"
@@ -253,20 +253,13 @@ def test_box_processes_run_under_memory_deny_write_execute(tmp_path: Path,
     gate_settings = load_settings(settings_file).gate
     client = GateClient.from_settings(gate_settings, "operator", timeout_ms=500, subscribe=False)
 
-    def answers() -> bool:
-        try:
-            client.status()
-        except GateUnavailableError:
-            return False
-        return True
-
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
     sock.settimeout(90)
     env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "2000000"}
     gate = Peer("gate", _under_mdwe(gate_controller_argv(settings_file)), tmp_path / "gate.log",
-                ready=answers, cwd=ROOT)
+                ready=client.answers, cwd=ROOT)
     daemon = Peer("daemon", _under_mdwe(daemon_argv(settings_file)), tmp_path / "daemon.log",
                   env=env, cwd=ROOT)
     try:

@@ -75,20 +75,19 @@ class CollectorProc:
     def stop(self) -> None:
         self.peer.stop()
 
-    def rows(self) -> list[tuple]:
+    def _query(self, sql: str) -> list[tuple]:
         if not self.db.exists():
             return []
         with sqlite3.connect(self.db) as db:
-            return db.execute("SELECT device, seq, window_start, received_at, matched "
-                              "FROM windows ORDER BY device, seq").fetchall()
+            return db.execute(sql).fetchall()
+
+    def rows(self) -> list[tuple]:
+        return self._query("SELECT device, seq, window_start, received_at, matched "
+                           "FROM windows ORDER BY device, seq")
 
     def epoch_rows(self) -> list[tuple]:
         """(epoch, seq, matched) of every stored window, in the order they were received."""
-        if not self.db.exists():
-            return []
-        with sqlite3.connect(self.db) as db:
-            return db.execute("SELECT epoch, seq, matched FROM windows "
-                              "ORDER BY received_at, seq").fetchall()
+        return self._query("SELECT epoch, seq, matched FROM windows ORDER BY received_at, seq")
 
     def vm_rss_kib(self) -> int:
         """The collector's resident memory now (VmRSS of /proc/PID/status), in KiB."""
