@@ -270,13 +270,19 @@ def test_rule_monotone_in_fpir(f1, f2, n):
             >= op.operating_point_for(CAL2, hi, n, 0.05).threshold)
 
 
+def _labelled_unit_vectors(rng: np.random.Generator, n_id: int, dim: int, noise: float
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, unit vectors): 1-3 noisy samples around each of `n_id` random identities."""
+    labels = np.repeat(np.arange(n_id), rng.integers(1, 4, n_id))
+    v = rng.standard_normal((n_id, dim))[labels] + noise * rng.standard_normal((labels.size, dim))
+    return labels, (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
 def test_built_search_table_matches_simulated_galleries():
     """The exact average over galleries equals brute-force random galleries (margin rule)."""
     rng = np.random.default_rng(0)
     n_id, dim = 60, 16
-    codes = np.repeat(np.arange(n_id), rng.integers(1, 4, n_id))
-    v = rng.standard_normal((n_id, dim))[codes] + 0.8 * rng.standard_normal((codes.size, dim))
-    v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    codes, v = _labelled_unit_vectors(rng, n_id, dim, noise=0.8)
     rows, ids = ic.draw_templates(codes, n_id, rng)
     assert (ids == np.arange(n_id)).all() and (codes[rows[:, 0]] == ids).all()
     templates = ic.template_vectors(v, rows)
@@ -299,9 +305,7 @@ def test_built_search_table_matches_simulated_galleries():
 def test_build_search_table_is_loadable_monotone_and_honours_the_target():
     rng = np.random.default_rng(3)
     n_id, dim = 120, 24
-    labels = np.repeat(np.arange(n_id), rng.integers(1, 4, n_id))
-    v = rng.standard_normal((n_id, dim))[labels] + 0.9 * rng.standard_normal((labels.size, dim))
-    v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    labels, v = _labelled_unit_vectors(rng, n_id, dim, noise=0.9)
     sec = ic.build_search_table(v, labels.astype(str), draws=2, seed=1,
                                 sizes=(1, 2, 5, 10, 20, 50, 100), fpirs=(0.01, 0.1))
     assert sec["gallery_sizes"] == [1, 2, 5, 10, 20, 50]  # at most half the identities
