@@ -14,7 +14,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollup": ("central.rollup_cmd",
                "refresh the hourly and daily roll-ups of a PostgreSQL windows database"),
     "dashboard": ("central.dashboard_cmd",
-                  "serve the read-only fleet dashboard from the PostgreSQL roll-ups"),
+                  "serve the fleet dashboard (log-in, charts, Prometheus /metrics)"),
+    "add-user": ("central.add_user_cmd",
+                 "create or update a fleet dashboard log-in (viewer or admin)"),
 }
 
 

@@ -1,161 +1,240 @@
-"""The fleet dashboard: one read-only page and its JSON, from the PostgreSQL roll-ups only.
+"""The fleet dashboard: staff log-in, charts per airport, gate and hour, tables, Prometheus.
 
-`create_app(dsn)` is a FastAPI app (served by `python -m central dashboard`):
+`create_app(db, ...)` is a FastAPI app (served by `python -m central dashboard`) over either
+central database (central.db_access; PostgreSQL's roll-ups or the SQLite file's windows):
 
-- `GET /` the page: the fleet's totals for one UTC day per gate (from `windows_daily`), the
-  last 24 hours of the fleet as bars (from `windows_hourly`), and every device with the last
-  hour it sent windows for (flagged silent after `silent_after_s`);
-- `GET /api/fleet?day=YYYY-MM-DD`, `GET /api/hourly?hours=24`, `GET /api/devices`: the same as
-  JSON. Without `day`, the latest day that has windows.
+- `GET /login`, `POST /login` (form: name, password), `POST /logout`: sessions of
+  central.auth, users of central.users (`python -m central add-user`); failed log-ins back off
+  (429 with Retry-After), never lock out;
+- `GET /` the page (central.dashboard_page): charts drawn in the browser with uPlot from
+  `/api/series`, the day's table per airport and gate, the devices;
+- `GET /api/places`, `/api/series?hours=&airport=&gate=`, `/api/fleet?day=`, `/api/devices`;
+  `POST /api/refresh` (admin, PostgreSQL: refresh the roll-ups);
+- `GET /metrics`: central.metrics, for a scrape token (`Authorization: Bearer`) or a session;
+- `GET /assets/uplot.js|css` (from the assets folder), `/static/dashboard.js|css`.
 
-What it shows is what central holds: k-suppressed, anonymised counts per gate and device; the
-suppressed cells are counted, never guessed. Nothing here writes, except the optional roll-up
-refresh of `python -m central dashboard --refresh-every S`.
+Every data route needs a session (401, or a redirect to /login for the page). Every POST must
+carry this dashboard's own Origin (403 otherwise). Every answer carries a
+Content-Security-Policy of `default-src 'self'`: the page loads nothing from elsewhere.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import html
-import time
+import hmac
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse
+import structlog
+from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
-from central.pg_store import connect
-from wire.telemetry import COUNT_FIELDS
+from central import fleet_data, metrics
+from central.auth import Backoff, Session, Sessions, origin_allowed
+from central.dashboard_assets import SCRIPT, STYLE
+from central.dashboard_page import fleet_page, login_page
+from central.db_access import central
+from central.users import authenticate
+from foundation.clock import Clock, SystemClock
 
-SHOWN = ("presented", "matched", "not_matched", "wrong_flight", "gates_opened", "passages",
-         "tailgating_alarms", "referred", "faults")
-BARS = "passages"  # the hourly bars
-_SUMS = ", ".join(f"max({f})" if f == "peak_in_view" else f"sum({f})" for f in COUNT_FIELDS)
+log = structlog.get_logger(__name__)
+CSP = ("default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+       "object-src 'none'")
+MAX_FORM_BYTES = 4096
+_PLACE = r"^[A-Za-z0-9._-]{1,32}$"
+_DAY = r"^\d{4}-\d{2}-\d{2}$"
 
 
-def _day_start(day: str | None, conn: Any) -> int | None:
-    if day is None:
-        row = conn.execute("SELECT max(day) FROM windows_daily").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+class _LoggedOut(Exception):
+    """No (or an expired) session."""
+
+
+def _security_headers(response: Response, *, cache: bool = False) -> None:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # not no-referrer: under it a browser sends `Origin: null` on the page's own form POSTs
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "private, max-age=3600" if cache else "no-store"
+
+
+def _parse_form(body: bytes) -> dict[str, str]:
     try:
-        d = dt.date.fromisoformat(day)
-    except ValueError:
-        raise HTTPException(422, "day: give YYYY-MM-DD") from None
-    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp())
+        fields = parse_qs(body.decode("utf-8"), max_num_fields=8, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {k: v[0] for k, v in fields.items() if v}
 
 
-def _iso(ts: int, fmt: str = "%Y-%m-%d") -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime(fmt)
+def create_app(db: str, *, uplot: dict[str, bytes], origins: frozenset[str],
+               secure_cookie: bool = False, scrape_token: str | None = None,
+               silent_after_s: float = 7200.0, session_ttl_s: float = 8 * 3600.0,
+               clock: Clock | None = None, backoff: Backoff | None = None) -> FastAPI:
+    """See the module docstring; `origins` are normalised (central.auth.normal_origin)."""
+    clock = clock or SystemClock()
+    sessions = Sessions(clock, session_ttl_s)
+    throttle = backoff or Backoff(clock)
+    cookie = "__Host-cg_fleet" if secure_cookie else "cg_fleet"
+    app = FastAPI(title="consentgate fleet dashboard", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.sessions = sessions
 
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                    ) -> Response:
+        if request.method not in ("GET", "HEAD") and not origin_allowed(
+                request.headers.get("origin"), origins):
+            log.warning("central_dashboard_origin_refused", path=request.url.path[:80])
+            response: Response = PlainTextResponse(
+                "refused: this request must come from the dashboard's own page", 403)
+        else:
+            response = await call_next(request)
+        _security_headers(response, cache=request.url.path.startswith(("/assets/", "/static/")))
+        return response
 
-def fleet(conn: Any, day: str | None = None) -> dict[str, Any]:
-    start = _day_start(day, conn)
-    if start is None:
-        return {"day": None, "gates": [], "total": None}
-    rows = conn.execute(f"SELECT gate, count(DISTINCT device), sum(windows), "
-                        f"sum(suppressed_cells), {_SUMS} FROM windows_daily WHERE day = %s "
-                        f"GROUP BY gate ORDER BY gate", (start,)).fetchall()
-    names = ("gate", "devices", "windows", "suppressed_cells", *COUNT_FIELDS)
-    gates: list[dict[str, Any]] = [
-        {k: v if v is None or isinstance(v, str) else int(v)  # sums come as numeric
-         for k, v in zip(names, r, strict=True)} for r in rows]
-    total: dict[str, Any] = {"gates": len(gates)}
-    for name in names[1:]:
-        values: list[int] = [g[name] for g in gates if g[name] is not None]
-        total[name] = (max(values, default=0) if name == "peak_in_view"
-                       else sum(values))
-    return {"day": _iso(start), "gates": gates, "total": total}
+    @app.exception_handler(_LoggedOut)
+    async def logged_out(request: Request, exc: _LoggedOut) -> Response:
+        if request.url.path.startswith(("/api/", "/metrics")):
+            return JSONResponse({"detail": "log in first (POST /login)"}, 401)
+        return RedirectResponse("/login", 303)
 
+    def session(request: Request) -> Session:
+        found = sessions.lookup(request.cookies.get(cookie))
+        if found is None:
+            raise _LoggedOut
+        return found
 
-def hourly(conn: Any, hours: int = 24) -> dict[str, Any]:
-    row = conn.execute("SELECT max(hour) FROM windows_hourly").fetchone()
-    if row is None or row[0] is None:
-        return {"hours": []}
-    last = int(row[0])
-    rows = conn.execute(f"SELECT hour, sum(windows), {_SUMS} FROM windows_hourly "
-                        f"WHERE hour > %s GROUP BY hour ORDER BY hour",
-                        (last - 3600 * hours,)).fetchall()
-    names = ("hour", "windows", *COUNT_FIELDS)
-    return {"hours": [{k: (None if v is None else int(v)) for k, v in zip(names, r, strict=True)}
-                      for r in rows]}
+    def set_cookie(response: Response, token: str) -> None:
+        response.set_cookie(cookie, token, max_age=int(session_ttl_s), path="/", httponly=True,
+                            samesite="strict", secure=secure_cookie)
 
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request) -> Response:
+        if sessions.lookup(request.cookies.get(cookie)) is not None:
+            return RedirectResponse("/", 303)
+        return HTMLResponse(login_page())
 
-def devices(conn: Any, silent_after_s: float = 7200, now: float | None = None
-            ) -> dict[str, Any]:
-    rows = conn.execute("SELECT d.device, d.epoch, h.hour, h.gate FROM devices d LEFT JOIN "
-                        "LATERAL (SELECT hour, gate FROM windows_hourly w WHERE w.device = "
-                        "d.device ORDER BY hour DESC LIMIT 1) h ON true ORDER BY d.device"
-                        ).fetchall()
-    now = time.time() if now is None else now
-    return {"devices": [{"device": d, "epoch": int(e), "gate": g,
-                         "last_hour": None if h is None else _iso(int(h), "%Y-%m-%dT%H:00Z"),
-                         "silent": h is None or now - (int(h) + 3600) > silent_after_s}
-                        for d, e, h, g in rows]}
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return HTMLResponse(login_page("The form is too large."), 413)
+        form = _parse_form(body)
+        name, password = form.get("name", "")[:64], form.get("password", "")[:1024]
+        client = request.client.host if request.client else "-"
+        wait = throttle.retry_after(name, client)
+        if wait > 0:
+            log.warning("central_login_throttled", client=client, retry_after_s=round(wait, 1))
+            return HTMLResponse(login_page(f"Too many failed log-ins: try again in "
+                                           f"{int(wait) + 1} s.", name), 429,
+                                headers={"Retry-After": str(int(wait) + 1)})
 
+        def check() -> Any:
+            with central(db) as handle:
+                return authenticate(handle, name, password)
 
-def page(f: dict[str, Any], hrs: dict[str, Any], devs: dict[str, Any]) -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(c.replace('_', ' '))}</th>" for c in ("gate", "devices", "windows",
-                                                                  *SHOWN, "suppressed_cells"))
-    body = "".join("<tr>" + "".join(f"<td>{esc(str(g[c] if g[c] is not None else '-'))}</td>"
-                                    for c in ("gate", "devices", "windows", *SHOWN,
-                                              "suppressed_cells")) + "</tr>" for g in f["gates"])
-    if f["total"]:
-        t = f["total"]
-        body += ("<tr class=total><td>fleet</td>" + "".join(
-            f"<td>{t[c]}</td>" for c in ("devices", "windows", *SHOWN, "suppressed_cells"))
-            + "</tr>")
-    peak = max((h[BARS] or 0 for h in hrs["hours"]), default=0) or 1
-    bars = "".join(
-        f"<div class=bar title='{esc(_iso(h['hour'], '%H:00Z'))}: {h[BARS] or 0}'>"
-        f"<span style='height:{100 * (h[BARS] or 0) / peak:.0f}%'></span>"
-        f"<small>{esc(_iso(h['hour'], '%H'))}</small></div>" for h in hrs["hours"])
-    silent = sum(d["silent"] for d in devs["devices"])
-    rows = "".join(f"<tr class={'silent' if d['silent'] else 'ok'}><td>{esc(d['device'])}</td>"
-                   f"<td>{esc(d['gate'] or '-')}</td><td>{esc(d['last_hour'] or 'never')}</td>"
-                   f"<td>{'silent' if d['silent'] else 'sending'}</td></tr>"
-                   for d in devs["devices"])
-    return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
-<title>consentgate fleet</title><style>
-body{{font:14px system-ui,sans-serif;margin:24px;color:#1b2430}}
-table{{border-collapse:collapse;margin:8px 0 24px}}td,th{{padding:4px 10px;text-align:right;
-border-bottom:1px solid #dde}}td:first-child,th:first-child{{text-align:left}}
-tr.total td{{font-weight:600;border-top:2px solid #889}}tr.silent td{{color:#a22}}
-.bars{{display:flex;gap:3px;align-items:flex-end;height:140px;margin:8px 0 24px}}
-.bar{{width:22px;height:100%;display:flex;flex-direction:column;justify-content:flex-end}}
-.bar span{{background:#3b6fb6;display:block}}.bar small{{text-align:center;color:#667}}
-</style></head><body>
-<h1>Fleet, {esc(f['day'] or 'no windows yet')} (UTC)</h1>
-<p>Anonymised, k-suppressed counts as central received them; suppressed cells are counted,
-not estimated.</p>
-<table><tr>{head}</tr>{body}</table>
-<h2>{esc(BARS)} per hour, last {len(hrs['hours'])} hours</h2><div class=bars>{bars}</div>
-<h2>Devices: {len(devs['devices'])}, silent {silent}</h2>
-<table><tr><th>device</th><th>gate</th><th>last hour</th><th>state</th></tr>{rows}</table>
-</body></html>"""
+        user = await run_in_threadpool(check)
+        if user is None:
+            throttle.failure(name, client)
+            log.warning("central_login_failed", client=client)
+            return HTMLResponse(login_page("Wrong name or password.", name), 401)
+        throttle.success(name, client)
+        log.info("central_login_ok", user=user.name, role=user.role)
+        response = RedirectResponse("/", 303)
+        set_cookie(response, sessions.create(user.name, user.role))
+        return response
 
-
-def create_app(dsn: str, *, silent_after_s: float = 7200) -> FastAPI:
-    app = FastAPI(title="consentgate fleet dashboard", docs_url=None, redoc_url=None)
-
-    @app.get("/api/fleet")
-    def api_fleet(day: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
-                  ) -> dict[str, Any]:
-        with connect(dsn) as conn:
-            return fleet(conn, day)
-
-    @app.get("/api/hourly")
-    def api_hourly(hours: int = Query(24, ge=1, le=24 * 31)) -> dict[str, Any]:
-        with connect(dsn) as conn:
-            return hourly(conn, hours)
-
-    @app.get("/api/devices")
-    def api_devices() -> dict[str, Any]:
-        with connect(dsn) as conn:
-            return devices(conn, silent_after_s)
+    @app.post("/logout")
+    def logout(request: Request) -> Response:
+        sessions.end(request.cookies.get(cookie))
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(cookie, path="/", httponly=True, samesite="strict",
+                               secure=secure_cookie)
+        return response
 
     @app.get("/", response_class=HTMLResponse)
-    def index(day: str | None = Query(None, pattern=r"^\d{4}-\d{2}-\d{2}$")) -> str:
-        with connect(dsn) as conn:
-            return page(fleet(conn, day), hourly(conn), devices(conn, silent_after_s))
+    def index(request: Request, day: str | None = Query(None, pattern=_DAY)) -> str:
+        who = session(request)
+        with central(db) as handle:
+            return fleet_page(who.name, who.role, _fleet(handle, day),
+                              fleet_data.devices(handle, silent_after_s))
+
+    @app.get("/api/places")
+    def api_places(request: Request) -> dict[str, Any]:
+        session(request)
+        with central(db) as handle:
+            return fleet_data.places(handle)
+
+    @app.get("/api/series")
+    def api_series(request: Request,
+                   hours: int = Query(48, ge=1, le=fleet_data.MAX_HOURS),
+                   airport: str | None = Query(None, pattern=_PLACE),
+                   gate: str | None = Query(None, pattern=_PLACE)) -> dict[str, Any]:
+        session(request)
+        with central(db) as handle:
+            return fleet_data.series(handle, hours, airport, gate)
+
+    @app.get("/api/fleet")
+    def api_fleet(request: Request, day: str | None = Query(None, pattern=_DAY)
+                  ) -> dict[str, Any]:
+        session(request)
+        with central(db) as handle:
+            return _fleet(handle, day)
+
+    @app.get("/api/devices")
+    def api_devices(request: Request) -> dict[str, Any]:
+        session(request)
+        with central(db) as handle:
+            return fleet_data.devices(handle, silent_after_s)
+
+    @app.post("/api/refresh")
+    def api_refresh(request: Request) -> dict[str, Any]:
+        who = session(request)
+        if who.role != "admin":
+            raise HTTPException(403, "only an admin may refresh the roll-ups")
+        from central.rollups import refresh
+
+        with central(db) as handle:
+            if handle.backend != "postgres":
+                raise HTTPException(409, "a SQLite database has no roll-ups to refresh")
+            done = refresh(handle.conn)
+        log.info("central_rollup_refreshed", device_hours=done.device_hours, user=who.name)
+        return {"device_hours": done.device_hours, "device_days": done.device_days}
+
+    @app.get("/metrics")
+    def prometheus(request: Request) -> Response:
+        given = request.headers.get("authorization", "")
+        if not (scrape_token and given.startswith("Bearer ") and hmac.compare_digest(
+                given[7:].strip().encode(), scrape_token.encode())):
+            session(request)
+        with central(db) as handle:
+            text = metrics.exposition(fleet_data.gate_totals(handle),
+                                      fleet_data.devices(handle, silent_after_s)["devices"])
+        return Response(text, media_type=metrics.CONTENT_TYPE)
+
+    @app.get("/assets/{name}")
+    def asset(name: str) -> Response:
+        if name not in uplot:
+            raise HTTPException(404, "no such asset")
+        kind = "text/javascript" if name.endswith(".js") else "text/css"
+        return Response(uplot[name], media_type=kind)
+
+    @app.get("/static/dashboard.js")
+    def script() -> Response:
+        return Response(SCRIPT, media_type="text/javascript")
+
+    @app.get("/static/dashboard.css")
+    def style() -> Response:
+        return Response(STYLE, media_type="text/css")
 
     return app
+
+
+def _fleet(handle: Any, day: str | None) -> dict[str, Any]:
+    try:
+        return fleet_data.fleet(handle, day)
+    except ValueError:
+        raise HTTPException(422, "day: give a real date, YYYY-MM-DD") from None

@@ -10,6 +10,9 @@ refuses a database made by a newer collector. Migrations are only ever appended.
 2. the roll-ups: windows_hourly and windows_daily per (device, gate, UTC hour/day), and
    rollup_dirty, the (device, hour) marks a collector writes in the transaction that stores
    windows of that hour (central.rollups refreshes what is marked).
+3. the presentation_attacks count.
+4. dashboard_users: the fleet dashboard's log-ins (name, role, scrypt hash; central.users), and
+   windows_hourly's indexes on (gate, hour) and (hour) for the dashboard's hour ranges.
 """
 
 from __future__ import annotations
@@ -88,6 +91,17 @@ CREATE INDEX windows_daily_gate_day ON windows_daily (gate, day);
 ALTER TABLE windows ADD COLUMN IF NOT EXISTS presentation_attacks integer DEFAULT 0;
 ALTER TABLE windows_hourly ADD COLUMN IF NOT EXISTS presentation_attacks bigint DEFAULT 0;
 ALTER TABLE windows_daily ADD COLUMN IF NOT EXISTS presentation_attacks bigint DEFAULT 0;
+"""),
+    (4, "dashboard users", """
+CREATE TABLE dashboard_users (
+    name text PRIMARY KEY,
+    role text NOT NULL CHECK (role IN ('viewer', 'admin')),
+    password_hash text NOT NULL,
+    updated_at double precision NOT NULL
+);
+-- the dashboard's hour ranges, per gate and fleet-wide (the primary key leads with device)
+CREATE INDEX windows_hourly_gate_hour ON windows_hourly (gate, hour);
+CREATE INDEX windows_hourly_hour ON windows_hourly (hour);
 """),
 )
 LATEST = MIGRATIONS[-1][0]

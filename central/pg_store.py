@@ -10,7 +10,8 @@ Each batch is one transaction (READ COMMITTED):
    bound to) and their epochs that the batch names plus each current one;
 3. decide every window with the shared rules (central.sequencing), as the SQLite store does;
 4. write: new devices and epochs, the windows in one INSERT ... SELECT FROM unnest(...)
-   ON CONFLICT (device, epoch, seq) DO NOTHING (idempotent even without the rules), each epoch's
+   ON CONFLICT DO NOTHING (the primary key (device, epoch, seq) makes it idempotent even without
+   the rules; no conflict target, so a table partitioned by month works unchanged), each epoch's
    last seq, and the roll-up's (device, hour) marks (central.rollups);
 5. commit; only then does the collector send the acks.
 
@@ -43,7 +44,8 @@ _COL_TYPES = [_TYPES.get(c, "int4") for c in ROW]
 INSERT_WINDOWS = (
     f"INSERT INTO windows ({', '.join(ROW)}) SELECT * FROM unnest("
     + ", ".join(f"%b::{t}[]" for t in _COL_TYPES)
-    + ") ON CONFLICT (device, epoch, seq) DO NOTHING")
+    + ") ON CONFLICT DO NOTHING")  # no target: also a table partitioned by month, whose key
+# must hold window_start (docs/rooms/central.md); `windows` has no other unique constraint
 _FLOATS = [i for i, t in enumerate(_COL_TYPES) if t == "float8"]
 _LOCK = ("SELECT count(pg_advisory_xact_lock(id)) FROM "
          "(SELECT id FROM unnest(%b::int8[]) AS t(id) ORDER BY id) AS s")

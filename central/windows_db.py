@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS epochs (
     superseded_at REAL,                 -- when a newer epoch of the device was first stored
     PRIMARY KEY (device, epoch)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dashboard_users (  -- the fleet dashboard's log-ins (central.users)
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+    password_hash TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
 _ROW = ROW
 _INSERT = (f"INSERT INTO windows ({', '.join(_ROW)}) VALUES ({', '.join('?' * len(_ROW))})")

@@ -6,7 +6,7 @@ rules give the SQLite store's answers; two collectors deciding one device's wind
 store each exactly once; a lost database connection (nothing answered, then reconnected); two
 collector processes on one database with one killed mid-stream (0 lost, 0 duplicated); a real
 uplink failing over between two collector processes and back; the hourly and daily roll-ups;
-the fleet dashboard; the command lines.
+the command lines. (The fleet dashboard on PostgreSQL: tests/test_central_dashboard_postgres.py.)
 """
 
 from __future__ import annotations
@@ -349,35 +349,3 @@ def test_a_postgres_database_that_cannot_be_reached_is_one_clear_line(keys, tmp_
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.splitlines()[-1].startswith("error: cannot connect to the PostgreSQL database")
-
-
-def test_the_fleet_dashboard_shows_the_roll_ups(dsn):
-    from fastapi.testclient import TestClient
-
-    from central.dashboard import create_app
-
-    store = PostgresStore(dsn)
-    try:
-        for device, key in (("d1", "K1"), ("d2", "K2")):  # 2 gates' devices, 3 hours of windows
-            store.apply([_inc(s, s - 1 or None, device=device, key=key) for s in range(1, 37)],
-                        time.time())
-        assert store.conn is not None
-        refresh(store.conn)
-    finally:
-        store.close()
-    client = TestClient(create_app(dsn))
-    fleet = client.get("/api/fleet").json()
-    assert fleet["day"] == "2027-01-15"  # the latest day with windows (t = 1.8e9 + ...)
-    assert fleet["total"]["windows"] == 72 and fleet["total"]["matched"] == 2 * sum(range(37))
-    assert fleet["total"]["suppressed_cells"] == 72  # faults: null in every window
-    assert [g["gate"] for g in fleet["gates"]] == ["G1"] and fleet["gates"][0]["devices"] == 2
-    hours = client.get("/api/hourly", params={"hours": 24}).json()["hours"]
-    assert sum(h["windows"] for h in hours) == 72 and len(hours) == 4
-    devices = client.get("/api/devices").json()["devices"]
-    assert [d["device"] for d in devices] == ["d1", "d2"]
-    assert all(d["last_hour"].endswith(":00Z") for d in devices)
-    page = client.get("/")
-    assert page.status_code == 200 and "Fleet, 2027-01-15" in page.text
-    assert "Devices: 2, silent 0" in page.text
-    assert client.get("/api/fleet", params={"day": "2027-01-16"}).json()["total"]["windows"] == 0
-    assert client.get("/api/fleet", params={"day": "not-a-day"}).status_code == 422
