@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.screening.pad import PadDetector, PadResult
+from edge.screening.pad import THRESHOLD, PadDetector, PadResult
 from edge.screening.pad_eval import evaluate_pad_set, read_pad_truth, write_pad_set
 from edge.screening.pad_synth import ATTACKS, BONA_FIDE, SPECIES, PadSceneGenerator
 from edge.screening.synth import default_face_photos, synthetic_calibration
@@ -46,7 +46,7 @@ def test_species_decisions(photos: list[np.ndarray], size: tuple[int, int], spec
     assert [r.decision for r in results] == [want] * 4, [(r.decision, r.reason) for r in results]
     for r in results:
         assert 0.0 <= r.score <= 1.0
-        assert (r.score >= 0.5) == (r.decision == "live")
+        assert (r.score >= THRESHOLD) == (r.decision == "live")
 
 
 @pytest.mark.parametrize("species", ["bona_fide_glasses", "bona_fide_cold", "bona_fide_warm"])
