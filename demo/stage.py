@@ -35,7 +35,8 @@ from foundation.peers import (
 from foundation.settings import default_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
+# the gate zone relative to the frame (0..1): 200..440 x 90..420 px of the 640x480 scene
+ZONE = [(0.3125, 0.1875), (0.6875, 0.1875), (0.6875, 0.875), (0.3125, 0.875)]
 AGENT = "demo-agent"
 
 

@@ -18,7 +18,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import structlog
 
 from edge.capture.decoder_log import native_log_tap
@@ -33,9 +32,10 @@ from edge.decisions.gatelink import GateLink
 from edge.decisions.lanes import LaneMachine, LaneRules
 from edge.decisions.pipeline import Lane, Pipeline
 from edge.decisions.token_setup import TokenGate
-from edge.kiosk.board_feed import board_sink, board_state
+from edge.kiosk.admin_socket import serve_staff_admin
+from edge.kiosk.board_feed import board_health_feed, board_sink, board_state
 from edge.operations.errors import DaemonError
-from edge.operations.health import health_report, reader_gauges
+from edge.operations.health import HealthFeed, daemon_health, reader_gauges
 from edge.operations.inference_loop import InferenceLoop
 from edge.operations.metrics import DaemonMetrics
 from edge.operations.sdnotify import SdNotifier
@@ -79,10 +79,12 @@ class Daemon:
         self.boarding: Any = None  # edge.consent.boarding.Boarding
         self.reader: LatestFrameReader | None = None
         self.thermal_reader: LatestFrameReader | None = None
+        self.thermal_status: dict[str, str] = {"state": "on"}  # /healthz: off and why
         self.kiosk_reader: LatestFrameReader | None = None
         self.pipeline: Pipeline | None = None
         self.tokens: TokenGate | None = None  # token mode: QR codes, scanners, held keys
         self.board: Any = None
+        self.health_feed: HealthFeed | None = None  # /healthz onto the board
         self.counters: Any = None
         self.uplink: Any = None
         self.gate_link: GateLink | None = None
@@ -99,6 +101,7 @@ class Daemon:
         from edge.consent.gallery import Gallery
         from edge.consent.store import ConsentStore
         from edge.kiosk.board import LaneBoard
+        from edge.kiosk.board_counts import StoreCounts
         from edge.kiosk.serving import uvicorn_kwargs
         from edge.telemetry.counters import WindowCounters
         from edge.vision.engine import FaceEngine
@@ -139,7 +142,8 @@ class Daemon:
             screener = d._build_thermal(src)
             # 4. decisions and their sinks
             lane_ids = [lane.lane_id for lane in settings.lanes.lanes]
-            d.board = LaneBoard(lane_ids, clock)
+            d.board = LaneBoard(lane_ids, clock, StoreCounts(d.store.db))  # counts kept
+            d.health_feed = HealthFeed(board_health_feed(d.board, d.health, d.gallery))
             liveness = build_pad(settings, screener, d.board)  # PAD before any match
             d.counters = WindowCounters(clock, settings.telemetry.window_s)
             bus = EventBus([log_sink, counters_sink(d.counters.add), board_sink(d.board)])
@@ -149,8 +153,8 @@ class Daemon:
                               thermal_enabled=screener is not None,
                               refer_blocks_boarding=settings.thermal.refer_blocks_boarding,
                               pad_required=liveness is not None)
-            lanes = [Lane(LaneMachine(ls.lane_id, rules, clock, start_manual=True),
-                          np.asarray(ls.zone, np.float32)) for ls in settings.lanes.lanes]
+            lanes = [Lane.from_settings(LaneMachine(ls.lane_id, rules, clock, start_manual=True),
+                                        ls) for ls in settings.lanes.lanes]
             d.tokens = TokenGate.from_settings(  # gallery, token or both (matching.mode)
                 settings, d.store, clock, d.reader, d.boarding.scopes,
                 lambda lane, message: d.board.publish_alert(lane, "token", message))
@@ -187,27 +191,34 @@ class Daemon:
 
     def _build_thermal(self, src: FrameSource) -> Any:
         t = self.settings.thermal
-        if not t.enabled:
-            return None
         renderer = getattr(src, "renderer", None)
-        if renderer is not None and t.source in (None, "synthetic"):
+        if not t.enabled or (t.source is None and renderer is None):
+            return self._thermal_off(*(
+                ("thermal.enabled is false", "set thermal.enabled = true") if not t.enabled else
+                ("thermal.source is not set", "set thermal.source to the radiometric camera, "
+                 "then `python -m provisioning calibrate-thermal`")))
+        kind = t.source.type if t.source is not None else None
+        if renderer is not None and kind in (None, "synthetic"):
             calibration = renderer.calibration  # the synthetic scene renders thermal itself
-        elif t.source == "synthetic":
+        elif kind == "synthetic":
             raise DaemonError("thermal.source 'synthetic' needs capture.visible_source "
                               "'synthetic': set both, or name the thermal camera")
-        elif t.source:
+        elif t.source is not None:
             from edge.capture.thermal import ThermalSource
 
             calibration = load_calibration(self.settings)
             cap = self.settings.capture
             self.thermal_reader = LatestFrameReader(
-                ThermalFrames(ThermalSource(t.source), cap.fps), self.clock,
+                ThermalFrames(ThermalSource(t.source.spec), cap.fps), self.clock,
                 backoff_initial_s=cap.reconnect_initial_s, backoff_max_s=cap.reconnect_max_s)
-        else:
-            return None
         from edge.screening.thermal import ThermalScreener
 
         return ThermalScreener(calibration, t)
+
+    def _thermal_off(self, reason: str, fix: str) -> None:
+        """No skin-temperature screening: said at start and in /healthz (the lane board)."""
+        self.thermal_status = {"state": "off", "reason": reason}
+        log.warning("thermal_screening_off", reason=reason, fix=fix)
 
     def _build_close_quarters(self) -> Any:
         from edge.screening.close_quarters import CloseQuarters
@@ -245,10 +256,7 @@ class Daemon:
 
     # -- health ---------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        lanes = ({name: lane.machine.state.value for name, lane in self.pipeline.lanes.items()}
-                 if self.pipeline else {})
-        return health_report(self.reader, self.clock.monotonic() - self._loop_beat < 5.0,
-                             self.gate_link is not None and self.gate_link.up, lanes)
+        return daemon_health(self)
 
     # -- running --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -273,6 +281,8 @@ class Daemon:
         if self.uplink is not None:
             self.uplink.start()
             self._closers.append(("uplink", self.uplink.stop))
+        self._closers.append(("admin_socket", serve_staff_admin(  # provisioning's way in
+            self.settings.store_path, self.store, self.app).stop))
         self._start_server()
         log.info("daemon_started", lanes=len(self.settings.lanes.lanes),
                  gallery=self.gallery.size,
@@ -288,6 +298,7 @@ class Daemon:
     def _stop_server(self) -> None:
         if self.board is not None:  # open lane-board streams end now, not at their life's end
             self.board.end_streams()
+            self.board.flush()  # today's counts, for the next start
         if self.web is not None:
             self.web.stop()
 
@@ -301,6 +312,8 @@ class Daemon:
 
     def _beat(self, now: float) -> None:
         self._loop_beat = now
+        if self.health_feed is not None:
+            self.health_feed.poll(now)
         if self.boarding is not None:
             self.boarding.poll()  # a schedule window opened or closed
 

@@ -26,8 +26,12 @@ from foundation.gate_settings import GateSettings as GateSettings
 from foundation.settings_base import Section as Section
 from foundation.settings_base import SettingsError as SettingsError
 from foundation.settings_kiosk import KioskSettings as KioskSettings  # the [kiosk] section
+from foundation.settings_lanes import LaneSettings as LaneSettings
+from foundation.settings_lanes import LanesSettings as LanesSettings  # the [lanes] section
+from foundation.settings_lanes import ZoneResolutionError as ZoneResolutionError
 from foundation.settings_matching import MatchingSettings as MatchingSettings  # [matching]
 from foundation.settings_pad import PadSettings as PadSettings  # the [pad] section
+from foundation.settings_sources import SyntheticSource, ThermalSourceSettings, VisibleSource
 
 MODEL_DIR_ENV = "CONSENTGATE_MODEL_DIR"
 SYSTEM_MODEL_DIR = Path("/var/lib/consentgate/models")
@@ -135,8 +139,10 @@ class ConsentSettings(Section):
 
 class ThermalSettings(Section):
     enabled: bool = Field(True, description="screen skin temperature when a thermal camera is set")
-    source: str | None = Field(None, description="thermal frames: file, folder, V4L2 device "
-                                                 "index/path, or 'synthetic'")
+    source: ThermalSourceSettings | None = Field(
+        None, description="thermal frames: a table with type 'synthetic', 'v4l2' (device), "
+                          "'file' or 'folder' (path); unset: no thermal screening (logged at "
+                          "start and shown in /healthz)")
     calibration_file: Path | None = Field(None, description="thermal-calibration/1 JSON")
     mode: Literal["absolute", "baseline"] = Field("absolute", description="threshold mode")
     threshold_c: float = Field(38.0, ge=35.0, le=42.0,
@@ -173,8 +179,11 @@ class CloseQuartersSettings(Section):
 
 
 class CaptureSettings(Section):
-    visible_source: str = Field("synthetic", description="OpenCV device index, path, URL, video "
-                                                         "file, image folder, or 'synthetic'")
+    visible_source: VisibleSource = Field(
+        default_factory=SyntheticSource,
+        description="the visible camera: a table with type 'synthetic', 'v4l2' (device), "
+                    "'stream' (url), 'file' or 'folder' (path); a plain string is read as one "
+                    "(foundation.settings_sources)")
     fps: float = Field(30.0, gt=0, le=240, description="expected frame rate")
     read_timeout_s: float = Field(5.0, gt=0, le=60, description="network stream read timeout")
     reconnect_max_s: float = Field(10.0, gt=0, le=300, description="reconnect backoff ceiling")
@@ -187,45 +196,6 @@ class CaptureSettings(Section):
                                  description="/healthz reports capture down when the newest "
                                              "frame is older than this")
     synthetic_seed: int = Field(7, ge=0, description="synthetic scene: random seed")
-
-
-class LaneSettings(Section):
-    lane_id: str = Field(..., min_length=1, max_length=16, description="lane name")
-    zone: list[Point] = Field(..., min_length=3,
-                              description="gate zone polygon in visible-frame pixels")
-
-    @model_validator(mode="after")
-    def _polygon(self) -> LaneSettings:
-        if len(set(self.zone)) < 3:
-            raise ValueError("zone needs at least 3 distinct points")
-        return self
-
-
-class LanesSettings(Section):
-    lanes: list[LaneSettings] = Field(
-        default_factory=lambda: [LaneSettings(lane_id="A",
-                                              zone=[(0, 0), (640, 0), (640, 480), (0, 480)])],
-        min_length=1, description="lanes and their gate zones")
-    presenting_timeout_s: float = Field(5.0, gt=0, le=60, description="no decision -> idle")
-    grant_ttl_ms: int = Field(8000, ge=500, le=60000, description="how long a grant stays open")
-    heartbeat_interval_s: float = Field(0.5, gt=0, le=1.0, description="heartbeat to the gate")
-    result_hold_s: float = Field(3.0, gt=0, le=60,
-                                 description="a staffed-lane or refer result stays shown this long")
-    track_iou: float = Field(0.3, gt=0, lt=1, description="tracker: IoU to continue a track")
-    track_max_missed_s: float = Field(1.0, gt=0, le=30,
-                                      description="tracker: a face unseen this long is gone")
-    track_min_hits: int = Field(2, ge=1, le=10,
-                                description="tracker: frames in a row a new face must be "
-                                            "detected in before it counts as a person")
-    evidence_frames: int = Field(3, ge=1, le=10, description="good frames of the presenting "
-                                 "track fused for one decision (1: the first one decides)")
-    evidence_spacing_s: float = Field(0.05, ge=0, le=2, description="evidence frames at least "
-                                      "this far apart, spread over the presenting window")
-    evidence_strong_margin: float = Field(0.1, gt=0, lt=1, description="one frame this far "
-                                          "above the 1:N threshold grants at once")
-    boarding_schedule: Path | None = Field(None, description="JSON or CSV of flight, start, "
-                                           "end: the flights boarding when (edge.consent."
-                                           "boarding); else the supervisor sets the flight")
 
 
 class TelemetrySettings(Section):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from foundation.settings_sources import VisibleSource
+
 
 class KioskSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,7 +56,9 @@ class KioskSettings(BaseModel):
                                                  "and the certificate's names")
     max_upload_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
                                   description="largest photo upload")
-    camera_source: str | None = Field(None, description="kiosk camera for enrolment capture")
+    camera_source: VisibleSource | None = Field(
+        None, description="kiosk camera for enrolment capture (a source table, as "
+                          "capture.visible_source)")
     consent_ttl_s: int = Field(12 * 3600, ge=60, le=7 * 24 * 3600,
                                description="consent validity from grant")
 

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from foundation.clock import Clock, SystemClock
+from foundation.gate_settings import SerialRelayDriver
 from foundation.settings import GateSettings
 from gate_controller.drivers.serial_relay import SerialRelayGateIO
 from gate_controller.drivers.sim_control import SimulatorControl
@@ -46,11 +47,12 @@ class Controller:
 
 
 def build_driver(gs: GateSettings) -> GateIO:
-    if gs.driver == "serial_relay":
-        assert gs.serial_port is not None  # enforced by GateSettings
-        return SerialRelayGateIO(gs.serial_port, list(gs.lanes), baud=gs.serial_baud,
-                                 ping_s=gs.board_ping_s, timeout_s=gs.board_timeout_s,
-                                 reconnect_max_s=gs.reconnect_max_s)
+    """The gate I/O of [gate] driver: one implementation per driver `type`."""
+    d = gs.driver
+    if isinstance(d, SerialRelayDriver):
+        return SerialRelayGateIO(d.serial_port, list(gs.lanes), baud=d.serial_baud,
+                                 ping_s=d.board_ping_s, timeout_s=d.board_timeout_s,
+                                 reconnect_max_s=d.reconnect_max_s)
     return SimulatedGateIO(list(gs.lanes))
 
 

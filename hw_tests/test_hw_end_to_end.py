@@ -71,8 +71,8 @@ def test_known_face_walks_through_and_gate_opens(hw_config, hw, model_dir: Path,
     device = init_device(tmp_path / "dev", "HW1", model_dir=model_dir, overrides={
         "capture": capture, "gate": gate, "kiosk": {"port": free_port()},
         "thermal": {"enabled": not real_camera or hw_config.thermal is not None},
-        "lanes": {"lanes": [{"lane_id": lane, "zone": [[0, 0], [4096, 0], [4096, 4096],
-                                                       [0, 4096]]}]},
+        "lanes": {"lanes": [{"lane_id": lane, "zone": [[0, 0], [1, 0], [1, 1],
+                                                       [0, 1]]}]},
     })
     engine = FaceEngine.from_settings(device.settings.vision)
     _enrol(device.settings, engine, _known_face(hw_config))

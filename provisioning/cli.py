@@ -11,6 +11,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("provisioning.init_cmd", "provision a device folder: identity, keys, TLS, settings"),
     "import-central-key": ("provisioning.central_key", "install central's Curve public key"),
     "add-staff": ("provisioning.staff", "add or update a kiosk staff account (password prompted)"),
+    "list-staff": ("provisioning.staff_list", "list the kiosk staff accounts"),
+    "disable-staff": ("provisioning.staff_disable", "disable (or --enable) a kiosk staff account"),
+    "unlock-staff": ("provisioning.staff_unlock", "clear a staff account's failed log-ins "
+                     "(through the running daemon)"),
     "calibrate-thermal": ("provisioning.calibrate_cmd", "fit the thermal calibration from "
                           "captures of the target and blackbody"),
     "rotate-key": ("provisioning.rotate", "re-encrypt the store under a fresh key"),

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not lay.central_public_key.exists():
         steps.append(f"{cli} import-central-key FILE {where}")
     steps.append(f"{cli} add-staff NAME --role agent|supervisor|engineer {where}")
-    if s.capture.visible_source == "synthetic":
+    if s.capture.visible_source.type == "synthetic":
         out.print(f"  cameras       the synthetic demo scene: for a real gate set "
                   f"capture.visible_source and thermal.source in {lay.settings_file.name}, "
                   "then run calibrate-thermal")

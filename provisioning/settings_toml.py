@@ -79,6 +79,17 @@ def _is_model_list(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, BaseModel) for v in value)
 
 
+def _is_flat(model: BaseModel) -> bool:
+    return not any(isinstance(v, (BaseModel, list, tuple)) for v in dict(model).values())
+
+
+def _inline(model: BaseModel) -> str:
+    """A small table as a TOML inline table (`{ type = "v4l2", device = 0 }`); unset keys left
+    out."""
+    pairs = [f"{k} = {_scalar(v)}" for k, v in dict(model).items() if v is not None]
+    return "{ " + ", ".join(pairs) + " }"
+
+
 def _render_table(model: BaseModel, path: str, lines: list[str], array: bool = False) -> None:
     fields = type(model).model_fields
     lines.append("")
@@ -86,6 +97,10 @@ def _render_table(model: BaseModel, path: str, lines: list[str], array: bool = F
     nested: list[tuple[str, FieldInfo, Any]] = []
     for name, info in fields.items():
         value = getattr(model, name)
+        if isinstance(value, BaseModel) and _is_flat(value):  # a source or driver: one line
+            lines.extend(_comment(info))
+            lines.append(f"{name} = {_inline(value)}")
+            continue
         if _is_model_list(value) or isinstance(value, BaseModel):
             nested.append((name, info, value))
             continue

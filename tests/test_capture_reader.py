@@ -339,3 +339,43 @@ def test_ffmpeg_noise_becomes_counted_events(tmp_path: Path) -> None:
     corrupt = [e for e in events if e["event"] == "capture_corrupt_frames"]
     assert sum(e["count"] for e in corrupt) == len(BAD_FRAMES)
     assert all(e["camera"].startswith("opencv:") for e in corrupt)
+
+
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_file_or_folder_logs_its_end_once(tmp_path: Path, kind: str) -> None:
+    """A folder of 2 images at 40 fps ends 20 times a second; its end is said once (info),
+    it plays on, and it is no outage. A camera's end stays an outage each time."""
+    from structlog.testing import capture_logs
+
+    if kind == "folder":
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / f"{i}.png"), img(40 * i))
+        source = ImageFolderSource(tmp_path, fps=40)
+    else:
+        path = tmp_path / "clip.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50, (64, 48))
+        for i in range(3):
+            writer.write(img(20 * i))
+        writer.release()
+        source = OpenCVSource(str(path))
+    with capture_logs() as logs:
+        reader = LatestFrameReader(source, SystemClock(), backoff_initial_s=0.01).start()
+        try:
+            wait_for(lambda: reader.stats().reconnects >= 5, 10.0, "5 loops")
+        finally:
+            reader.stop()
+    events = [e["event"] for e in logs]
+    assert events.count("capture_stream_ended") == 1, events
+    assert "capture_outage" not in events and reader.stats().outages == 0
+    ended = next(e for e in logs if e["event"] == "capture_stream_ended")
+    assert ended["log_level"] == "info" and ended["looping"] is True
+    # a camera (not finite) that ends is an outage every time, as before
+    camera = ScriptedSource([[1, 2]])
+    with capture_logs() as logs:
+        reader = LatestFrameReader(camera, SystemClock(), backoff_initial_s=0.01,
+                                   backoff_max_s=0.01).start()
+        try:
+            wait_for(lambda: reader.stats().outages >= 2, 5.0, "2 outages")
+        finally:
+            reader.stop()
+    assert [e["event"] for e in logs].count("capture_outage") >= 2

@@ -26,7 +26,7 @@ def synthetic_daemon(tmp_path: Path, model_dir: Path, engine=None):
     from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
     from edge.screening.synth_source import SyntheticScene
 
-    zone = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
+    zone = [(0.3125, 0.1875), (0.6875, 0.1875), (0.6875, 0.875), (0.3125, 0.875)]  # relative
     settings_file, _ = daemon_device(tmp_path, model_dir,
                                  lanes={"lanes": [{"lane_id": "A", "zone": zone}]})
     settings = load_settings(settings_file)

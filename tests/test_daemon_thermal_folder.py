@@ -27,7 +27,7 @@ from foundation.clock import SystemClock
 from foundation.settings import load_settings
 
 pytestmark = pytest.mark.integration
-ZONE = [(200.0, 90.0), (440.0, 90.0), (440.0, 420.0), (200.0, 420.0)]
+ZONE = [(0.3125, 0.1875), (0.6875, 0.1875), (0.6875, 0.875), (0.3125, 0.875)]  # relative: 0..1
 
 
 def cameras(tmp_path: Path, canthus_c: float) -> tuple[Path, Path, Path]:

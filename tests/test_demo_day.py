@@ -186,7 +186,7 @@ def test_api_responses_hold_no_identity(demo_run: dict) -> None:
         if path.name.endswith("healthz.txt"):
             doc = json.loads(body)
             assert set(doc) == {"status", "capture", "inference_loop", "gate_controller",
-                                "lanes"}
+                                "lanes", "thermal", "cameras", "gate"}
         elif path.name.endswith("metrics.txt"):
             for line in body.splitlines():
                 assert line.startswith(("# ", "consentgate_")), line

@@ -25,7 +25,7 @@ def both_gate(kiosk_store, kiosk_engine, fake_clock):
     port = free_port()
     settings = Settings.model_validate({
         "kiosk": {"port": port},
-        "lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (10, 0), (10, 10)]}]},
+        "lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]}]},
         "matching": {"mode": "both"}})
     env = make_env(kiosk_store, kiosk_engine, fake_clock, settings)
     env.services.tokens = TokenGate.from_settings(settings, kiosk_store, fake_clock, None,

@@ -16,8 +16,8 @@ from edge.decisions.token_setup import TokenGate
 from edge.kiosk.receipt import qr_svg_data_uri
 from foundation.settings import Settings
 
-LANES = [{"lane_id": "A", "zone": [(0, 0), (10, 0), (10, 10)]},
-         {"lane_id": "B", "zone": [(0, 0), (10, 0), (10, 10)]}]
+LANES = [{"lane_id": "A", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]},
+         {"lane_id": "B", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]}]
 GALLERY_RECEIPT = {"withdrawal_code", "expires_at", "expires_at_iso", "scope", "message"}
 
 

@@ -87,7 +87,7 @@ def token_day(tmp_path, kiosk_engine, faces_dir, fake_clock):
     write_key_file(keys / "ref.key")
     settings = Settings.model_validate({
         "device": {"data_dir": str(device)},
-        "lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (640, 0), (640, 480)]}]},
+        "lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (1, 0), (1, 1)]}]},
         "matching": {"mode": "token"}})
     (device / "settings.json").write_text(settings.model_dump_json())
     log_file = open(device / "daemon.jsonl", "a", buffering=1)  # noqa: SIM115

@@ -162,9 +162,13 @@ def test_render_round_trips(tmp_path: Path) -> None:
     assert parse_settings(tomllib.loads(render_settings_toml(default))) == default
     custom = parse_settings({
         "device": {"gate_id": "C3", "data_dir": str(tmp_path)},
-        "lanes": {"lanes": [{"lane_id": "A", "zone": [[0, 0], [10, 0], [10, 10]]},
-                            {"lane_id": "B", "zone": [[20, 0], [30, 0], [30, 10.5]]}]},
-        "gate": {"lanes": ["A", "B"], "serial_port": "/dev/ttyUSB0 \"quoted\""},
+        "lanes": {"lanes": [{"lane_id": "A", "zone": [[0, 0], [0.5, 0], [0.5, 0.25]]},
+                            {"lane_id": "B", "zone": [[20, 0], [30, 0], [30, 10.5]],
+                             "zone_resolution": [640, 480]}]},
+        "gate": {"lanes": ["A", "B"], "driver": {"type": "serial_relay",
+                                                  "serial_port": "/dev/ttyUSB0 \"quoted\""}},
+        "capture": {"visible_source": {"type": "stream", "url": "rtsp://cam.local/1"}},
+        "thermal": {"source": {"type": "v4l2", "device": 2}},
         "telemetry": {"laplace_epsilon": 0.5},
     })
     assert parse_settings(tomllib.loads(render_settings_toml(custom))) == custom

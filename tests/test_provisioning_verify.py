@@ -223,3 +223,27 @@ def test_a_crashing_check_fails_but_the_rest_run(tmp_path: Path, monkeypatch) ->
     assert [r.status for r in results] == ["fail", "pass"]
     assert "driver exploded" in results[0].detail
     assert not verify_mod.fit_for_service(results)
+
+
+def test_cameras_report_their_resolution_and_whether_the_zones_fit(tmp_path: Path) -> None:
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((240, 320, 3), 50 + i, np.uint8))
+    camera = {"visible_source": {"type": "folder", "path": str(folder)}, "fps": 5}
+    drawn = {"lane_id": "A", "zone": [[0, 0], [320, 0], [320, 240]],
+             "zone_resolution": [640, 480]}  # pixels of another resolution
+    dev = make_device(tmp_path / "a", overrides={"capture": camera, "lanes": {"lanes": [drawn]}})
+    code, report, _err = _verify(dev, "--only", "cameras")
+    names = _by_name(report)
+    assert code == 1 and names["visible camera"]["status"] == "pass"
+    assert "320x240" in names["visible camera"]["detail"]
+    zones = names["lane zones"]
+    assert zones["status"] == "fail" and "640x480" in zones["detail"] \
+        and "320x240" in zones["detail"] and "relative" in zones["fix"]
+    relative = {"lane_id": "A", "zone": [[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]}
+    dev = make_device(tmp_path / "b", overrides={"capture": camera,
+                                                 "lanes": {"lanes": [relative]}})
+    code, report, _err = _verify(dev, "--only", "cameras")
+    assert code == 0, report
+    assert "relative zones fit the camera's 320x240" in _by_name(report)["lane zones"]["detail"]

@@ -4,10 +4,11 @@
 4 ms on a 640x480 frame without a code; the classic `cv2.QRCodeDetector` is tried as well when
 a code was found but not decoded). `CodeWatcher` looks at the newest visible frame at most every
 `interval_s` on a thread of its own (the gate decision never waits for it), and hands each code
-to `submit(text, lane, "camera")`: the lane whose zone holds the code's centre, else the only
-lane, when `accept(text)` says it is one (token mode passes only its own tokens on, so the
-boarding pass a traveller holds up is ignored). A code that stays in view is handed over once,
-again only after it has been out of view for `repeat_s`. Frames are read, never kept; codes
+to `submit(text, lane, "camera")`: the lane whose zone holds the code's centre (zones in
+pixels, or a function giving them for each frame size), else the only lane, when
+`accept(text)` says it is one (token mode passes only its own tokens on, so the boarding pass
+a traveller holds up is ignored). A code that stays in view is handed over once, again only
+after it has been out of view for `repeat_s`. Frames are read, never kept; codes
 are never logged.
 """
 
@@ -28,6 +29,7 @@ from foundation.clock import Clock
 log = structlog.get_logger(__name__)
 
 MAX_CODE_CHARS = 256
+ZonesFor = Callable[[int, int], Mapping[str, np.ndarray]]  # (width, height) -> lane zones
 Code = tuple[str, tuple[float, float]]  # text, centre (x, y) in frame pixels
 Submit = Callable[[str, str | None, str], bool]  # text, lane, source -> queued
 
@@ -68,13 +70,15 @@ class CodeWatcher:
     """Reads codes from the newest visible frame every `interval_s` (see the module doc)."""
 
     def __init__(self, frames: FrameReader, codes: CodeReader, submit: Submit,
-                 zones: Mapping[str, np.ndarray], clock: Clock, *, interval_s: float = 0.2,
+                 zones: Mapping[str, np.ndarray] | ZonesFor, clock: Clock, *,
+                 interval_s: float = 0.2,
                  repeat_s: float = 3.0, accept: Callable[[str], bool] = lambda _t: True) -> None:
         self._frames = frames
         self._codes = codes
         self._submit = submit
-        self._zones = {lane: np.asarray(z, np.float32).reshape(-1, 1, 2)
-                       for lane, z in zones.items()}
+        self._zones_for = zones if callable(zones) else None
+        self._zones = {} if callable(zones) else self._polygons(zones)
+        self._size: tuple[int, int] | None = None
         self._clock = clock
         self.interval_s = float(interval_s)
         self.repeat_s = float(repeat_s)
@@ -84,6 +88,17 @@ class CodeWatcher:
         self._thread: threading.Thread | None = None
         self.scans = 0
         self.failures = 0
+
+    @staticmethod
+    def _polygons(zones: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {lane: np.asarray(z, np.float32).reshape(-1, 1, 2) for lane, z in zones.items()}
+
+    def _fit(self, image: np.ndarray) -> None:
+        """Zones given per frame size (relative ones): the pixels of this frame's size."""
+        size = (int(image.shape[1]), int(image.shape[0]))
+        if self._zones_for is not None and size != self._size:
+            self._zones = self._polygons(self._zones_for(*size))
+            self._size = size
 
     def lane_of(self, centre: tuple[float, float]) -> str | None:
         for lane, zone in self._zones.items():
@@ -96,6 +111,7 @@ class CodeWatcher:
         now = self._clock.monotonic()
         self.scans += 1
         handed = 0
+        self._fit(image)
         for text, centre in self._codes.read(image):
             if not self._accept(text):
                 continue  # not one of ours (e.g. a boarding pass's own code)

@@ -44,6 +44,7 @@ class OpenCVSource:
         self._cap: cv2.VideoCapture | None = None
         self._pacer = Pacer(None)
         self._is_file = False
+        self.finite = False  # a video file: its end is not an outage (edge.capture.reader)
         self._file_frames = 0   # a video file's frame count (0: not a file, or unknown)
         self._read_back = 0     # reads of this file so far, good and failed
 
@@ -73,6 +74,7 @@ class OpenCVSource:
         self._pacer = Pacer(fps if is_file or self._pace_fps else None)
         self._file_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)) if is_file else 0
         self._is_file = is_file
+        self.finite = is_file
         self._read_back = 0
 
     def read(self) -> Capture | None:
@@ -109,6 +111,7 @@ class ImageFolderSource:
     def __init__(self, folder: Path | str, *, fps: float = 10.0) -> None:
         self.folder = Path(folder)
         self.name = f"folder:{self.folder.name}"
+        self.finite = True  # it ends and is played again (edge.capture.reader)
         self._fps = fps
         self._files: list[Path] = []
         self._index = 0

@@ -2,7 +2,9 @@
 
 Backends buffer and hand out stale frames, so the thread reads continuously and the inference
 loop always gets the newest frame with its age. When a source ends or fails the thread logs
-the outage, closes it and re-opens with exponential backoff. A corrupt frame is dropped and the
+the outage, closes it and re-opens with exponential backoff; a finite source (a file or
+folder: `finite` true) that ends after frames is played again at once, its end logged once
+(`capture_stream_ended`), not an outage. A corrupt frame is dropped and the
 stream goes on: it counts in `corrupt` (and a rate-limited `capture_corrupt_frames` event),
 while `max_corrupt_in_a_row` unreadable frames in a row are an outage instead (the stream is
 re-opened, and that run counts as the outage, not as corrupt frames). An unexpected error from
@@ -65,6 +67,7 @@ class LatestFrameReader:
         self._thread: threading.Thread | None = None
         self._budget = restart_budget or RestartBudget(clock)
         self.gave_up = False  # the restart budget for unexpected errors is spent
+        self._ended_logged = False  # a finite source's end is logged once, not every loop
 
     @classmethod
     def for_capture(cls, source: FrameSource, clock: Clock,
@@ -165,6 +168,13 @@ class LatestFrameReader:
                 log.debug("capture_close_failed", camera=self.source.name)
             if self._stop.is_set():
                 break
+            if got_frame and getattr(self.source, "finite", False):
+                # the end of a file or folder: played again (a reconnect), said once
+                if not self._ended_logged:
+                    self._ended_logged = True
+                    log.info("capture_stream_ended", camera=self.source.name, looping=True)
+                backoff = self._backoff_initial
+                continue
             outage_since = self._clock.monotonic()
             self._outages += 1
             log.warning("capture_outage", camera=self.source.name, error="stream ended")

@@ -37,7 +37,8 @@ def thermal_camera_in_use(settings: Settings) -> bool:
     """A thermal camera feeds the daemon: thermal enabled, and a thermal source set or the
     synthetic scene (which renders thermal frames itself) as the visible camera."""
     t = settings.thermal
-    return t.enabled and (t.source is not None or settings.capture.visible_source == "synthetic")
+    synthetic = settings.capture.visible_source.type == "synthetic"
+    return t.enabled and (t.source is not None or synthetic)
 
 
 def pad_summary(settings: Settings, thermal_camera: bool | None = None) -> dict[str, Any]:

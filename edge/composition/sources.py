@@ -6,7 +6,6 @@ camera checks use it too): a synthetic scene, an image folder, or an OpenCV devi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from edge.capture.opencv import ImageFolderSource, OpenCVSource
@@ -14,12 +13,25 @@ from edge.capture.source import FrameSource
 from edge.operations.errors import DaemonError
 from foundation.clock import Clock
 from foundation.settings import Settings
+from foundation.settings_sources import (
+    FileSource,
+    FolderSource,
+    StreamSource,
+    SyntheticSource,
+    V4l2Source,
+    parse_visible_source,
+)
+
+AnySource = SyntheticSource | V4l2Source | StreamSource | FileSource | FolderSource
 
 
-def visible_source(settings: Settings, clock: Clock, spec: str | None = None) -> FrameSource:
-    """The camera the settings name (the only place that picks an implementation)."""
-    spec = spec or settings.capture.visible_source
-    if spec == "synthetic":
+def visible_source(settings: Settings, clock: Clock,
+                   source: AnySource | str | None = None) -> FrameSource:
+    """The camera the settings name (the only place that picks an implementation): `source`
+    (a source table, or a former plain string), else capture.visible_source; each `type` of
+    foundation.settings_sources has one backend."""
+    source = parse_visible_source(source or settings.capture.visible_source)
+    if isinstance(source, SyntheticSource):
         from edge.screening.synth import SceneRenderer, default_face_photos, synthetic_calibration
         from edge.screening.synth_source import SyntheticScene
 
@@ -29,9 +41,10 @@ def visible_source(settings: Settings, clock: Clock, spec: str | None = None) ->
         renderer = SceneRenderer(calibration, default_face_photos(),
                                  seed=settings.capture.synthetic_seed)
         return SyntheticScene(renderer, clock, fps=settings.capture.fps, auto_walk_s=2.0)
-    if Path(spec).is_dir():
-        return ImageFolderSource(spec, fps=settings.capture.fps)
-    return OpenCVSource(spec, read_timeout_s=settings.capture.read_timeout_s)
+    if isinstance(source, FolderSource):
+        return ImageFolderSource(source.path, fps=settings.capture.fps)
+    # v4l2, stream, file: OpenCV's VideoCapture opens each
+    return OpenCVSource(source.spec, read_timeout_s=settings.capture.read_timeout_s)
 
 
 def load_calibration(settings: Settings) -> Any:

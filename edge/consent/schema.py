@@ -84,6 +84,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE templates ADD COLUMN images INTEGER NOT NULL DEFAULT 1 CHECK (images "
         "BETWEEN 1 AND 10)",
     ],
+    [  # 6: the lane board's "Today" counts (edge.kiosk.board_counts), so a restart keeps
+       # them; anonymous counts of the local day only, never leaving the box
+        """CREATE TABLE board_counts (
+               day TEXT NOT NULL,                 -- local date, YYYY-MM-DD
+               field TEXT NOT NULL,               -- e.g. granted, refused
+               count INTEGER NOT NULL CHECK (count >= 0),
+               PRIMARY KEY (day, field))""",
+    ],
 ]
 
 LATEST = len(MIGRATIONS)

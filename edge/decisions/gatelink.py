@@ -4,6 +4,10 @@ Every `interval_s` a heartbeat goes to the controller; a missing ack makes the l
 (the lanes go manual and send no grants) until a heartbeat is acknowledged again. Events
 (passage, tailgating, state, fault) are read from the controller's PUB socket. Everything is
 handed to the inference thread through a queue, so lane machines stay single-threaded.
+
+The link keeps why and since when it is down (`reason`, `since`: wall-clock seconds), for
+`/healthz` and the lane board. A controller that does not answer the very first heartbeat is
+logged at once (`gate_link_down_at_start`), not only a later drop (`gate_link_down`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,15 @@ class GateLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.up = False
+        self.beats = 0  # heartbeats tried so far
+        # why the link is down, in plain words, and since when (wall clock); None while up
+        self.reason: str | None = "no heartbeat answered yet"
+        self.since: float = self._clock.now()
+
+    def state(self) -> dict[str, Any]:
+        """{"up", "reason", "since"} for /healthz and the board (reason None while up)."""
+        return {"up": self.up, "reason": None if self.up else self.reason,
+                "since": round(self.since, 3)}
 
     def start(self) -> GateLink:
         self._thread = threading.Thread(target=self._run, name="gate-link", daemon=True)
@@ -75,8 +88,11 @@ class GateLink:
             ok, reason = ack.ok, (ack.error or "heartbeat refused")
         except Exception as exc:
             ok, reason = False, str(exc)[:200]
+        first = self.beats == 0
+        self.beats += 1
         if ok and not self.up:
             self.up = True
+            self.reason, self.since = None, self._clock.now()
             log.info("gate_link_up")
             self._out.put(("up", None))
             try:  # lanes the controller holds in manual, fault or emergency stay that way here
@@ -85,5 +101,12 @@ class GateLink:
                 log.warning("gate_status_failed", error=str(exc)[:200])
         elif not ok and self.up:
             self.up = False
+            self.reason, self.since = f"gate controller not answering ({reason})", \
+                self._clock.now()
             log.warning("gate_link_down", error=reason)
             self._out.put(("down", "gate controller not answering"))
+        elif not ok and first:  # down from the start: say so now, not only at a later drop
+            self.reason = f"gate controller not answering since the start ({reason})"
+            log.warning("gate_link_down_at_start", error=reason,
+                        action="start the gate controller (systemctl start consentgate-gate) "
+                               "and check [gate] in the settings; lanes stay manual until then")

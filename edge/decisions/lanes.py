@@ -222,6 +222,21 @@ class LaneMachine:
         """A command to the gate failed: the grant is void, the lane goes manual."""
         return self.gate_down(reason)
 
+    @property
+    def granted(self) -> bool:
+        return self.state is LaneState.GRANTED
+
+    def grant_refused(self, reason: str) -> list[Action]:
+        """The controller refused the grant while its link is up (`busy`: the lane is still
+        open for a supervisor's override): the grant is void, the traveller goes to staff and
+        the lane stays in service (never manual)."""
+        if self._grant_id is not None:
+            self._grants.pop(self._grant_id, None)
+        track = self.track_id
+        self._reset()
+        self._enter(LaneState.NOT_MATCHED, "lane held open by staff: see staff")
+        return [self._event(Kind.NOT_MATCHED, reason, track)]
+
     def track_lost(self, track_id: int, successor: int | None = None) -> list[Action]:
         """The presenting track is gone. When the tracker lost it but another undecided track
         stands in the zone (`successor`, e.g. the same person re-acquired), that track takes

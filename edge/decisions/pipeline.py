@@ -20,15 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 import structlog
 
 from edge.capture.source import Frame
 from edge.decisions.events import DecisionEvent, EventBus, Kind
 from edge.decisions.evidence import EvidenceBook, EvidenceRules, Verdict
-from edge.decisions.lanes import Action, DenyGate, LaneMachine, LaneState, MarkBoarded, OpenGate
+from edge.decisions.gate_commands import not_taken, send_command
+from edge.decisions.lanes import Action, DenyGate, LaneState, MarkBoarded, OpenGate
 from edge.decisions.tokens import MatcherLike, NoTokens, TokenHooks
+from edge.decisions.zones import Lane as Lane  # re-exported: the daemon and tests build lanes
+from edge.decisions.zones import fit_zones
 from edge.operations.metrics import DaemonMetrics
 from edge.vision.tracker import IoUTracker, Track
 from edge.vision.types import Face, FaceEngineLike
@@ -41,10 +43,6 @@ log = structlog.get_logger(__name__)
 MISMATCH_REASON = "calibration_size_mismatch"  # thermal refused: frame sizes != calibration
 
 
-class GateRefused(Exception):
-    """The gate controller answered a command with ok=false."""
-
-
 class BoardingLike(Protocol):
     def mark_boarded(self, consent_id: str) -> None: ...
 
@@ -52,15 +50,6 @@ class BoardingLike(Protocol):
 class CountersLike(Protocol):
     def add(self, field: str, n: int = 1) -> None: ...
     def observe_peak(self, people_in_view: int) -> None: ...
-
-
-@dataclass
-class Lane:
-    machine: LaneMachine
-    zone: np.ndarray  # (k, 2) float32 polygon in visible pixels
-
-    def contains(self, point: tuple[float, float]) -> bool:
-        return cv2.pointPolygonTest(self.zone, (float(point[0]), float(point[1])), False) >= 0
 
 
 @dataclass
@@ -113,6 +102,7 @@ class Pipeline:
         image = frame.image
         faces = self.engine.detect(image)
         update = self.tracker.update(faces, frame.captured_mono)
+        fit_zones(self.lanes, image)  # zones in this frame's pixels (ZoneResolutionError)
         in_zone = self._assign_lanes(update.seen)
         for track in update.lost:
             self._info.pop(track.track_id, None)
@@ -344,6 +334,8 @@ class Pipeline:
     def _run(self, actions: list[Action], since: float | None = None) -> None:
         for action in actions:
             if isinstance(action, DecisionEvent):
+                if action.kind is Kind.GRANTED and not self.lanes[action.lane].machine.granted:
+                    continue  # the gate did not take the grant: no "gate opened by face"
                 self.metrics.decisions.inc(kind=action.kind.value)
                 self.bus.emit(action)
             elif isinstance(action, OpenGate | DenyGate):
@@ -351,25 +343,21 @@ class Pipeline:
             elif isinstance(action, MarkBoarded):
                 self._board(action.consent_id)
 
-    def _command(self, action: OpenGate | DenyGate, since: float | None) -> None:
+    def _command(self, action: OpenGate | DenyGate, since: float | None) -> bool:
+        """Send one command; False when the controller did not take it."""
         machine = self.lanes[action.lane].machine
         if self.gate is None:
             self._run(machine.gate_fault("no gate controller configured"))
-            return
+            return False
         name = "open" if isinstance(action, OpenGate) else "deny"
         try:
-            if isinstance(action, OpenGate):
-                ack = self.gate.open(action.lane, action.grant_id, action.ttl_ms)
-            else:
-                ack = self.gate.deny(action.lane)
-            if not ack.ok:  # the controller refused (e.g. fire alarm)
-                raise GateRefused(f"{ack.code}: {ack.error}")
+            send_command(self.gate, action)
         except Exception as exc:
             self.metrics.gate_errors.inc(cmd=name)
             log.warning("gate_command_failed", cmd=name, lane=action.lane, error=str(exc)[:200])
             if isinstance(action, OpenGate):
-                self._run(machine.gate_fault("gate controller did not take the grant"))
-            return
+                self._run(not_taken(machine, exc))
+            return False
         self.metrics.gate_commands.inc(cmd=name)
         if since is not None:
             latency = self.clock.monotonic() - since
@@ -377,6 +365,7 @@ class Pipeline:
             if len(self.latencies) > 10000:
                 del self.latencies[:5000]
             self.metrics.decision_latency.observe(latency)
+        return True
 
     def _board(self, consent_id: str) -> None:
         if self.boarding is None:

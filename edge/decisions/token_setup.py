@@ -64,8 +64,9 @@ class TokenGate:
                            alert=alert)
         watcher = None
         if m.camera_codes and frames is not None:
-            zones = {lane.lane_id: np.asarray(lane.zone, np.float32)
-                     for lane in settings.lanes.lanes}
+            def zones(width: int, height: int) -> dict[str, np.ndarray]:
+                return {lane.lane_id: np.asarray(lane.zone_pixels(width, height), np.float32)
+                        for lane in settings.lanes.lanes}
             watcher = CodeWatcher(frames, QrCodes(), lanes.submit, zones, clock,
                                   interval_s=m.camera_codes_interval_s,
                                   repeat_s=m.camera_codes_repeat_s, accept=looks_like_token)

@@ -26,7 +26,7 @@ from edge.kiosk.devices import DeviceTable
 from edge.kiosk.errors import KioskError
 from edge.kiosk.limits import BodyLimitMiddleware
 from edge.kiosk.origins import kiosk_origins
-from edge.kiosk.photo import MAX_PHOTOS, b64_limit
+from edge.kiosk.photo import MAX_PHOTOS, b64_limit, limit_words
 from edge.kiosk.receipt import warm_up
 from edge.kiosk.routers import (
     board,
@@ -36,6 +36,7 @@ from edge.kiosk.routers import (
     lanes,
     pages,
     session,
+    staff_admin,
     tokens,
     withdrawals,
 )
@@ -130,12 +131,14 @@ def create_app(services: KioskServices, *, stream_life_s: float = 30.0) -> FastA
                   dependencies=[Depends(check_origin)])  # every state change, log-in too
     app.state.kiosk = ctx
     for module in (session, enrolments, withdrawals, consents, board, boarding, lanes, tokens,
-                   pages):
+                   staff_admin, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.static_dir()), name="static")
     app.add_exception_handler(KioskError, _kiosk_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodyLimitMiddleware, upload_paths=UPLOAD_PATHS,
-                       upload_limit=MAX_PHOTOS * b64_limit(k.max_upload_bytes) + 4096)
+                       upload_limit=MAX_PHOTOS * b64_limit(k.max_upload_bytes) + 4096,
+                       upload_message=f"the photos sent are too large: at most {MAX_PHOTOS} "
+                                      f"photos of {limit_words(k.max_upload_bytes)} each")
     return app

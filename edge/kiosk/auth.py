@@ -28,6 +28,7 @@ ENROL_ROLES = frozenset({"agent", "supervisor"})
 WITHDRAW_ROLES = frozenset({"agent", "supervisor"})
 OVERRIDE_ROLES = frozenset({"supervisor"})
 UNLOCK_ROLES = frozenset({"supervisor"})  # clear a name's failed log-ins
+STAFF_ADMIN_ROLES = frozenset({"supervisor"})  # list, add, disable staff; reset passwords
 VIEW_ROLES = frozenset(ROLES)
 MAX_SESSIONS = 256
 
@@ -211,14 +212,29 @@ class LoginThrottle:
             self._pairs.pop((_name_key(name), client), None)
 
     def unlock(self, name: str) -> int:
-        """Forget every failure of `name` (a supervisor's unlock); returns the pairs cleared."""
+        """Forget every failure of `name` (a supervisor's unlock); returns the pairs cleared.
+        The screens that failed it lose those failures from their own count too, so the
+        unlocked name's next try is checked at once (their failures of other names stay)."""
         key = _name_key(name)
         with self._lock:
             pairs = [k for k in self._pairs if k[0] == key]
             for k in pairs:
-                del self._pairs[k]
+                entry = self._pairs.pop(k)
+                by_client = self._clients.get(k[1])
+                if by_client is not None:
+                    by_client.count -= entry.count
+                    if by_client.count <= 0:
+                        del self._clients[k[1]]
             self._names.pop(key, None)
         return len(pairs)
+
+    def waiting_s(self, name: str) -> float:
+        """The longest wait any screen now has before its next try of `name` (0: none waits);
+        the staff screen shows a name with a wait as locked out."""
+        key = _name_key(name)
+        with self._lock:
+            clients = [k[1] for k in self._pairs if k[0] == key]
+        return max((self.retry_after(name, c) for c in clients), default=0.0)
 
     def failures(self, name: str) -> int:
         """Recent failures of `name` from every client (for the unlock answer and tests)."""

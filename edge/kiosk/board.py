@@ -10,8 +10,11 @@ lane-board streams end at once and the server's graceful shutdown does not wait 
 
 `publish_pad` says which presentation-attack detection runs (thermal, visible model or none),
 one line above the lanes. `publish_boarding` sets what the gate boards now (edge.consent.
-boarding's summary: flights and days, who set them), shown above the lanes. Nothing here
-carries identity: states, alert kinds, flights and counts only.
+boarding's summary: flights and days, who set them), shown above the lanes. `publish_health`
+carries what /healthz knows, in staff's words (edge.kiosk.board_feed.board_health): it drives
+the live badge. `acknowledge` marks an alert seen by a staff member. With a `counts` store
+(edge.kiosk.board_counts) today's counts survive a restart (saved at most once a second).
+Nothing here carries identity: states, alert kinds, flights and counts only.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from foundation.clock import Clock
 from foundation.errors import ConsentGateError
@@ -47,6 +50,11 @@ _END: dict[str, Any] = {"type": "end"}  # wakes a consumer whose subscription wa
 
 class BoardError(ConsentGateError, ValueError):
     """A publish call with an unknown lane, state or a malformed field."""
+
+
+class CountsStore(Protocol):
+    def load(self, day: str) -> dict[str, int]: ...
+    def save(self, day: str, counts: dict[str, int]) -> None: ...
 
 
 def _check_text(value: str | None, what: str) -> str | None:
@@ -168,7 +176,8 @@ class Subscription:
 class LaneBoard:
     """Thread-safe hub of lane states, recent alerts and today's counts."""
 
-    def __init__(self, lanes: Iterable[str], clock: Clock) -> None:
+    def __init__(self, lanes: Iterable[str], clock: Clock,
+                 counts: CountsStore | None = None) -> None:
         lanes = list(lanes)
         if not lanes:
             raise BoardError("the board needs at least one lane: check [lanes] in the settings")
@@ -183,6 +192,10 @@ class LaneBoard:
         self._alerts: deque[dict[str, Any]] = deque(maxlen=MAX_ALERTS)
         self._day = self._today(now)
         self._counts: dict[str, int] = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
+        self._store, self._dirty, self._saved_at = counts, False, 0.0
+        if counts is not None:  # today's counts from before a restart
+            self._counts.update(counts.load(self._day))
+        self._health: dict[str, Any] | None = None  # None: the daemon has said nothing yet
         self._seq = 0
         self._boarding: dict[str, Any] | None = None  # None: nothing said yet (no flight set)
         # which PAD runs (edge.composition.pad_setup); None: nothing said yet
@@ -233,7 +246,49 @@ class LaneBoard:
         with self._lock:
             self._roll_day()
             self._counts[field] = self._counts.get(field, 0) + n
+            self._dirty = True
             self._emit({"type": "counts", "day": self._day, "counts": dict(self._counts)})
+            if self._clock.monotonic() - self._saved_at >= 1.0:
+                self.flush()
+
+    def flush(self) -> None:
+        """Save today's counts now when they changed (publish_health calls it too)."""
+        with self._lock:
+            if self._store is None or not self._dirty:
+                return
+            self._dirty, self._saved_at = False, self._clock.monotonic()
+            try:
+                self._store.save(self._day, dict(self._counts))
+            except ConsentGateError:  # a busy or failing store: try again at the next call
+                self._dirty = True
+
+    def publish_health(self, health: dict[str, Any]) -> None:
+        """What /healthz knows, for staff: {"live": bool, "problems": [{"what", "state",
+        "message"}], ...} (edge.kiosk.board_feed.board_health); emitted only when it changes."""
+        problems = health.get("problems") if isinstance(health, dict) else None
+        if not isinstance(problems, list) or not isinstance(health.get("live"), bool):
+            raise BoardError("health needs live (true/false) and a list of problems")
+        for p in problems:
+            if not isinstance(p, dict) or not _check_text(p.get("message"), "problem"):
+                raise BoardError("each health problem needs a message saying what to do")
+        with self._lock:
+            if health != self._health:
+                self._health = dict(health)
+                self._emit({"type": "health", "health": dict(health)})
+        self.flush()
+
+    def acknowledge(self, alert_id: int, staff: str) -> dict[str, Any]:
+        """Mark a recent alert seen by `staff` (a staff account's name); returns the alert."""
+        with self._lock:
+            for alert in self._alerts:
+                if alert["id"] == alert_id:  # "new": False when it was acknowledged before
+                    new = not alert.get("acked_by")
+                    if new:
+                        alert["acked_by"], alert["acked_at"] = staff[:64], self._clock.now()
+                        self._emit({"type": "ack", **{k: alert[k] for k in (
+                            "id", "lane", "acked_by", "acked_at")}})
+                    return {**alert, "new": new}
+        raise BoardError(f"there is no recent alert {alert_id}: it may have scrolled off")
 
     def publish_pad(self, summary: dict[str, Any]) -> None:
         """Which presentation-attack detection runs: {"active": thermal|visible|none,
@@ -317,6 +372,7 @@ class LaneBoard:
         if today != self._day:
             self._day = today
             self._counts = dict.fromkeys(DEFAULT_COUNT_FIELDS, 0)
+            self._dirty = True
 
     def _snapshot_locked(self) -> dict[str, Any]:
         return {"seq": self._seq,
@@ -325,7 +381,8 @@ class LaneBoard:
                 "day": self._day,
                 "counts": dict(self._counts),
                 "boarding": dict(self._boarding) if self._boarding else None,
-                "pad": dict(self._pad) if self._pad else None}
+                "pad": dict(self._pad) if self._pad else None,
+                "health": dict(self._health) if self._health else None}
 
     def _emit(self, event: dict[str, Any], seq: int | None = None) -> None:
         if seq is None:

@@ -49,6 +49,12 @@ class UploadTooLargeError(KioskError):
     status, code = 413, "upload_too_large"
 
 
+class TooManyPixelsError(KioskError):
+    """A photo over the decoder's pixel limit (edge.vision.imageio.MAX_PIXELS)."""
+
+    status, code = 413, "too_many_pixels"
+
+
 class BadImageError(KioskError):
     status, code = 422, "bad_image"
 

@@ -33,18 +33,33 @@ SECURITY_HEADERS = [
 class BodyTooLarge(HTTPException):
     """Raised from `receive` when a body passes its limit (FastAPI re-raises HTTPExceptions)."""
 
-    def __init__(self, limit: int) -> None:
-        mb = max(1, limit // (1024 * 1024))
-        super().__init__(413, f"the request is larger than {mb} MB: send a smaller photo")
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:.1f} MiB" if limit >= 2**20 else f"{limit // 1024} KiB"
 
 
 class BodyLimitMiddleware:
+    """`upload_message`: what a refused photo upload is told (the per-photo limit from the
+    settings, in the app's words); other routes are told their own limit."""
+
     def __init__(self, app: ASGIApp, *, upload_paths: tuple[str, ...], upload_limit: int,
-                 default_limit: int = 64 * 1024) -> None:
+                 default_limit: int = 64 * 1024, upload_message: str | None = None) -> None:
         self.app = app
         self.upload_paths = upload_paths
         self.upload_limit = upload_limit
         self.default_limit = default_limit
+        self.upload_message = upload_message or (
+            f"the photos sent are larger than {_size(upload_limit)} together: send smaller "
+            "photos")
+
+    def _message(self, path: str) -> str:
+        if path in self.upload_paths:
+            return self.upload_message
+        return (f"the request is larger than {_size(self.default_limit)}, the most this "
+                "route takes: send less")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +73,7 @@ class BodyLimitMiddleware:
 
         limit = (self.upload_limit if scope["path"] in self.upload_paths
                  else self.default_limit)
+        refusal = self._message(scope["path"])
         declared = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -66,7 +82,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
         if declared is not None and (declared < 0 or declared > limit):
-            await _refuse(send_with_headers, limit)
+            await _refuse(send_with_headers, refusal)
             return
 
         received = 0
@@ -78,7 +94,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(refusal)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -91,14 +107,11 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _refuse(send_with_headers, limit)
+                await _refuse(send_with_headers, refusal)
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    mb = max(1, limit // (1024 * 1024))
-    body = json.dumps({"error": "upload_too_large",
-                       "message": f"the request is larger than {mb} MB: send a smaller photo"}
-                      ).encode()
+async def _refuse(send: Send, message: str) -> None:
+    body = json.dumps({"error": "upload_too_large", "message": message}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),

@@ -26,11 +26,12 @@ from edge.kiosk.errors import (
     NoCameraError,
     NoFaceError,
     PoorQualityError,
+    TooManyPixelsError,
     UploadTooLargeError,
 )
 from edge.kiosk.services import CameraLike
 from edge.vision.errors import ImageDecodeError
-from edge.vision.imageio import decode_image
+from edge.vision.imageio import MAX_PIXELS, declared_size, decode_image
 from edge.vision.types import Face, FaceEngineLike, Quality
 
 _DATA_URL = "base64,"
@@ -42,6 +43,21 @@ def b64_limit(max_bytes: int) -> int:
     return 4 * ((max_bytes + 2) // 3) + 128
 
 
+def limit_words(max_bytes: int) -> str:
+    """The upload limit as staff read it: "8 MiB (8.4 MB)" (settings kiosk.max_upload_bytes)."""
+    mib = max_bytes / 2**20
+    binary = f"{mib:.0f} MiB" if max_bytes % 2**20 == 0 else (
+        f"{mib:.1f} MiB" if mib >= 1 else f"{max_bytes / 1024:.0f} KiB")
+    return f"{binary} ({max_bytes / 1e6:.1f} MB)"
+
+
+def too_large(size: int, max_bytes: int) -> UploadTooLargeError:
+    """The refusal of a photo of `size` bytes, naming its size and the kiosk's real limit."""
+    return UploadTooLargeError(f"the photo is {size / 1e6:.1f} MB, over this kiosk's limit of "
+                               f"{limit_words(max_bytes)} for one photo: take a smaller photo (a "
+                               "lower resolution on the camera, or a phone's 'medium' size)")
+
+
 def photo_bytes(photo_b64: str, max_bytes: int) -> bytes:
     """Decode a base64 (or data-URL) photo; 413 before decoding when it is too large."""
     text = photo_b64
@@ -49,21 +65,31 @@ def photo_bytes(photo_b64: str, max_bytes: int) -> bytes:
     if head.startswith("data:") and _DATA_URL in head:
         text = text[head.index(_DATA_URL) + len(_DATA_URL):]
     if len(text) > b64_limit(max_bytes):
-        raise UploadTooLargeError(f"the photo is larger than {max_bytes // (1024 * 1024) or 1} "
-                                  "MB: take a smaller photo")
+        raise too_large(len(text) * 3 // 4, max_bytes)
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise BadImageError("the photo did not arrive intact: choose the photo again") from None
     if len(data) > max_bytes:
-        raise UploadTooLargeError(f"the photo is larger than {max_bytes // (1024 * 1024) or 1} "
-                                  "MB: take a smaller photo")
+        raise too_large(len(data), max_bytes)
     if not data:
         raise BadImageError("the photo is empty: choose a JPEG or PNG photo")
     return data
 
 
+def too_many_pixels(width: int, height: int) -> TooManyPixelsError:
+    return TooManyPixelsError(
+        f"the photo is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), over "
+        f"the kiosk's limit of {MAX_PIXELS / 1e6:.0f} megapixels: take it again at a lower "
+        "resolution, or scale it down")
+
+
 def decode_photo(data: bytes) -> np.ndarray:
+    """Decode a photo; the pixel limit is checked on the header first (edge.vision.imageio),
+    and named in the refusal."""
+    size = declared_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise too_many_pixels(*size)
     try:
         return decode_image(data, name="photo")
     except ImageDecodeError:

@@ -4,8 +4,8 @@ Made in memory from the token text, sent once in the enrolment's response and ne
 QR code is an SVG data URI (segno; alphanumeric mode, error correction M), the PDF an 80 mm
 receipt (matplotlib's PDF backend, the QR drawn as vector squares so it prints sharp) with the
 key's text for typing in by hand, its validity, what it is for and the withdrawal
-code. Nothing here writes a file,
-logs or caches the token.
+code, in the traveller's language (the `receipt` words of edge.kiosk.i18n; English by
+default). Nothing here writes a file, logs or caches the token.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import textwrap
 from typing import Any
 
 import segno
+
+from edge.kiosk import i18n
 
 QR_ERROR = "m"
 
@@ -37,9 +39,10 @@ def warm_up() -> None:
 
 
 def receipt_figure(token: str, *, valid_until: str, scope: str, gate: str,
-                   withdrawal_code: str) -> Any:
+                   withdrawal_code: str, words: dict[str, str] | None = None) -> Any:
     """The receipt as a matplotlib Figure (80 mm wide): the QR code, the key in words, its
-    validity and the withdrawal code."""
+    validity and the withdrawal code, in the language of `words` (English by default)."""
+    w = words or i18n.words(i18n.DEFAULT)["receipt"]
     from matplotlib.backends.backend_pdf import FigureCanvasPdf
     from matplotlib.collections import PatchCollection
     from matplotlib.figure import Figure
@@ -49,7 +52,7 @@ def receipt_figure(token: str, *, valid_until: str, scope: str, gate: str,
     n = len(rows)
     fig = Figure(figsize=(3.15, 5.8))
     FigureCanvasPdf(fig)
-    fig.text(0.5, 0.96, "Your boarding key", ha="center", va="top", size=13, weight="bold")
+    fig.text(0.5, 0.96, w["pdf_title"], ha="center", va="top", size=13, weight="bold")
     fig.text(0.5, 0.91, f"Gate {gate}  -  {scope}", ha="center", va="top", size=8)
     ax = fig.add_axes((0.12, 0.44, 0.76, 0.43))
     squares = [Rectangle((x, n - 1 - y), 1, 1) for y, row in enumerate(rows)
@@ -61,21 +64,19 @@ def receipt_figure(token: str, *, valid_until: str, scope: str, gate: str,
     ax.axis("off")
     fig.text(0.5, 0.415, "\n".join(textwrap.wrap(token, 34)), ha="center", va="top", size=6.5,
              family="monospace")
-    fig.text(0.06, 0.30, textwrap.fill(
-        f"Valid until {valid_until}. Show this code to the gate camera or scanner, then look "
-        "at the camera. Only this code unlocks your face template: we keep no copy of it. "
-        "Lost it? Use the staffed lane.", 52), ha="left", va="top", size=7)
-    fig.text(0.06, 0.10, f"Withdraw at any time with the code {withdrawal_code}",
+    fig.text(0.06, 0.30, textwrap.fill(w["pdf_valid"].format(until=valid_until), 52),
+             ha="left", va="top", size=7)
+    fig.text(0.06, 0.10, textwrap.fill(w["pdf_withdraw"].format(code=withdrawal_code), 52),
              ha="left", va="top", size=7)
     return fig
 
 
-def receipt_pdf(token: str, **fields: str) -> bytes:
+def receipt_pdf(token: str, *, words: dict[str, str] | None = None, **fields: str) -> bytes:
     """The receipt (see receipt_figure) as a one-page PDF, in memory."""
     out = io.BytesIO()
-    receipt_figure(token, **fields).savefig(out, format="pdf")
+    receipt_figure(token, words=words, **fields).savefig(out, format="pdf")
     return out.getvalue()
 
 
-def receipt_pdf_b64(token: str, **fields: str) -> str:
-    return base64.b64encode(receipt_pdf(token, **fields)).decode("ascii")
+def receipt_pdf_b64(token: str, *, words: dict[str, str] | None = None, **fields: str) -> str:
+    return base64.b64encode(receipt_pdf(token, words=words, **fields)).decode("ascii")

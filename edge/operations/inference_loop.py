@@ -5,7 +5,8 @@ monotonic time). Each turn drains the gate link's queue into the pipeline, waits
 for a frame newer than the last (attaching the newest thermal frame, when a separate thermal
 camera runs and it is close enough in time) and processes it, or ticks the lanes' timers.
 
-One bad frame never stops the gate: a ConsentGateError is logged and the loop goes on. An
+One bad frame never stops the gate: a ConsentGateError is logged and the loop goes on (but a
+SettingsError, such as lane zones drawn for another camera resolution, stops the daemon). An
 unexpected error is retried within the restart budget (DESIGN: 5 a minute); past it, or when a
 camera reader gave up, the loop raises DaemonError so the daemon exits non-zero and systemd
 restarts it. The watchdog is fed every half of systemd's interval (5 s without one), and
@@ -27,6 +28,7 @@ from edge.operations.errors import DaemonError
 from foundation.clock import Clock
 from foundation.errors import ConsentGateError
 from foundation.restart_budget import RestartBudget
+from foundation.settings_base import SettingsError
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +73,8 @@ class InferenceLoop:
                     frame = self._attach_thermal(frame)
                 try:
                     pipeline.process(frame)
+                except SettingsError:  # e.g. zones drawn for another resolution: stop
+                    raise
                 except ConsentGateError as exc:  # one bad frame never stops the gate
                     log.warning("frame_failed", error=str(exc)[:200])
                 except Exception as exc:  # unexpected: retried within the restart budget

@@ -1,4 +1,5 @@
-"""Cameras: the visible (and kiosk) camera's frame rate, the thermal camera and its blackbody."""
+"""Cameras: the visible (and kiosk) camera's resolution and frame rate, whether the lane zones
+fit that resolution, the thermal camera and its blackbody."""
 
 from __future__ import annotations
 
@@ -10,17 +11,26 @@ from provisioning.checks.result import CheckResult, VerifyContext, fail, first_l
 
 def measure_source(source, seconds: float) -> tuple[int, float]:
     """(frames, seconds) read from an open FrameSource within `seconds`."""
-    frames, start = 0, time.monotonic()
+    frames, _size, took = _measure(source, seconds)
+    return frames, took
+
+
+def _measure(source, seconds: float) -> tuple[int, tuple[int, int] | None, float]:
+    """(frames, (width, height) of the first frame or None, seconds) within `seconds`."""
+    frames, size, start = 0, None, time.monotonic()
     while time.monotonic() - start < seconds:
         cap = source.read()
         if cap is None:
             break
+        if size is None:
+            size = (int(cap.image.shape[1]), int(cap.image.shape[0]))
         frames += 1
-    return frames, time.monotonic() - start
+    return frames, size, time.monotonic() - start
 
 
 def check_cameras(ctx: VerifyContext) -> list[CheckResult]:
     from edge.daemon import visible_source
+    from foundation.settings_sources import describe_source
 
     s = ctx.device.settings
     cams = {"visible camera": s.capture.visible_source}
@@ -28,17 +38,16 @@ def check_cameras(ctx: VerifyContext) -> list[CheckResult]:
         cams["kiosk camera"] = s.kiosk.camera_source
     out: list[CheckResult] = []
     for label, spec in cams.items():
-        one = s.model_copy(update={"capture": s.capture.model_copy(
-            update={"visible_source": spec})})
+        where = describe_source(spec)
         try:
-            source = visible_source(one, ctx.clock)
+            source = visible_source(s, ctx.clock, spec)
             source.open()
         except ConsentGateError as exc:
-            out += fail(label, f"{spec!r} does not open ({first_line(exc)})",
+            out += fail(label, f"{where} does not open ({first_line(exc)})",
                          "check the cable/URL and capture.visible_source")
             continue
         try:
-            frames, took = measure_source(source, ctx.camera_seconds)
+            frames, size, took = _measure(source, ctx.camera_seconds)
         except ConsentGateError as exc:
             out += fail(label, f"read failed ({first_line(exc)})", "check the camera")
             continue
@@ -46,21 +55,39 @@ def check_cameras(ctx: VerifyContext) -> list[CheckResult]:
             source.close()
         fps = frames / took if took > 0 else 0.0
         want = s.capture.fps
-        if frames == 0:
-            out += fail(label, f"{spec!r} opened but delivered no frames",
+        res = f"{size[0]}x{size[1]}, " if size else ""
+        if frames == 0 or size is None:
+            out += fail(label, f"{where} opened but delivered no frames",
                          "check the camera's power and stream settings")
-        elif fps < 0.8 * want:
-            out += fail(label, f"{fps:.1f} fps, configured {want:g}",
+            continue
+        if label == "visible camera":
+            out += check_zones(s.lanes.lanes, size)
+        if fps < 0.8 * want:
+            out += fail(label, f"{res}{fps:.1f} fps, configured {want:g}",
                          "lower capture.fps or fix the camera's mode/bandwidth")
-        elif spec == "synthetic":
+        elif spec.type == "synthetic":
             out.append(CheckResult(label, "pass", f"SIMULATED: the synthetic demo scene, not a "
-                                   f"camera ({frames} frames, {fps:.1f} fps)",
+                                   f"camera ({res}{frames} frames, {fps:.1f} fps)",
                                    "for a real gate set capture.visible_source to the camera "
                                    "in settings.toml", simulated=True,
                                    simulator="the synthetic demo scene"))
         else:
-            out += passed(label, f"{frames} frames, {fps:.1f} fps (configured {want:g})")
+            out += passed(label, f"{where}: {res}{frames} frames, {fps:.1f} fps "
+                                 f"(configured {want:g})")
     return out
+
+
+def check_zones(lanes, size: tuple[int, int]) -> list[CheckResult]:
+    """Whether each lane's gate zone fits the visible camera's resolution `size`."""
+    w, h = size
+    problems = [p for p in (lane.zone_fits(w, h) for lane in lanes) if p]
+    if problems:
+        return fail("lane zones", "; ".join(problems),
+                    "match the camera's resolution to the zones, or redraw them (relative "
+                    "0..1 zones fit any resolution)")
+    kinds = sorted({"relative" if lane.zone_resolution is None else "pixel" for lane in lanes})
+    return passed("lane zones", f"{len(lanes)} lane(s), {' and '.join(kinds)} zones fit the "
+                                f"camera's {w}x{h}")
 
 
 # -- thermal -----------------------------------------------------------------------------------
@@ -73,7 +100,8 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
     s = ctx.device.settings
     t = s.thermal
     name = "thermal camera"
-    synthetic = s.capture.visible_source == "synthetic" and t.source in (None, "synthetic")
+    synthetic = (s.capture.visible_source.type == "synthetic"
+                 and (t.source is None or t.source.type == "synthetic"))
     if not t.enabled or not (t.source or synthetic):
         return [CheckResult(name, "skip", "thermal screening disabled or no thermal.source")]
     if synthetic:  # the synthetic scene renders thermal frames beside the visible ones
@@ -102,12 +130,12 @@ def check_thermal(ctx: VerifyContext) -> list[CheckResult]:
             return fail(name, first_line(exc),
                          "run `python -m provisioning calibrate-thermal`")
         assert t.source is not None  # checked above: not synthetic, so a source is set
-        thermal = ThermalSource(t.source)
+        thermal = ThermalSource(t.source.spec)
         try:
             thermal.open()
             frames = [thermal.read() for _ in range(5)]
         except ConsentGateError as exc:
-            return fail(name, f"{t.source!r}: {first_line(exc)}",
+            return fail(name, f"{t.source.type} {t.source.spec}: {first_line(exc)}",
                          "check the thermal camera's cable and radiometric (Y16) mode")
         finally:
             thermal.close()

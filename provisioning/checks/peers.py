@@ -18,11 +18,11 @@ def check_gate(ctx: VerifyContext) -> list[CheckResult]:
         return fail("gate controller", f"{g.command_endpoint}: {first_line(exc)}",
                      f"start it (`systemctl start consentgate-gate`, or `python -m "
                      f"gate_controller run --config {config}`) and check gate.command_endpoint")
-    if g.driver == "simulated":  # it answered, but drives no gate: nothing opens or locks
+    if g.driver.type == "simulated":  # it answered, but drives no gate: nothing opens or locks
         return [CheckResult("gate controller", "pass", f"SIMULATED: the simulated gate driver, "
                             f"not a gate ({detail})",
-                            f'for a real gate set [gate] driver = "serial_relay" and '
-                            f"serial_port in {config.name}", simulated=True,
+                            f'for a real gate set [gate] driver = {{ type = "serial_relay", '
+                            f'serial_port = "/dev/ttyUSB0" }} in {config.name}', simulated=True,
                             simulator="the simulated gate driver")]
     return passed("gate controller", detail)
 

@@ -123,8 +123,8 @@ def make_env(store, engine, clock, settings: Settings | None = None, *,
     """The kiosk app behind a TestClient that sends the kiosk's own `Origin`, as its page
     does (`port`: the kiosk port the settings name, for an app served on a real socket)."""
     settings = settings or Settings.model_validate(
-        {"lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (10, 0), (10, 10)]},
-                             {"lane_id": "B", "zone": [(0, 0), (10, 0), (10, 10)]}]}})
+        {"lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]},
+                             {"lane_id": "B", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]}]}})
     if port is not None:
         settings = settings.model_copy(
             update={"kiosk": settings.kiosk.model_copy(update={"port": port})})

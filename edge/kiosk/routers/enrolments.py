@@ -8,6 +8,12 @@ a refusal stores nothing at all. No response ever contains an image or an embedd
 On a token or both gate (settings matching.mode) a traveller can enrol with their own key: the
 template is sealed under a fresh key (edge.consent.sealed) and the receipt, the only response
 that ever carries it, gives the token as text, a QR code and a printable PDF (no-store).
+
+The booking reference is checked at its own first step (`POST /api/enrolments/reference`), before
+the traveller sees the consent text. The consent text comes in the traveller's language (chosen
+on screen, edge.kiosk.i18n); the consent row records its version and that language. A photo
+check returns the found face's box (geometry only) so the page can show the agent a crop drawn
+from the file it already holds: no response carries pixels.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ from typing import Annotated, Literal
 
 import numpy as np
 import structlog
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.consent.boarding import BoardingError, flight_scope
 from edge.consent.token_format import PassengerKey
-from edge.kiosk import photo
-from edge.kiosk.consent_text import ConsentTextDoc, consent_text
+from edge.kiosk import i18n, photo
+from edge.kiosk.consent_text import ConsentTextDoc, consent_record, consent_text
 from edge.kiosk.deps import (
     AgentDep,
     BoardDep,
@@ -45,6 +51,7 @@ from edge.kiosk.photo import MAX_PHOTOS
 from edge.kiosk.receipt import qr_svg_data_uri, receipt_pdf_b64
 from edge.kiosk.references import parse_reference
 from edge.kiosk.store_ops import grant_and_enrol, sealing
+from edge.vision.imageio import MAX_PIXELS
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["enrolment"])
@@ -58,11 +65,50 @@ class ConsentSection(BaseModel):
     body: str
 
 
+class Language(BaseModel):
+    code: str
+    label: str  # the language's own name for itself (an API key `name` reads as a person's)
+
+
 class ConsentText(BaseModel):
     version: str
+    language: str
     title: str
     sections: list[ConsentSection]
     retention_hours: int
+    languages: list[Language]
+    screen: dict[str, str]
+    receipt: dict[str, str]
+    lanes: dict[str, str]
+
+
+LANGUAGE = Field(i18n.DEFAULT, pattern="^[a-z]{2}$",
+                 description="language of the consent text the traveller read (GET "
+                             "/api/consent-text lists them)")
+
+
+class ReferenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reference: str = Field(min_length=1, max_length=512,
+                           description="booking reference, or BCBP barcode text")
+    flight: str | None = Field(None, min_length=2, max_length=16,
+                               description="flight number for a typed reference")
+
+
+class ReferenceOk(BaseModel):
+    """The reference is usable; `scope` is the flight and day it will be enrolled for (never
+    the reference itself)."""
+
+    ok: bool
+    scope: str
+    from_boarding_pass: bool
+
+
+class UploadLimits(BaseModel):
+    max_upload_bytes: int
+    max_upload_words: str
+    max_photos: int
+    max_pixels: int
 
 
 class PhotoIn(BaseModel):
@@ -94,6 +140,7 @@ class EnrolmentIn(EnrolmentPhotos):
     consent_accepted: bool = Field(description="the traveller accepted on screen")
     consent_version: str = Field(min_length=1, max_length=64,
                                  description="version of the consent text the traveller read")
+    consent_language: str = LANGUAGE
     matching: Literal["gallery", "token"] | None = Field(
         None, description="gallery: face only; token: face and the traveller's own key (a QR "
                           "code on the receipt). Default: the gate's mode (a `both` gate "
@@ -101,9 +148,15 @@ class EnrolmentIn(EnrolmentPhotos):
 
 
 class PhotoCheck(BaseModel):
+    """Quality advice and, for the agent's preview, where the face is (pixels of the decoded
+    photo: x, y, width, height) and the photo's size: geometry only, never image data."""
+
     faces: int
     ok: bool
     advice: list[str]
+    box: list[int] | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 class Receipt(BaseModel):
@@ -111,7 +164,7 @@ class Receipt(BaseModel):
     expires_at: float
     expires_at_iso: str
     scope: str
-    message: str
+    message: str  # in the language of the consent text the traveller read
     # token enrolments only (left out otherwise): shown once, kept nowhere
     matching: Literal["token"] | None = None
     token: str | None = Field(None, description="the traveller's key: their only copy")
@@ -124,10 +177,10 @@ class Refusal(BaseModel):
     message: str
 
 
-def _text(services: ServicesDep) -> ConsentTextDoc:
+def _text(services: ServicesDep, language: str = i18n.DEFAULT) -> ConsentTextDoc:
     s = services.settings
     return consent_text(s.consent.max_retention_s, s.kiosk.consent_ttl_s,
-                        s.consent.delete_on_boarding, s.matching.mode)
+                        s.consent.delete_on_boarding, s.matching.mode, language)
 
 
 def _matching(body: EnrolmentIn, services: ServicesDep) -> str:
@@ -154,10 +207,31 @@ def _image(body: PhotoIn, services: ServicesDep, camera: CameraDep) -> np.ndarra
 
 
 @router.get("/api/consent-text", response_model=ConsentText)
-def get_consent_text(_: ViewerDep, services: ServicesDep) -> ConsentTextDoc:
+def get_consent_text(_: ViewerDep, services: ServicesDep,
+                     lang: str = Query(i18n.DEFAULT, pattern="^[a-z]{2}$")) -> ConsentTextDoc:
     """The consent text to show the traveller (purpose, storage, retention, withdrawal,
-    alternative) and its version, which the enrolment must echo."""
-    return _text(services)
+    alternative) in `lang`, with the screen, receipt and lane words of that language, the
+    languages offered and the version (over all languages), which the enrolment must echo."""
+    return _text(services, lang)
+
+
+@router.get("/api/enrolments/limits", response_model=UploadLimits)
+def upload_limits(_: ViewerDep, services: ServicesDep) -> UploadLimits:
+    """What a photo may be (settings kiosk.max_upload_bytes): the page refuses a larger file
+    before sending it, in the same words as the server."""
+    n = services.settings.kiosk.max_upload_bytes
+    return UploadLimits(max_upload_bytes=n, max_upload_words=photo.limit_words(n),
+                        max_photos=MAX_PHOTOS, max_pixels=MAX_PIXELS)
+
+
+@router.post("/api/enrolments/reference", response_model=ReferenceOk)
+def check_reference(body: ReferenceIn, _: AgentDep, services: ServicesDep,
+                    boarding: BoardingDep) -> ReferenceOk:
+    """Step 1: is this a booking reference or boarding pass (and the flight a flight)? Checked
+    before the traveller sees the consent text; stores nothing, never echoes the reference."""
+    ref = parse_reference(body.reference)
+    scope = _scope(ref.scope, body.flight, services, boarding)
+    return ReferenceOk(ok=True, scope=scope, from_boarding_pass=ref.scope is not None)
 
 
 def _embeddings(body: EnrolmentPhotos, services: ServicesDep, camera: CameraDep,
@@ -212,7 +286,10 @@ def check_photo(body: PhotoIn, _: AgentDep, services: ServicesDep, engine: Engin
     """Quality feedback before enrolling ("move closer", "face the camera"); stores nothing."""
     image = _image(body, services, camera)
     result = photo.assess(engine, image, services.settings.vision.min_face_px)
-    return PhotoCheck(**result.feedback())
+    height, width = image.shape[:2]
+    del image
+    box = None if result.face is None else [round(float(v)) for v in result.face.box]
+    return PhotoCheck(**result.feedback(), box=box, width=width, height=height)
 
 
 @router.post("/api/enrolments", response_model=Receipt, status_code=201,
@@ -228,7 +305,8 @@ def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: E
     if not body.consent_accepted:
         raise ConsentNotGivenError("the traveller has not accepted: tap 'I agree' first, or "
                                    "'No thanks' to use the staffed lane")
-    if body.consent_version != _text(services)["version"]:
+    text = _text(services, body.consent_language)  # 422 for a language not offered
+    if body.consent_version != text["version"]:
         raise StaleConsentTextError("the consent text has changed: show the traveller the "
                                     "current text and ask again")
     matching = _matching(body, services)
@@ -241,7 +319,8 @@ def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: E
     try:
         consent, enrolment = grant_and_enrol(
             store, reference=ref.booking_ref,
-            purpose=f"face boarding at gate {s.device.gate_id}", scope=scope,
+            purpose=consent_record(f"face boarding at gate {s.device.gate_id}",
+                                   text["version"], body.consent_language), scope=scope,
             expires_at=now + s.kiosk.consent_ttl_s, embeddings=embeddings,
             model_name=engine.embedder_name, actor=session.staff_id,
             enrol_with=sealing(store, services.clock, keys) if matching == "token" else None)
@@ -250,19 +329,21 @@ def enrol(body: EnrolmentIn, session: AgentDep, services: ServicesDep, engine: E
             vec.fill(0.0)
     del embeddings
     board.record_count("enrolled")
-    log.info("kiosk_enrolled", consent_id=consent.consent_id, matching=matching)
+    log.info("kiosk_enrolled", consent_id=consent.consent_id, matching=matching,
+             language=body.consent_language)
     expires = float(min(consent.expires_at, enrolment.expires_at))
     when = dt.datetime.fromtimestamp(expires).astimezone()
+    until = f"{when:%Y-%m-%d %H:%M}"  # one form in every language
     receipt = Receipt(withdrawal_code=consent.withdrawal_code, expires_at=expires,
                       expires_at_iso=when.isoformat(timespec="minutes"), scope=scope,
-                      message=f"You are enrolled until {when:%H:%M} on {when:%d %b}. Keep the "
-                              "withdrawal code to withdraw at any time.")
+                      message=text["receipt"]["enrolled_until"].format(until=until))
     if keys:
-        return _with_token(receipt, keys[0], f"{when:%H:%M} on {when:%d %b}", s.device.gate_id)
+        return _with_token(receipt, keys[0], until, s.device.gate_id, text["receipt"])
     return receipt
 
 
-def _with_token(receipt: Receipt, key: PassengerKey, until: str, gate: str) -> Receipt:
+def _with_token(receipt: Receipt, key: PassengerKey, until: str, gate: str,
+                words: dict[str, str]) -> Receipt:
     """The receipt with the traveller's key (text, QR code, PDF); the key is wiped here. A QR
     code or PDF that cannot be made leaves the text, which the traveller can still use."""
     try:
@@ -270,14 +351,14 @@ def _with_token(receipt: Receipt, key: PassengerKey, until: str, gate: str) -> R
     finally:
         key.wipe()
     receipt.matching, receipt.token = "token", token
-    receipt.message = (f"You are enrolled until {until}. This QR code is your boarding key: "
-                       "show it at the gate. We keep no copy of it. Keep the withdrawal code "
-                       "to withdraw at any time.")
+    receipt.message = (words["enrolled_until"].format(until=until) + " "
+                       + words["token_message"])
     try:
         receipt.token_qr_svg = qr_svg_data_uri(token)
         receipt.receipt_pdf = receipt_pdf_b64(token, valid_until=until, scope=receipt.scope,
                                               gate=gate,
-                                              withdrawal_code=receipt.withdrawal_code)
+                                              withdrawal_code=receipt.withdrawal_code,
+                                              words=words)
     except Exception as exc:
         log.error("kiosk_receipt_render_failed", error=type(exc).__name__)
     return receipt

@@ -1,11 +1,15 @@
 /* Staff kiosk page: log in, enrol with consent, withdraw, live lane board.
-   Plain JavaScript, no build step. The page never shows a photo: a chosen file is read,
-   sent once as base64 and dropped. Every change sends the session's CSRF token. */
+   Plain JavaScript, no build step. The page never shows a whole photo: a chosen file is read,
+   sent once as base64 and dropped; the agent sees only a crop of the face found, drawn here
+   from that file and the box the server returns (no response carries pixels). The traveller's
+   screens (consent, refusal, receipt) are in the language chosen on screen, with the words
+   the server versions together with the consent text. Every change sends the CSRF token. */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const state = { csrf: null, session: null, consentVersion: null, reference: null,
-                flight: null, photos: [], source: null, events: null, counts: {} };
+                flight: null, photos: [], source: null, events: null, counts: {},
+                language: "en", text: null, limits: null };
 const MAX_PHOTOS = 3;  // photos or camera frames per traveller: the kiosk enrols their mean
 
 const STATE_WORDS = {
@@ -25,7 +29,9 @@ const COUNT_WORDS = {
 };
 const TIME_24H = { hour: "2-digit", minute: "2-digit", hour12: false };
 const DATE_TIME = { weekday: "short", day: "numeric", month: "short", ...TIME_24H };
-function when(seconds, opts) { return new Date(seconds * 1000).toLocaleString([], opts || DATE_TIME); }
+function when(seconds, opts, language) {
+  return new Date(seconds * 1000).toLocaleString(language ? [language] : [], opts || DATE_TIME);
+}
 
 async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
@@ -81,6 +87,7 @@ function loggedIn(info) {
   show($("photo-camera"), info.camera);
   document.body.dataset.role = info.role;
   say("");
+  loadLimits();
   if (typeof loadMatching === "function") loadMatching();  // kiosk_token.js: token/both gates
   openView(info.can_enrol && !info.can_override ? "enrol-view" : "board-view");
 }
@@ -95,6 +102,7 @@ function loggedOut(message) {
   show($("login-view"), true);
   clearBoard();
   if (typeof clearToken === "function") clearToken();
+  clearPreview();
   $("withdraw-value").value = ""; $("withdraw-result").textContent = "";
   $("withdraw-result").dataset.result = "";
   $("login-password").value = "";
@@ -141,9 +149,14 @@ function step(name) {
   $("enrol-view").dataset.step = name;
 }
 
+async function loadLimits() {
+  try { state.limits = await api("GET", "/api/enrolments/limits"); } catch (e) { state.limits = null; }
+}
+
 function resetEnrol() {
   state.reference = null; state.photos = []; state.source = null; state.flight = null;
-  state.matching = null;
+  state.matching = null; state.language = "en"; state.text = null;
+  clearPreview();
   if (typeof clearToken === "function") clearToken();
   $("enrol-reference").value = ""; $("enrol-flight").value = "";
   $("photo-file").value = "";
@@ -158,23 +171,93 @@ $("reference-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   showError("reference-error", null);
   const value = $("enrol-reference").value.trim();
-  if (!value) { showError("reference-error", { message: "Type the booking reference or scan the boarding pass." }); return; }
+  if (!value) { showError("reference-error", { message: "Type the booking reference or scan the boarding pass." }); $("enrol-reference").focus(); return; }
+  const flight = $("enrol-flight").value.trim() || null;
+  try {  // step 1 on its own: a reference the kiosk cannot use never reaches the consent text
+    const body = { reference: value };
+    if (flight) body.flight = flight;
+    await api("POST", "/api/enrolments/reference", body);
+  } catch (err) {
+    showError("reference-error", err);
+    $(err.error === "bad_reference" && flight && /flight/i.test(err.message || "") ? "enrol-flight" : "enrol-reference").focus();
+    return;
+  }
   try {
-    const text = await api("GET", "/api/consent-text");
     state.reference = value;
-    state.flight = $("enrol-flight").value.trim() || null;
-    state.consentVersion = text.version;
-    renderConsent(text);
+    state.flight = flight;
+    state.language = "en";
+    await loadConsent(state.language);
     if (typeof matchingChoices === "function") matchingChoices();
     step("consent");
     $("consent-text").focus();
   } catch (err) { showError("reference-error", err); }
 });
 
+async function loadConsent(language) {
+  const text = await api("GET", "/api/consent-text?lang=" + encodeURIComponent(language));
+  state.text = text; state.language = text.language; state.consentVersion = text.version;
+  renderConsent(text);
+  return text;
+}
+
+// The traveller's language: one button per language, each named in its own language.
+function renderLanguages(text) {
+  const box = $("consent-languages");
+  box.replaceChildren();
+  const label = document.createElement("span"); label.className = "languages-label";
+  label.id = "consent-languages-label"; label.textContent = text.screen.language;
+  box.append(label);
+  box.setAttribute("aria-labelledby", "consent-languages-label");
+  for (const l of text.languages) {
+    const b = document.createElement("button"); b.type = "button";
+    b.id = "lang-" + l.code; b.lang = l.code; b.textContent = l.label;
+    b.className = "secondary language";
+    b.setAttribute("aria-pressed", String(l.code === text.language));
+    b.addEventListener("click", async () => {
+      try { await loadConsent(l.code); $("lang-" + l.code).focus(); }
+      catch (err) { say(cap(err.message), "warn"); }
+    });
+    box.append(b);
+  }
+}
+
+// Traveller-facing words of the chosen language on the consent, refusal and receipt steps.
+function travellerWords(text) {
+  const w = text.screen;
+  for (const id of ["enrol-step-consent", "enrol-step-refused", "enrol-step-receipt"]) $(id).lang = text.language;
+  $("consent-accept").textContent = w.agree;
+  $("consent-accept-token").textContent = w.agree_token;
+  $("consent-accept-gallery").textContent = w.agree_gallery;
+  $("consent-refuse").textContent = w.refuse;
+  $("consent-back").textContent = w.back;
+  $("refused-title").textContent = w.refused_title;
+  $("refused-message").textContent = w.refused;
+  $("refused-done").textContent = w.done;
+  const r = text.receipt;
+  $("receipt-title").textContent = r.title;
+  $("receipt-expiry-label").textContent = r.valid_until;
+  $("receipt-code-label").textContent = r.code;
+  $("receipt-token-title").textContent = r.token_title;
+  $("receipt-token-hint").textContent = r.token_hint;
+  $("receipt-pdf").textContent = r.pdf_link;
+  $("receipt-gate-title").textContent = r.at_the_gate;
+  $("enrol-done").textContent = w.done;
+  const lanes = $("receipt-lanes");
+  lanes.replaceChildren();
+  for (const key of ["granted", "staffed_lane", "wrong_flight"]) {
+    const li = document.createElement("li"); li.dataset.lane = key;
+    li.textContent = text.lanes[key]; lanes.append(li);
+  }
+}
+
 function renderConsent(text) {
+  renderLanguages(text);
+  travellerWords(text);
   const box = $("consent-text");
   box.replaceChildren();
   box.dataset.version = text.version;
+  box.dataset.language = text.language;
+  box.lang = text.language;
   const h = document.createElement("h3"); h.textContent = text.title; box.append(h);
   for (const s of text.sections) {
     const sec = document.createElement("section");
@@ -187,15 +270,59 @@ function renderConsent(text) {
 
 $("consent-accept").addEventListener("click", () => { step("photo"); $("photo-file").focus(); });
 
+// Back to the reference step, what was typed kept (nothing was stored yet)
+$("consent-back").addEventListener("click", () => { step("reference"); $("enrol-reference").focus(); });
+
 $("consent-refuse").addEventListener("click", async () => {
   state.reference = null;
-  try {
-    const r = await api("POST", "/api/enrolments/refusal");
-    $("refused-message").textContent = r.message;
-  } catch (err) { $("refused-message").textContent = "Nothing was stored. Please use the staffed lane."; }
-  step("refused");
+  try { await api("POST", "/api/enrolments/refusal"); }
+  catch (err) { /* nothing is stored either way */ }
+  step("refused");  // the words, in the traveller's language, were set with the consent text
   $("refused-done").focus();
 });
+
+/* ---------- the agent's preview: a crop of the face found, drawn from the local file ---------- */
+function clearPreview() {
+  const box = $("photo-preview");
+  for (const c of box.querySelectorAll("canvas")) { c.width = 0; c.height = 0; }
+  box.replaceChildren();
+  show(box, false);
+}
+
+function loadImage(dataUrl) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error("unreadable"));
+    img.src = dataUrl;
+  });
+}
+
+async function addPreview(dataUrl, result, label) {
+  if (!result.box || !result.width || !result.height) return;
+  let img;
+  try { img = await loadImage(dataUrl); } catch (e) { return; }
+  // the browser's decoded size can differ from the server's (orientation): scale the box
+  const sx = img.naturalWidth / result.width, sy = img.naturalHeight / result.height;
+  const [x, y, w, h] = result.box;
+  const m = 0.25;  // a margin around the box, so the agent sees the whole head
+  const cx = Math.max(0, (x - m * w) * sx), cy = Math.max(0, (y - m * h) * sy);
+  const cw = Math.min(img.naturalWidth - cx, (1 + 2 * m) * w * sx);
+  const ch = Math.min(img.naturalHeight - cy, (1 + 2 * m) * h * sy);
+  const size = 160;
+  const canvas = document.createElement("canvas");
+  canvas.width = size; canvas.height = Math.max(1, Math.round(size * ch / Math.max(1, cw)));
+  canvas.getContext("2d").drawImage(img, cx, cy, cw, ch, 0, 0, canvas.width, canvas.height);
+  img.src = "";
+  const fig = document.createElement("figure"); fig.className = "face-preview";
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", "Face found" + (label ? " in " + label.toLowerCase() : ""));
+  const cap_ = document.createElement("figcaption");
+  cap_.textContent = "Face found" + (label ? ": " + label.toLowerCase() : "");
+  fig.append(canvas, cap_);
+  $("photo-preview").append(fig);
+  show($("photo-preview"), true);
+}
 
 function setFeedback(result, err, label) {
   const fb = $("photo-feedback");
@@ -234,6 +361,7 @@ function readFile(file) {
 $("photo-file").addEventListener("change", async () => {
   const files = Array.from($("photo-file").files || []);
   state.photos = []; state.source = "upload";
+  clearPreview();
   if (!files.length) { setFeedback(null); return; }
   if (files.length > MAX_PHOTOS) {
     setFeedback(null, { message: "choose at most " + MAX_PHOTOS + " photos" }); return;
@@ -241,10 +369,18 @@ $("photo-file").addEventListener("change", async () => {
   const photos = [];
   for (let i = 0; i < files.length; i++) {
     const label = files.length > 1 ? "Photo " + (i + 1) + " of " + files.length : "";
+    const limit = state.limits && state.limits.max_upload_bytes;
+    if (limit && files[i].size > limit) {  // the server's limit and words, before any upload
+      setFeedback(null, { message: "the photo is " + (files[i].size / 1e6).toFixed(1) +
+        " MB, over this kiosk's limit of " + state.limits.max_upload_words +
+        " for one photo: take a smaller photo (a lower resolution on the camera, or a phone's 'medium' size)" }, label);
+      return;
+    }
     progress((label ? label + ": " : "") + "checking...");
     try {
       const photo = await readFile(files[i]);
       const result = await api("POST", "/api/enrolments/check", { source: "upload", photo });
+      await addPreview(photo, result, label);
       if (!result.ok) { setFeedback(result, null, label); return; }
       photos.push(photo);
     } catch (err) { setFeedback(null, err, label); return; }
@@ -257,6 +393,7 @@ $("photo-file").addEventListener("change", async () => {
 // takes that many fresh frames itself and enrols their mean.
 $("photo-camera").addEventListener("click", async () => {
   state.photos = []; state.source = "camera";
+  clearPreview();  // camera frames never reach the page: no preview
   $("photo-camera").disabled = true;
   let good = 0;
   try {
@@ -278,7 +415,8 @@ $("enrol-submit").addEventListener("click", async () => {
   showError("enrol-error", null);
   $("enrol-submit").disabled = true;
   const body = { reference: state.reference, consent_accepted: true,
-                 consent_version: state.consentVersion, source: state.source || "upload" };
+                 consent_version: state.consentVersion, consent_language: state.language,
+                 source: state.source || "upload" };
   if (state.flight) body.flight = state.flight;
   if (state.matching) body.matching = state.matching;
   if (body.source === "camera") body.frames = MAX_PHOTOS;
@@ -287,10 +425,11 @@ $("enrol-submit").addEventListener("click", async () => {
   try {
     const r = await api("POST", "/api/enrolments", body);
     state.photos = []; state.reference = null; state.flight = null; $("photo-file").value = "";
-    // the page's own words: the expiry is shown once, below, in the kiosk's 24-hour format
-    $("receipt-message").textContent = "Keep the withdrawal code. With it, or the booking " +
-      "reference, you can withdraw at this kiosk at any time.";
-    $("receipt-expiry").textContent = when(r.expires_at);
+    clearPreview();
+    // the traveller's words: the expiry is shown once, below, in the kiosk's 24-hour format
+    $("receipt-message").textContent = state.text ? state.text.receipt.message :
+      "Keep the withdrawal code. With it, or the booking reference, you can withdraw at this kiosk at any time.";
+    $("receipt-expiry").textContent = when(r.expires_at, DATE_TIME, state.language);
     $("receipt-code").textContent = r.withdrawal_code;
     if (typeof showToken === "function") showToken(r);  // token mode: the traveller's key
     step("receipt");
@@ -335,186 +474,6 @@ $("withdraw-form").addEventListener("submit", async (ev) => {
     $("withdraw-value").focus();
   }
 });
-
-/* ---------- lane board ---------- */
-function laneCard(lane) {
-  let card = $("lane-" + lane);
-  if (card) return card;
-  card = document.createElement("article");
-  card.id = "lane-" + lane;
-  card.className = "lane";
-  card.dataset.lane = lane;
-  card.setAttribute("aria-label", "Lane " + lane);
-  const title = document.createElement("h3"); title.textContent = "Lane " + lane;
-  const st = document.createElement("p"); st.className = "lane-state"; st.id = "lane-" + lane + "-state";
-  const detail = document.createElement("p"); detail.className = "lane-detail"; detail.id = "lane-" + lane + "-detail";
-  card.append(title, st, detail);
-  if (state.session && state.session.can_override) {
-    const ctl = document.createElement("div"); ctl.className = "lane-controls";
-    const label = document.createElement("label");
-    label.htmlFor = "reason-" + lane; label.textContent = "Reason";
-    const reason = document.createElement("input"); reason.id = "reason-" + lane;
-    reason.placeholder = "needed, e.g. wheelchair user";
-    ctl.append(label, reason);
-    for (const [action, words] of [["open", "Open once"], ["close", "Close"], ["reset", "Reset"]]) {
-      const b = document.createElement("button"); b.type = "button";
-      b.id = "lane-" + lane + "-" + action; b.dataset.action = action; b.dataset.lane = lane;
-      b.textContent = words; b.className = action === "open" ? "yes" : "secondary";
-      b.addEventListener("click", () => laneAction(lane, action));
-      ctl.append(b);
-    }
-    card.append(ctl);
-  }
-  $("lanes").append(card);
-  return card;
-}
-
-function setLane(l) {
-  const card = laneCard(l.lane);
-  card.dataset.state = l.state;
-  $("lane-" + l.lane + "-state").textContent = STATE_WORDS[l.state] || l.state;
-  $("lane-" + l.lane + "-detail").textContent = l.detail || "";
-}
-
-function addAlert(a) {
-  const li = document.createElement("li");
-  li.dataset.kind = a.kind; li.dataset.lane = a.lane; li.dataset.alertId = a.id;
-  const t = when(a.at, TIME_24H);
-  li.textContent = t + "  Lane " + a.lane + ": " + a.message;
-  $("alerts").prepend(li);
-  while ($("alerts").children.length > 20) $("alerts").lastChild.remove();
-}
-
-function renderCounts(counts) {
-  state.counts = counts;
-  const box = $("counts");
-  box.replaceChildren();
-  const max = Math.max(1, ...Object.values(counts));
-  for (const [field, n] of Object.entries(counts)) {
-    const row = document.createElement("div"); row.className = "bar-row";
-    row.dataset.field = field; row.dataset.count = String(n); row.id = "count-" + field;
-    const name = document.createElement("span"); name.className = "bar-name";
-    name.textContent = COUNT_WORDS[field] || cap(field.replace(/_/g, " "));
-    const bar = document.createElement("span"); bar.className = "bar";
-    bar.style.width = Math.round(100 * n / max) + "%";
-    const num = document.createElement("span"); num.className = "bar-num"; num.textContent = String(n);
-    row.append(name, bar, num); box.append(row);
-  }
-}
-
-/* ---------- now boarding ---------- */
-function renderBoarding(b) {
-  const box = $("boarding");
-  const flights = (b && b.flights) || [];
-  box.dataset.source = flights.length ? b.source : "none";
-  $("boarding-now").textContent = flights.length
-    ? "Now boarding: " + flights.join(", ") + (b.source === "schedule" ? " (schedule)" : " (set by a supervisor)")
-    : "No flight set: travellers of every flight can board.";
-}
-
-/* ---------- which presentation-attack detection runs (never claimed where none does) ---------- */
-function renderPad(p) {
-  const line = $("pad-line");
-  line.dataset.active = p ? p.active : "unknown";
-  line.textContent = p ? p.message : "Presentation-attack detection: not reported yet.";
-}
-
-async function refreshBoarding() {
-  try {
-    const b = await api("GET", "/api/boarding");
-    renderBoarding(b);
-    const sel = $("boarding-choice");
-    const keep = sel.value;
-    sel.replaceChildren(new Option("Type a flight below instead", ""));
-    for (const c of b.choices) {
-      sel.append(new Option(c.flight + " (" + c.travellers + " enrolled)", c.scope));
-    }
-    sel.value = [...sel.options].some((o) => o.value === keep) ? keep : (b.scopes[0] || "");
-  } catch (e) { /* shown elsewhere */ }
-}
-
-$("boarding-form").addEventListener("submit", async (ev) => {
-  ev.preventDefault();
-  const typed = $("boarding-typed").value.trim();
-  const flight = typed || $("boarding-choice").value;
-  if (!flight) { say("Pick a flight or type its number, then set it.", "warn"); $("boarding-choice").focus(); return; }
-  try {
-    const b = await api("PUT", "/api/boarding", { flights: [flight] });
-    $("boarding-typed").value = "";
-    renderBoarding(b); say(b.message, "info");
-    await refreshBoarding();
-  } catch (err) { say(cap(err.message), "warn"); $("boarding-typed").focus(); }
-});
-
-$("boarding-clear").addEventListener("click", async () => {
-  try {
-    const b = await api("DELETE", "/api/boarding");
-    renderBoarding(b); say(b.message, "info");
-    await refreshBoarding();
-  } catch (err) { say(cap(err.message), "warn"); }
-});
-
-function applySnapshot(s) {
-  renderBoarding(s.boarding);
-  renderPad(s.pad);
-  for (const l of s.lanes) setLane(l);
-  $("alerts").replaceChildren();
-  for (const a of s.alerts) addAlert(a);
-  renderCounts(s.counts);
-}
-
-function startBoard() {
-  if (state.events) return;
-  refreshConsents();
-  show($("boarding-form"), !!(state.session && state.session.can_override));
-  refreshBoarding();
-  const es = new EventSource("/api/board/events");
-  state.events = es;
-  const status = $("board-status");
-  es.onopen = () => { status.textContent = "live"; status.dataset.connected = "true"; };
-  es.onerror = () => { status.textContent = "reconnecting..."; status.dataset.connected = "false"; };
-  es.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
-  es.addEventListener("state", (e) => setLane(JSON.parse(e.data)));
-  es.addEventListener("alert", (e) => addAlert(JSON.parse(e.data)));
-  es.addEventListener("counts", (e) => renderCounts(JSON.parse(e.data).counts));
-  es.addEventListener("boarding", (e) => renderBoarding(JSON.parse(e.data).boarding));
-  es.addEventListener("pad", (e) => renderPad(JSON.parse(e.data).pad));
-  es.addEventListener("session_expired", () => { stopBoard(); loggedOut("Your session has ended: log in again."); });
-}
-
-function clearBoard() {
-  stopBoard();
-  $("lanes").replaceChildren();   // lane cards carry role-specific controls: rebuild per log-in
-  $("alerts").replaceChildren();
-  $("counts").replaceChildren();
-  renderBoarding(null); renderPad(null); show($("boarding-form"), false);
-  $("active-consents").textContent = "-"; $("next-expiry").textContent = "-";
-}
-
-function stopBoard() {
-  if (state.events) { state.events.close(); state.events = null; }
-  $("board-status").dataset.connected = "false";
-}
-
-async function refreshConsents() {
-  try {
-    const c = await api("GET", "/api/consents/summary");
-    $("active-consents").textContent = String(c.active);
-    $("next-expiry").textContent = c.next_expiry_at ? when(c.next_expiry_at) : "none";
-  } catch (e) { /* shown elsewhere */ }
-}
-
-async function laneAction(lane, action) {
-  const reason = $("reason-" + lane).value.trim();
-  if (reason.length < 3) { say("Type a reason (a few words) before you " + action + " lane " + lane + ".", "warn"); $("reason-" + lane).focus(); return; }
-  const path = "/api/lanes/" + encodeURIComponent(lane) + (action === "reset" ? "/reset" : "/override");
-  const body = action === "reset" ? { reason } : { action, reason };
-  try {
-    const r = await api("POST", path, body);
-    say(r.message, "info");
-    $("reason-" + lane).value = "";
-  } catch (err) { say(cap(err.message), "warn"); }
-}
 
 /* ---------- start ---------- */
 (async () => {

@@ -42,9 +42,10 @@ function showToken(r) {
     $("receipt-pdf").href = state.pdfUrl;
     show($("receipt-pdf"), true);
   }
-  $("receipt-message").textContent = "This QR code is the traveller's boarding key: they show " +
-    "it at the gate. It is the only copy (we keep none): print the receipt or let them " +
-    "photograph the code. Keep the withdrawal code too.";
+  // the traveller's language (kiosk.js state.text); English only if the words are missing
+  $("receipt-message").textContent = (state.text && state.text.receipt.token_message) ||
+    "This QR code is your boarding key: show it at the gate. It is the only copy (we keep " +
+    "none): print the receipt or photograph the code. Keep the withdrawal code too.";
   show($("receipt-token"), true);
 }
 
