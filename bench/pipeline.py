@@ -1,10 +1,14 @@
 """Edge pipeline benchmark on the synthetic scene: sustained fps and decision latency.
 
-    .venv/bin/python bench/pipeline.py [--seconds 15] [--camera-fps 30] [--detector D] [--json]
+    .venv/bin/python bench/pipeline.py [--scene all|clip|gate] [--seconds 15]
+        [--gate-seconds 20] [--camera-fps 30] [--detector D] [--json]
 
-One traveller (the astronaut, enrolled in a real SQLCipher store in a temp folder) walks up to
-the gate over and over (a pre-rendered clip: rendering is the camera's job, not the
-pipeline's). Two loops process the same frames in the same run:
+Two scenes. The gate scene (`--scene gate`; bench/pipeline_gate.py, bench/pipeline_scene.py):
+1280x720, two lanes, a queue of four people in view, ours and the naive loop with per-stage
+costs and decision latency from the moment a traveller steps into the zone. The one-person
+clip (`--scene clip`), below: one traveller (the astronaut, enrolled in a real SQLCipher store
+in a temp folder) walks up to the gate over and over (a pre-rendered clip: rendering is the
+camera's job, not the pipeline's). Two loops process the same frames in the same run:
 
 * ours: the daemon's `Pipeline` (default detector, IoU tracker, gate zone, quality gate, up to
   K = 3 evidence frames per track, one embedding each, a frame far above the threshold granting
@@ -36,61 +40,44 @@ loopback round trip to the real controller adds ~1 ms; see bench/gate.py).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import cv2
+import numpy as np
+from pipeline_common import (  # also puts the project root on sys.path
+    ROOT,
+    enrol_chips,
+    find_yunet,
+    frames_of,
+    model_dir,
+    open_store,
+    pct,
+    yunet_faces,
+)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from edge.capture.reader import LatestFrameReader  # noqa: E402
-from edge.capture.source import Capture, Frame, Pacer  # noqa: E402
-from edge.decisions.events import EventBus  # noqa: E402
-from edge.decisions.evidence import EvidenceRules  # noqa: E402
-from edge.decisions.lanes import LaneMachine, LaneRules  # noqa: E402
-from edge.decisions.pipeline import Lane, Pipeline  # noqa: E402
-from edge.screening.synth import (  # noqa: E402
+from edge.decisions.events import EventBus
+from edge.decisions.evidence import EvidenceRules
+from edge.decisions.lanes import LaneMachine, LaneRules
+from edge.decisions.pipeline import Lane, Pipeline
+from edge.screening.synth import (
     SceneRenderer,
     default_face_photos,
     synthetic_calibration,
 )
-from edge.screening.synth_source import SyntheticScene  # noqa: E402
-from edge.screening.thermal import ThermalScreener  # noqa: E402
-from edge.vision.types import Face  # noqa: E402
-from foundation.clock import FakeClock, SystemClock  # noqa: E402
-from foundation.settings import ThermalSettings, VisionSettings, default_model_dir  # noqa: E402
-from gate_controller.fake_client import FakeGateClient  # noqa: E402
-from wire.gate import PassageEvent  # noqa: E402
+from edge.screening.synth_source import SyntheticScene
+from edge.screening.thermal import ThermalScreener
+from foundation.clock import FakeClock, SystemClock
+from foundation.settings import LanesSettings, ThermalSettings, VisionSettings
+from gate_controller.fake_client import FakeGateClient
+from wire.gate import PassageEvent
 
 ZONE = np.array([(200, 90), (440, 90), (440, 420), (200, 420)], np.float32)
-YUNET_CANDIDATES = ("face_detection_yunet_2023mar.onnx",)
-
-
-def pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)) * 1000, 1) if values else None
-
-
-def model_dir() -> Path:
-    d = default_model_dir()
-    if "CONSENTGATE_MODEL_DIR" not in os.environ and (ROOT / ".models").is_dir():
-        d = ROOT / ".models"
-    return d
-
-
-def find_yunet(models: Path) -> Path:
-    for folder in (models, ROOT.parent / "shared" / "models"):
-        for name in YUNET_CANDIDATES:
-            if (folder / name).is_file():
-                return folder / name
-    raise SystemExit("YuNet (face_detection_yunet_2023mar.onnx) not found in the model dir or "
-                     "../shared/models: install it with `make models`")
 
 
 def render_clip(fps: float = 25.0) -> tuple[list[tuple[np.ndarray, np.ndarray]], object]:
@@ -106,55 +93,11 @@ def render_clip(fps: float = 25.0) -> tuple[list[tuple[np.ndarray, np.ndarray]],
     return frames, calibration
 
 
-class ClipSource:
-    """The pre-rendered clip as a looping camera at `fps`."""
-
-    name = "clip"
-
-    def __init__(self, clip, fps: float) -> None:
-        self.clip = clip
-        self._pacer = Pacer(fps)
-        self._i = 0
-
-    def open(self) -> None:
-        pass
-
-    def read(self) -> Capture:
-        self._pacer.wait()
-        visible, thermal = self.clip[self._i % len(self.clip)]
-        self._i += 1
-        return Capture(visible, thermal)
-
-    def close(self) -> None:
-        pass
-
-
-def frames_of(clip, mode: str, camera_fps: float, seconds: float):
-    """Yield (Frame, clip_index) for `seconds`: straight from memory or through the reader."""
-    clock = SystemClock()
-    end = time.monotonic() + seconds
-    if mode == "max":
-        i = 0
-        while time.monotonic() < end:
-            visible, thermal = clip[i % len(clip)]
-            yield Frame(i + 1, clock.monotonic(), visible, thermal)
-            i += 1
-        return
-    reader = LatestFrameReader(ClipSource(clip, camera_fps), clock).start()
-    try:
-        last = 0
-        while time.monotonic() < end:
-            frame = reader.wait_frame(last, 0.5)
-            if frame is not None:
-                last = frame.seq
-                yield frame
-    finally:
-        reader.stop()
-
-
 # the evidence rules of the `ours` rows: the daemon's default, one frame, and three always fused
-EVIDENCE = {"ours": EvidenceRules(), "ours_k1": EvidenceRules(frames=1),
-            "ours_fused": EvidenceRules(frames=3, strong_margin=0.99)}
+DAEMON_EVIDENCE = EvidenceRules.from_settings(LanesSettings())  # as edge/daemon.py builds it
+EVIDENCE = {"ours": DAEMON_EVIDENCE,
+            "ours_k1": dataclasses.replace(DAEMON_EVIDENCE, frames=1),
+            "ours_fused": dataclasses.replace(DAEMON_EVIDENCE, frames=3, strong_margin=0.99)}
 ROW_NAMES = {"ours": "ours (pipeline)", "ours_k1": "ours, 1 frame",
              "ours_fused": "ours, 3 frames fused", "ours_pad": "ours + thermal PAD",
              "ours_token": "ours, token (1:1)",
@@ -186,7 +129,7 @@ def run_ours(engine, gallery, calibration, clip, mode, camera_fps, seconds,
                         bus=EventBus([lambda e: presented.append(time.perf_counter())
                                       if e.kind.value == "presented" else None]),
                         clock=clock, screener=ThermalScreener(calibration, ThermalSettings()),
-                        evidence=evidence, tokens=tokens, liveness=liveness)
+                        evidence=evidence or DAEMON_EVIDENCE, tokens=tokens, liveness=liveness)
     n = 0
     presented: list[float] = []  # when each track presented (PAD, if any, starts then)
     from_presented: list[float] = []
@@ -261,17 +204,6 @@ def token_costs(engine, store, gallery, token: str, clip, runs: int = 300) -> di
         ("qr_read_none", read_without))}
 
 
-def yunet_faces(detector, image) -> list[Face]:
-    h, w = image.shape[:2]
-    detector.setInputSize((w, h))
-    _, rows = detector.detect(image)
-    faces = []
-    for r in rows if rows is not None else []:
-        faces.append(Face((float(r[0]), float(r[1]), float(r[2]), float(r[3])), float(r[14]),
-                          np.asarray(r[4:14], np.float32).reshape(5, 2)))
-    return faces
-
-
 def run_baseline(yunet_path, engine, gallery, clip, mode, camera_fps, seconds) -> dict:
     detector = cv2.FaceDetectorYN.create(str(yunet_path), "", (640, 480), 0.6, 0.3, 5000)
     n = decisions = embeddings = 0
@@ -307,21 +239,13 @@ def run_baseline(yunet_path, engine, gallery, clip, mode, camera_fps, seconds) -
             "latency_p95_ms": pct(latencies, 95)}
 
 
-def enrolled_gallery(engine, workdir: Path):
+def enrolled_gallery(engine, workdir: Path, chips: list[np.ndarray] | None = None):
+    """A real SQLCipher store in `workdir` with `chips` (default: the astronaut) enrolled."""
     from edge.consent.gallery import Gallery
-    from edge.consent.keys import write_key_file
-    from edge.consent.store import ConsentStore
 
-    write_key_file(workdir / "store.key")
-    write_key_file(workdir / "ref.key")
-    clock = SystemClock()
-    store = ConsentStore.open(workdir / "store.db", workdir / "store.key", workdir / "ref.key",
-                              clock, create=True)
-    chip = default_face_photos()[0]
-    consent = store.grant_consent("BENCH1", "boarding", "bench", time.time() + 3600, "bench")
-    probe = engine.embed(chip, engine.detect(chip)[:1])
-    store.enrol(consent.consent_id, [probe[0]], engine.embedder_name, "bench")
-    return store, Gallery(store, clock, engine.threshold, 0.05)
+    store = open_store(workdir)
+    enrol_chips(engine, store, chips or default_face_photos()[:1])
+    return store, Gallery(store, SystemClock(), engine.threshold, 0.05)
 
 
 def sealed_token(engine, store) -> str:
@@ -339,23 +263,8 @@ def sealed_token(engine, store) -> str:
     return token
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=15.0, help="per loop and mode")
-    parser.add_argument("--camera-fps", type=float, default=30.0)
-    parser.add_argument("--detector", default=None, choices=["ultraface_landmark68", "yunet"],
-                        help="our detector (default: the settings' default)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    from edge.vision.engine import FaceEngine
-
-    models = model_dir()
-    engine = FaceEngine.from_settings(VisionSettings(model_dir=models), detector=args.detector)
-    yunet = find_yunet(models)
+def run_clip(args, engine, yunet) -> tuple[dict, list[dict], dict]:
+    """The one-person clip: every `ours` row, the baseline, the token costs."""
     clip, calibration = render_clip()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -382,9 +291,38 @@ def main() -> int:
         finally:
             gallery.close()
             store.close()
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, providers "
-               f"{','.join(engine.providers)}, detector {engine.detector_name}")
-    print(f"pipeline benchmark ({machine}); clip {len(clip)} frames 640x480 + thermal 160x120")
+    return {"frames": len(clip)}, rows, costs
+
+
+def run_gate(args, engine, yunet) -> tuple[dict, list[dict]]:
+    """The gate scene (bench/pipeline_gate.py): ours and the naive loop, max and camera."""
+    from pipeline_gate import print_gate, run_gate_naive, run_gate_ours
+    from pipeline_scene import gate_photos, render_gate_clip
+
+    photos, enrol, names = gate_photos(engine.detect, ROOT.parent / "shared", 8)
+    clip = render_gate_clip(photos, names, fps=args.camera_fps)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store, gallery = enrolled_gallery(engine, Path(tmp), enrol)
+        try:
+            for mode in ("max", "camera"):
+                rows.append({"mode": mode, "ours": run_gate_ours(
+                    engine, gallery, clip, mode, args.camera_fps, args.gate_seconds,
+                    clip.lanes), "naive": run_gate_naive(
+                    yunet, engine, gallery, clip, mode, args.camera_fps, args.gate_seconds)})
+        finally:
+            gallery.close()
+            store.close()
+    print_gate(rows, clip, args.camera_fps)
+    info = {"frames": len(clip.frames), "size": [1280, 720], "lanes": 2, "in_view": 4,
+            "enrolled": len(clip.identities), "visits_per_loop": 2 * clip.visits_per_loop,
+            "enrolled_from": "another photo" if enrol is not photos else "the rendered photo",
+            "seconds": args.gate_seconds}
+    return info, rows
+
+
+def print_clip(args, machine: str, rows: list[dict], costs: dict) -> None:
+    print(f"pipeline benchmark ({machine}); clip 640x480 + thermal 160x120")
     head = (f"{'mode':8s} {'loop':26s} {'fps':>7s} {'frames':>7s} {'decisions':>9s} "
             f"{'embeds':>7s} {'p50 ms':>8s} {'p95 ms':>8s}")
     print(head)
@@ -413,10 +351,47 @@ def main() -> int:
         print(f"  {words:44s} p50 {costs[name]['p50_ms']!s:>6s} ms  "
               f"p95 {costs[name]['p95_ms']!s:>6s} ms")
     print(f"target: token total p95 <= 20 ms -> {costs['token_total']['p95_ms']} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0,
+                        help="per loop and mode, one-person clip")
+    parser.add_argument("--gate-seconds", type=float, default=20.0,
+                        help="per loop and mode, gate scene")
+    parser.add_argument("--scene", default="all", choices=["clip", "gate", "all"],
+                        help="the one-person clip, the two-lane 1280x720 gate scene, or both")
+    parser.add_argument("--camera-fps", type=float, default=30.0)
+    parser.add_argument("--detector", default=None, choices=["ultraface_landmark68", "yunet"],
+                        help="our detector (default: the settings' default)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    from edge.vision.engine import FaceEngine
+
+    models = model_dir()
+    engine = FaceEngine.from_settings(VisionSettings(model_dir=models), detector=args.detector)
+    yunet = find_yunet(models)
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, providers "
+               f"{','.join(engine.providers)}, detector {engine.detector_name}")
+    out: dict = {"bench": "pipeline", "machine": machine, "camera_fps": args.camera_fps,
+                 "load_average": [round(x, 2) for x in os.getloadavg()]}
+    if args.scene in ("clip", "all"):
+        info, rows, costs = run_clip(args, engine, yunet)
+        print_clip(args, machine, rows, costs)
+        out.update({"clip_frames": info["frames"], "seconds": args.seconds, "rows": rows,
+                    "token_costs": costs})
+    if args.scene in ("gate", "all"):
+        if args.scene == "gate":
+            print(f"pipeline benchmark ({machine})")
+        info, rows = run_gate(args, engine, yunet)
+        out["gate_scene"] = {**info, "rows": rows}
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
-        print(json.dumps({"bench": "pipeline", "machine": machine, "clip_frames": len(clip),
-                          "camera_fps": args.camera_fps, "seconds": args.seconds,
-                          "rows": rows, "token_costs": costs}))
+        print(json.dumps(out))
     return 0
 
 

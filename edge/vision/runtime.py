@@ -2,7 +2,8 @@
 
 Providers are tried in the configured order (TensorRT, CUDA, CPU); a GPU provider that fails to
 load is dropped by onnxruntime, and `session.get_providers()` tells which really run. Every model
-file is hashed against models/manifest.toml before it is handed to onnxruntime.
+file is hashed against models/manifest.toml before it is handed to onnxruntime. Intra-op threads
+do not spin between runs (the models run one after another on shared cores).
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def create_session(manifest: Manifest, name: str, model_dir: Path,
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = 1
+    # no busy-waiting between runs: the detector, landmark and embedder sessions run one after
+    # another on the same cores (beside capture and kiosk threads), and a pool that spins after
+    # its run steals the cores from the next session (measured: docs/benchmarks.md, pipeline)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     wanted = ort_providers(providers)
     attempts = [wanted] if wanted == ["CPUExecutionProvider"] else [wanted,
