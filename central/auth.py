@@ -13,21 +13,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from foundation.clock import Clock
+from foundation.sessions import MAX_TOKEN_CHARS, TokenSessions, token_digest
 
 MAX_SESSIONS = 512
 MAX_ENTRIES = 10_000
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass
@@ -39,46 +34,24 @@ class Session:
     key: str = field(repr=False, default="")
 
 
-class Sessions:
-    """In-memory sessions with a fixed life; the oldest goes when the table is full."""
+class Sessions(TokenSessions[Session]):
+    """In-memory sessions with a fixed life (foundation.sessions); the oldest goes when the
+    table is full."""
 
     def __init__(self, clock: Clock, ttl_s: float = 8 * 3600.0) -> None:
-        self._clock, self._ttl = clock, float(ttl_s)
-        self._lock = threading.Lock()
-        self._table: dict[str, Session] = {}
+        super().__init__(clock, ttl_s, MAX_SESSIONS)
 
     def create(self, name: str, role: str) -> str:
-        token = secrets.token_urlsafe(32)
-        now = self._clock.monotonic()
-        session = Session(name, role, now + self._ttl, now, _digest(token))
-        with self._lock:
-            for key in [k for k, s in self._table.items() if now >= s.expires]:
-                del self._table[key]
-            if len(self._table) >= MAX_SESSIONS:
-                oldest = min(self._table.values(), key=lambda s: s.created)
-                del self._table[oldest.key]
-            self._table[session.key] = session
+        token, _ = self.open(lambda key, created, expires: Session(name, role, expires, created,
+                                                                   key))
         return token
 
     def lookup(self, token: str | None) -> Session | None:
-        if not token or len(token) > 128:
-            return None
-        key = _digest(token)
-        with self._lock:
-            session = self._table.get(key)
-            if session is not None and self._clock.monotonic() >= session.expires:
-                del self._table[key]
-                return None
-            return session
+        return self.find(token)[0]
 
     def end(self, token: str | None) -> None:
-        if token and len(token) <= 128:
-            with self._lock:
-                self._table.pop(_digest(token), None)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._table)
+        if token and len(token) <= MAX_TOKEN_CHARS:
+            self.forget(token_digest(token))
 
 
 @dataclass

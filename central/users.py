@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from central.db_access import Central
 from central.errors import CollectorError
-from foundation.passwords import PasswordPolicyError, hash_password, verify_password
+from foundation.passwords import hash_new_password, hash_password, verify_password
 
 ROLES = ("viewer", "admin")
 MIN_PASSWORD_CHARS = 12
@@ -58,10 +58,7 @@ def add_user(db: Central, name: str, role: str, password: str) -> bool:
     if role not in ROLES:
         raise UserError(f"role {role!r}: give one of {', '.join(ROLES)}")
     check_password(password)
-    try:
-        encoded = hash_password(password)
-    except PasswordPolicyError as exc:
-        raise UserError(str(exc)) from None
+    encoded = hash_new_password(password, UserError)
     existed = bool(db.rows("SELECT 1 FROM dashboard_users WHERE name = ?", (name,)))
     db.write("INSERT INTO dashboard_users (name, role, password_hash, updated_at) "
              "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role, "

@@ -53,6 +53,15 @@ def hash_password(password: str) -> str:
     return f"{SCHEME}${LOG2_N}${R}${P}${_b64(salt)}${_b64(digest)}"
 
 
+def hash_new_password(password: str, error: type[Exception]) -> str:
+    """hash_password for an account being created or reset: a password the policy refuses is
+    raised as `error` (the caller's own error class), with the policy's words."""
+    try:
+        return hash_password(password)
+    except PasswordPolicyError as exc:
+        raise error(str(exc)) from None
+
+
 def verify_password(password: str, encoded: str) -> bool:
     """True when `password` matches `encoded`; False for a wrong password or a malformed hash."""
     if not isinstance(password, str) or not isinstance(encoded, str):

@@ -100,7 +100,7 @@ class LanesSettings(Section):
                                             "detected in before it counts as a person")
     evidence_frames: int = Field(3, ge=1, le=10, description="good frames of the presenting "
                                  "track fused for one decision (1: the first one decides)")
-    evidence_spacing_s: float = Field(0.05, ge=0, le=2, description="evidence frames at least "
+    evidence_spacing_s: float = Field(0.03, ge=0, le=2, description="evidence frames at least "
                                       "this far apart, spread over the presenting window")
     evidence_strong_margin: float = Field(0.1, gt=0, lt=1, description="one frame this far "
                                           "above the 1:N threshold grants at once")

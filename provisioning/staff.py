@@ -29,6 +29,7 @@ from edge.consent.staff import check_name as _check_name
 from edge.consent.staff import check_password as _check_password
 from edge.kiosk.auth import ROLES
 from foundation.clock import Clock, SystemClock
+from foundation.passwords import hash_new_password
 from provisioning.common import add_device_args, console, device_from_args, start
 from provisioning.device import Device
 from provisioning.errors import StaffError
@@ -109,16 +110,11 @@ def add_staff(device: Device, name: str, role: str, password: str,
               clock: Clock | None = None) -> str:
     """Hash `password` and upsert the account: in the store, or through the running daemon.
     Returns which way it went ("store" or "daemon")."""
-    from edge.kiosk.passwords import PasswordPolicyError, hash_password
-
     check_name(name)
     if role not in ROLES:
         raise StaffError(f"role {role!r} is unknown: use one of {', '.join(ROLES)}")
     check_password(password)
-    try:
-        encoded = hash_password(password)
-    except PasswordPolicyError as exc:
-        raise StaffError(str(exc)) from None
+    encoded = hash_new_password(password, StaffError)
     way, _ = through_store(device, lambda store: store.staff.upsert(name, role, encoded),
                            {"op": "upsert_staff", "name": name, "role": role,
                             "password_hash": encoded}, clock)

@@ -1,5 +1,6 @@
 """Shared fixtures: the installed model directory, the shared face photos, fake clocks, a
-ZeroMQ context that must terminate, and the kiosk's (store, engine, app, live server).
+ZeroMQ context that must terminate, a throwaway PostgreSQL cluster (`cluster`, `dsn`), and the
+kiosk's (store, engine, app, live server, a live `both`-mode gate).
 
 Plain helpers (no fixtures) are in tests/helpers/; no test module imports another.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +92,29 @@ def ctx() -> Iterator[zmq.Context]:
     assert not t.is_alive(), "a ZeroMQ socket was left open"
 
 
+# -- central on PostgreSQL (central.pg_cluster; imported when a PostgreSQL test runs) ------------
+@pytest.fixture(scope="module")
+def cluster():
+    """A throwaway PostgreSQL cluster for one test module; skips where none can run."""
+    from central.pg_cluster import PgCluster, PgUnavailable, find_bindir
+
+    if find_bindir() is None:
+        pytest.skip("PostgreSQL's server is not installed and could not be: run `make postgres` "
+                    "(Debian: apt-get install -y postgresql)")
+    try:
+        pg = PgCluster(fsync=False).start()
+    except PgUnavailable as exc:
+        pytest.skip(f"PostgreSQL is installed but cannot start here: {exc}")
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def dsn(cluster) -> str:
+    """A fresh database on the module's cluster, for one test."""
+    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
 # -- the kiosk's (tests/helpers/kiosk.py builds the app; imported when a kiosk test runs) --------
 @pytest.fixture(scope="session")
 def kiosk_engine(installed_model_dir: Path):
@@ -145,3 +170,26 @@ def live_kiosk(kiosk_store, kiosk_engine, fake_clock):
     env = make_env(kiosk_store, kiosk_engine, fake_clock, port=port)
     with LiveServer(env.client.app, port=port) as server:
         yield env, server
+
+
+@pytest.fixture
+def both_gate(kiosk_store, kiosk_engine, fake_clock):
+    """(KioskEnv, LiveServer): a live kiosk on a gate in `both` matching mode (token or gallery,
+    the lane board's scanner field on), with its TokenGate."""
+    from helpers.kiosk import LiveServer, make_env
+
+    from edge.decisions.token_setup import TokenGate
+    from foundation.peers import free_port
+    from foundation.settings import Settings
+
+    port = free_port()
+    settings = Settings.model_validate({
+        "kiosk": {"port": port},
+        "lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]}]},
+        "matching": {"mode": "both", "kiosk_scan": True}})
+    env = make_env(kiosk_store, kiosk_engine, fake_clock, settings)
+    env.services.tokens = TokenGate.from_settings(settings, kiosk_store, fake_clock, None,
+                                                  lambda: None)
+    with LiveServer(env.client.app, port=port) as server:
+        yield env, server
+    env.services.tokens.close()

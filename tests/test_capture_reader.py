@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -51,6 +54,17 @@ class ScriptedSource:
         pass
 
 
+@contextmanager
+def reading(source: Capture, **options: Any) -> Iterator[LatestFrameReader]:
+    """A LatestFrameReader of `source` on the system clock, started, and stopped however the
+    block ends."""
+    reader = LatestFrameReader(source, SystemClock(), **options).start()
+    try:
+        yield reader
+    finally:
+        reader.stop()
+
+
 def test_check_image_rejects_bad_frames() -> None:
     for bad in (None, np.zeros((0, 0, 3), np.uint8), np.zeros((48, 64), np.uint8),
                 np.zeros((48, 64, 3), np.float32), np.zeros((4, 4, 3), np.uint8)):
@@ -61,29 +75,22 @@ def test_check_image_rejects_bad_frames() -> None:
 
 def test_keeps_only_newest_and_counts_corrupt() -> None:
     src = ScriptedSource([[1, 2, "bad", 3, 4, "bad", 5]] + [[]] * 1000)
-    reader = LatestFrameReader(src, SystemClock(), backoff_initial_s=0.05).start()
-    try:
+    with reading(src, backoff_initial_s=0.05) as reader:
         wait_for(lambda: reader.stats().frames == 5, 5.0, "5 frames read")
         frame = reader.wait_frame(0, 1.0)
         assert frame is not None and int(frame.image[0, 0, 0]) == 5  # newest, not the first
         assert reader.wait_frame(frame.seq, 0.05) is None  # nothing newer
         stats = reader.stats()
         assert stats.corrupt == 2 and stats.frame_age_s is not None
-    finally:
-        reader.stop()
 
 
 def test_reconnects_after_end_and_failed_opens() -> None:
     src = ScriptedSource([[1, 2], [3, 4], [5]], fail_opens=2)
-    reader = LatestFrameReader(src, SystemClock(), backoff_initial_s=0.01,
-                               backoff_max_s=0.05).start()
-    try:
+    with reading(src, backoff_initial_s=0.01, backoff_max_s=0.05) as reader:
         wait_for(lambda: reader.stats().frames >= 5, 5.0, "5 frames read")
         stats = reader.stats()
         assert stats.reconnects >= 2 and stats.outages >= 2
         assert src.opens >= 3
-    finally:
-        reader.stop()
 
 
 def test_video_file_plays_and_loops(tmp_path: Path) -> None:
@@ -92,14 +99,10 @@ def test_video_file_plays_and_loops(tmp_path: Path) -> None:
     for i in range(10):
         writer.write(img(20 * i))
     writer.release()
-    reader = LatestFrameReader(OpenCVSource(str(path)), SystemClock(),
-                               backoff_initial_s=0.01).start()
-    try:
+    with reading(OpenCVSource(str(path)), backoff_initial_s=0.01) as reader:
         # more than the file holds: it looped
         wait_for(lambda: reader.stats().frames >= 15, 5.0, "15 frames read")
         assert reader.stats().reconnects >= 1
-    finally:
-        reader.stop()
 
 
 def test_device_vanishes_and_comes_back(tmp_path: Path) -> None:
@@ -109,9 +112,7 @@ def test_device_vanishes_and_comes_back(tmp_path: Path) -> None:
         cv2.imwrite(str(folder / f"{i}.png"), img(10 * i))
     (folder / "3.png").write_bytes(b"not an image")
     src = ImageFolderSource(folder, fps=200)
-    reader = LatestFrameReader(src, SystemClock(), backoff_initial_s=0.01,
-                               backoff_max_s=0.05).start()
-    try:
+    with reading(src, backoff_initial_s=0.01, backoff_max_s=0.05) as reader:
         wait_for(lambda: reader.stats().frames >= 3 and reader.stats().corrupt >= 1, 5.0,
                  "3 frames read and a corrupt one counted")
         hidden = tmp_path / "gone"
@@ -125,8 +126,6 @@ def test_device_vanishes_and_comes_back(tmp_path: Path) -> None:
         hidden.rename(folder)  # and comes back
         n = reader.stats().frames
         wait_for(lambda: reader.stats().frames > n, 5.0, "frames again")
-    finally:
-        reader.stop()
 
 
 def test_missing_device_path_is_capture_error(tmp_path: Path) -> None:
@@ -240,9 +239,7 @@ def test_corrupt_frame_is_dropped_and_counted(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
         for spec in (str(clip), url):  # a file, and the same bytes as a network stream
             tally = Tally(OpenCVSource(spec, read_timeout_s=5, pace_fps=200))
-            reader = LatestFrameReader(tally, SystemClock(), backoff_initial_s=0.01,
-                                       max_corrupt_in_a_row=5).start()
-            try:
+            with reading(tally, backoff_initial_s=0.01, max_corrupt_in_a_row=5) as reader:
                 wait_for(lambda t=tally: len(t.per_open) >= 2, 20.0, "the clip played through")
                 # one connection played the whole clip: no reconnect on a bad frame (the
                 # network stream's end is 5 failed reads in a row, which re-open it)
@@ -251,8 +248,6 @@ def test_corrupt_frame_is_dropped_and_counted(tmp_path: Path) -> None:
                                              "corrupt": len(BAD_FRAMES) + trailing}, spec
                 stats = reader.stats()
                 assert stats.corrupt >= len(BAD_FRAMES) and stats.frames >= 56
-            finally:
-                reader.stop()
     finally:
         server.shutdown()
         server.server_close()
@@ -260,15 +255,11 @@ def test_corrupt_frame_is_dropped_and_counted(tmp_path: Path) -> None:
 
 def test_a_run_of_unreadable_frames_reopens_the_stream() -> None:
     src = ScriptedSource([[1, "bad", 2] + ["bad"] * 10 + [3], [4, 5]] + [[]] * 1000)
-    reader = LatestFrameReader(src, SystemClock(), backoff_initial_s=0.01,
-                               max_corrupt_in_a_row=4).start()
-    try:
+    with reading(src, backoff_initial_s=0.01, max_corrupt_in_a_row=4) as reader:
         wait_for(lambda: reader.stats().frames >= 4, 5.0, "frames after the re-open")
         stats = reader.stats()
         assert stats.reconnects >= 1 and stats.outages >= 1
         assert stats.corrupt == 1  # the lone bad frame; the run of ten was an outage
-    finally:
-        reader.stop()
 
 
 NOISY_CHILD = """
@@ -358,12 +349,8 @@ def test_a_file_or_folder_logs_its_end_once(tmp_path: Path, kind: str) -> None:
             writer.write(img(20 * i))
         writer.release()
         source = OpenCVSource(str(path))
-    with capture_logs() as logs:
-        reader = LatestFrameReader(source, SystemClock(), backoff_initial_s=0.01).start()
-        try:
-            wait_for(lambda: reader.stats().reconnects >= 5, 10.0, "5 loops")
-        finally:
-            reader.stop()
+    with capture_logs() as logs, reading(source, backoff_initial_s=0.01) as reader:
+        wait_for(lambda: reader.stats().reconnects >= 5, 10.0, "5 loops")
     events = [e["event"] for e in logs]
     assert events.count("capture_stream_ended") == 1, events
     assert "capture_outage" not in events and reader.stats().outages == 0
@@ -371,11 +358,7 @@ def test_a_file_or_folder_logs_its_end_once(tmp_path: Path, kind: str) -> None:
     assert ended["log_level"] == "info" and ended["looping"] is True
     # a camera (not finite) that ends is an outage every time, as before
     camera = ScriptedSource([[1, 2]])
-    with capture_logs() as logs:
-        reader = LatestFrameReader(camera, SystemClock(), backoff_initial_s=0.01,
-                                   backoff_max_s=0.01).start()
-        try:
-            wait_for(lambda: reader.stats().outages >= 2, 5.0, "2 outages")
-        finally:
-            reader.stop()
+    with capture_logs() as logs, reading(camera, backoff_initial_s=0.01,
+                                         backoff_max_s=0.01) as reader:
+        wait_for(lambda: reader.stats().outages >= 2, 5.0, "2 outages")
     assert [e["event"] for e in logs].count("capture_outage") >= 2

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers.central_fleet import EXPECT, GATES, PASSWORD, T0, WINDOWS, fill
+from helpers.central_fleet import EXPECT, GATES, PASSWORD, T0, WINDOWS, fleet_db
 
 from central.__main__ import main
 from central.auth import Backoff, normal_origin, origin_allowed
@@ -24,7 +24,6 @@ from central.db_access import central
 from central.errors import CollectorError
 from central.metrics import escape_label, exposition
 from central.users import UserError, add_user, authenticate
-from central.windows_db import SqliteStore
 from foundation.clock import FakeClock
 
 ORIGIN = "http://testserver"
@@ -38,12 +37,7 @@ def uplot() -> dict[str, bytes]:
 
 @pytest.fixture
 def db(tmp_path) -> str:
-    path = tmp_path / "central.db"
-    store = SqliteStore(path)
-    try:
-        fill(store)
-    finally:
-        store.close()
+    path = fleet_db(tmp_path / "central.db")
     with central(path) as handle:
         add_user(handle, "ana", "viewer", PASSWORD)
         add_user(handle, "root", "admin", PASSWORD + "!")

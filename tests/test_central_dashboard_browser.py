@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 from helpers.browser import Shots, chromium_page
-from helpers.central_fleet import GATES, PASSWORD, fill
+from helpers.central_fleet import GATES, PASSWORD, fleet_db
 
 from central.__main__ import main
 from central.fleet_data import CHARTS
-from central.windows_db import SqliteStore
 from foundation.peers import Peer, free_port, python_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(120)]
@@ -37,12 +36,7 @@ def _up(url: str) -> bool:
 
 @pytest.fixture
 def dashboard(tmp_path):
-    db = tmp_path / "central.db"
-    store = SqliteStore(db)
-    try:
-        fill(store)
-    finally:
-        store.close()
+    db = fleet_db(tmp_path / "central.db")
     secret = tmp_path / "pw"
     secret.write_text(PASSWORD)
     assert main(["add-user", "ana", "--role", "viewer", "--db", str(db),

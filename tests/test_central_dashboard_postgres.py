@@ -6,7 +6,6 @@ the admin's roll-up refresh; /metrics from the roll-ups; the SQLite and PostgreS
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +15,6 @@ from central.__main__ import main
 from central.dashboard import create_app
 from central.dashboard_assets import DEFAULT_ASSETS, load_uplot
 from central.db_access import central
-from central.pg_cluster import PgCluster, PgUnavailable, find_bindir
 from central.pg_store import PostgresStore
 from central.rollups import refresh
 from central.sequencing import Incoming
@@ -26,24 +24,6 @@ from wire.telemetry import COUNT_FIELDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 ORIGIN = "http://testserver"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    if find_bindir() is None:
-        pytest.skip("PostgreSQL's server is not installed and could not be: run `make postgres` "
-                    "(Debian: apt-get install -y postgresql)")
-    try:
-        pg = PgCluster(fsync=False).start()
-    except PgUnavailable as exc:
-        pytest.skip(f"PostgreSQL is installed but cannot start here: {exc}")
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-def dsn(cluster) -> str:
-    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
 def _client(db: str, **kw) -> TestClient:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 
 import psycopg
 import pytest
 
 from central.db_access import central
 from central.fleet_data import fleet, series
-from central.pg_cluster import PgCluster, PgUnavailable, find_bindir
 from central.pg_store import INSERT_WINDOWS, PostgresStore, columns
 from central.rollups import refresh
 from central.sequencing import ROW, Incoming
@@ -27,19 +25,6 @@ FEB = int(dt.datetime(2027, 2, 1, tzinfo=dt.UTC).timestamp())
 MONTHS = [(f"windows_{y}_{m:02d}", int(dt.datetime(y, m, 1, tzinfo=dt.UTC).timestamp()),
            int(dt.datetime(y + m // 12, m % 12 + 1, 1, tzinfo=dt.UTC).timestamp()))
           for y, m in ((2027, 1), (2027, 2))]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    if find_bindir() is None:
-        pytest.skip("PostgreSQL's server is not installed and could not be: run `make postgres` "
-                    "(Debian: apt-get install -y postgresql)")
-    try:
-        pg = PgCluster(fsync=False).start()
-    except PgUnavailable as exc:
-        pytest.skip(f"PostgreSQL is installed but cannot start here: {exc}")
-    yield pg
-    pg.stop()
 
 
 def partition_by_month(dsn: str) -> None:
@@ -67,8 +52,7 @@ def _inc(seq: int) -> Incoming:
                      "window_s": 300, "k": 5, "epsilon": None, "counts": counts})
 
 
-def test_a_table_partitioned_by_month_takes_the_collectors_batches_unchanged(cluster):
-    dsn = cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+def test_a_table_partitioned_by_month_takes_the_collectors_batches_unchanged(dsn):
     store = PostgresStore(dsn)
     try:
         store.apply([_inc(s) for s in range(1, 7)], time.time())  # before the change

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import threading
 import time
-import uuid
 
 import psycopg
 import pytest
@@ -29,17 +27,23 @@ from helpers.central_pg import (
     drive,
     windows,
 )
-from helpers.telemetry import Net, SplitClock, make_settings, produce, started_uplink
+from helpers.telemetry import (
+    Net,
+    SplitClock,
+    admit_device,
+    make_settings,
+    produce,
+    started_uplink,
+)
 
 from central.collector import Collector
 from central.errors import CollectorError
-from central.pg_cluster import PgCluster, PgUnavailable, find_bindir
 from central.pg_schema import LATEST, migrate
 from central.pg_store import INSERT_WINDOWS, PostgresStore, columns
 from central.rollups import rebuild, refresh
 from central.sequencing import Incoming
 from central.store import StoreFailed
-from foundation.curve_keys import create_keypair, load_public_key
+from foundation.curve_keys import load_public_key
 from foundation.peers import wait_for
 from wire import telemetry as schema
 from wire.telemetry import COUNT_FIELDS
@@ -47,31 +51,9 @@ from wire.telemetry import COUNT_FIELDS
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    if find_bindir() is None:
-        pytest.skip("PostgreSQL's server is not installed and could not be: run `make postgres` "
-                    "(Debian: apt-get install -y postgresql)")
-    try:
-        pg = PgCluster(fsync=False).start()
-    except PgUnavailable as exc:
-        pytest.skip(f"PostgreSQL is installed but cannot start here: {exc}")
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-def dsn(cluster) -> str:
-    return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
-
-
 @pytest.fixture
 def keys(tmp_path):
-    central = tmp_path / "central"
-    create_keypair(central, "central")
-    create_keypair(tmp_path / "device", "device")
-    shutil.copy(tmp_path / "device" / "device.key", central / "gate7.key")
-    return central
+    return admit_device(tmp_path / "central", tmp_path / "device")
 
 
 def _inc(seq: int, prev: int | None, *, epoch: int = 1, device: str = "d1",

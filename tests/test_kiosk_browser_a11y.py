@@ -14,11 +14,7 @@ from pathlib import Path
 import pytest
 from helpers.browser import chromium_page
 from helpers.browser import log_in as _log_in
-from helpers.kiosk import PASSWORD, LiveServer, make_env
-
-from edge.decisions.token_setup import TokenGate
-from foundation.peers import free_port
-from foundation.settings import Settings
+from helpers.kiosk import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -137,21 +133,6 @@ def test_every_kiosk_screen_has_no_serious_axe_violation(page, live_kiosk, faces
     page.wait_for_selector("#staff-view[data-loaded=true]")
     audit("staff accounts (supervisor)")
     audit.assert_clean(16)
-
-
-@pytest.fixture
-def both_gate(kiosk_store, kiosk_engine, fake_clock):
-    port = free_port()
-    settings = Settings.model_validate({
-        "kiosk": {"port": port},
-        "lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]}]},
-        "matching": {"mode": "both", "kiosk_scan": True}})
-    env = make_env(kiosk_store, kiosk_engine, fake_clock, settings)
-    env.services.tokens = TokenGate.from_settings(settings, kiosk_store, fake_clock, None,
-                                                  lambda: None)
-    with LiveServer(env.client.app, port=port) as server:
-        yield env, server
-    env.services.tokens.close()
 
 
 def test_token_screens_have_no_serious_axe_violation(page, both_gate, faces_dir):

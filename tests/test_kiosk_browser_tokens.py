@@ -10,29 +10,11 @@ import numpy as np
 import pytest
 from helpers.browser import Shots, chromium_page
 from helpers.browser import log_in as _log_in
-from helpers.kiosk import PASSWORD, LiveServer, make_env
+from helpers.kiosk import PASSWORD
 
 from edge.decisions.lanes import LaneMachine, LaneRules
-from edge.decisions.token_setup import TokenGate
-from foundation.peers import free_port
-from foundation.settings import Settings
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def both_gate(kiosk_store, kiosk_engine, fake_clock):
-    port = free_port()
-    settings = Settings.model_validate({
-        "kiosk": {"port": port},
-        "lanes": {"lanes": [{"lane_id": "A", "zone": [(0, 0), (0.02, 0), (0.02, 0.02)]}]},
-        "matching": {"mode": "both"}})
-    env = make_env(kiosk_store, kiosk_engine, fake_clock, settings)
-    env.services.tokens = TokenGate.from_settings(settings, kiosk_store, fake_clock, None,
-                                                  lambda: None)
-    with LiveServer(env.client.app, port=port) as server:
-        yield env, server
-    env.services.tokens.close()
 
 
 def test_traveller_chooses_a_key_and_gets_its_qr_code_once(both_gate, faces_dir, tmp_path,

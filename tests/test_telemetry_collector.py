@@ -5,16 +5,16 @@ command line's answers to bad input (one line, what to do next, no traceback).
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import threading
 
 import pytest
 import zmq
+from helpers.telemetry import admit_device
 
 from central.collect_cmd import main
 from central.collector import Collector, CollectorError
-from foundation.curve_keys import create_keypair, load_keypair, load_public_key
+from foundation.curve_keys import load_keypair, load_public_key
 from wire import telemetry as schema
 from wire.telemetry import COUNT_FIELDS
 
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def keys(tmp_path):
-    central = tmp_path / "central"
-    create_keypair(central, "central")
-    create_keypair(tmp_path / "device", "device")
-    shutil.copy(tmp_path / "device" / "device.key", central / "gate7.key")
+    admit_device(tmp_path / "central", tmp_path / "device")
     return tmp_path
 
 

@@ -15,7 +15,6 @@ are never logged.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -25,6 +24,7 @@ import structlog
 
 from edge.capture.source import Frame
 from foundation.clock import Clock
+from foundation.worker import Worker
 
 log = structlog.get_logger(__name__)
 
@@ -66,13 +66,16 @@ class QrCodes:
         return out
 
 
-class CodeWatcher:
+class CodeWatcher(Worker):
     """Reads codes from the newest visible frame every `interval_s` (see the module doc)."""
+
+    thread_name = "codes"
 
     def __init__(self, frames: FrameReader, codes: CodeReader, submit: Submit,
                  zones: Mapping[str, np.ndarray] | ZonesFor, clock: Clock, *,
                  interval_s: float = 0.2,
                  repeat_s: float = 3.0, accept: Callable[[str], bool] = lambda _t: True) -> None:
+        super().__init__()
         self._frames = frames
         self._codes = codes
         self._submit = submit
@@ -84,8 +87,6 @@ class CodeWatcher:
         self.repeat_s = float(repeat_s)
         self._accept = accept
         self._seen: dict[bytes, float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.scans = 0
         self.failures = 0
 
@@ -128,15 +129,7 @@ class CodeWatcher:
         self._seen = {d: t for d, t in self._seen.items() if now - t <= self.repeat_s}
         return handed
 
-    def start(self) -> CodeWatcher:
-        self._thread = threading.Thread(target=self._run, name="codes", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _after_stop(self) -> None:
         self._seen.clear()
 
     def _run(self) -> None:

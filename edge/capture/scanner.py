@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 import structlog
 
 from edge.capture.source import CaptureError
+from foundation.worker import Worker
 
 log = structlog.get_logger(__name__)
 
@@ -131,29 +131,22 @@ class SerialScanner:
         self._overlong = False
 
 
-class ScannerThread:
+class ScannerThread(Worker):
     """Reads one scanner's lines and hands each to `submit`; re-opens it with backoff."""
+
+    thread_name = "scanner"
 
     def __init__(self, scanner: CodeScanner, submit: Submit, lane: str | None, *,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0) -> None:
+        super().__init__()
         self.scanner = scanner
         self._submit = submit
         self.lane = lane
         self._backoff = (backoff_initial_s, backoff_max_s)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.codes = 0
         self.failures = 0
 
-    def start(self) -> ScannerThread:
-        self._thread = threading.Thread(target=self._run, name="scanner", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def _after_stop(self) -> None:
         self.scanner.close()
 
     def _run(self) -> None:

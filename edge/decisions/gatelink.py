@@ -13,13 +13,13 @@ logged at once (`gate_link_down_at_start`), not only a later drop (`gate_link_do
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from foundation.clock import Clock, SystemClock
+from foundation.worker import Worker
 from gate_controller.ports import GatePort
 
 log = structlog.get_logger(__name__)
@@ -29,17 +29,19 @@ log = structlog.get_logger(__name__)
 LinkItem = tuple[str, Any]
 
 
-class GateLink:
+class GateLink(Worker):
     """Heartbeats and events of one gate client, on a thread of its own; time from `clock`."""
+
+    thread_name = "gate-link"
+    stop_timeout_s = 3.0
 
     def __init__(self, client_factory: Callable[[], GatePort], interval_s: float,
                  out: queue.Queue[LinkItem], clock: Clock | None = None) -> None:
+        super().__init__()
         self._factory = client_factory
         self._interval = interval_s
         self._out = out
         self._clock: Clock = clock or SystemClock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.up = False
         self.beats = 0  # heartbeats tried so far
         # why the link is down, in plain words, and since when (wall clock); None while up
@@ -50,16 +52,6 @@ class GateLink:
         """{"up", "reason", "since"} for /healthz and the board (reason None while up)."""
         return {"up": self.up, "reason": None if self.up else self.reason,
                 "since": round(self.since, 3)}
-
-    def start(self) -> GateLink:
-        self._thread = threading.Thread(target=self._run, name="gate-link", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 3.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self) -> None:
         client = self._factory()

@@ -10,7 +10,6 @@ an attacker cannot keep the right password out. Time comes from the injected Clo
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from foundation.clock import Clock
+from foundation.sessions import TokenSessions
 
 SESSION_COOKIE = "cg_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -33,10 +33,6 @@ VIEW_ROLES = frozenset(ROLES)
 MAX_SESSIONS = 256
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 @dataclass
 class StaffSession:
     staff_id: str
@@ -50,60 +46,27 @@ class StaffSession:
         return self.role in roles
 
 
-class SessionTable:
-    """In-memory staff sessions with a fixed life."""
+class SessionTable(TokenSessions[StaffSession]):
+    """In-memory staff sessions with a fixed life (foundation.sessions), at most MAX_SESSIONS."""
 
     def __init__(self, clock: Clock, ttl_s: float) -> None:
-        self._clock = clock
-        self._ttl = ttl_s
-        self._lock = threading.Lock()
-        self._sessions: dict[str, StaffSession] = {}
+        super().__init__(clock, ttl_s, MAX_SESSIONS)
 
     def create(self, staff_id: str, role: str) -> tuple[str, StaffSession]:
         """A new session; returns (cookie token, session). The oldest goes when the table fills."""
-        token = secrets.token_urlsafe(32)
-        now = self._clock.monotonic()
-        session = StaffSession(staff_id=staff_id, role=role, csrf_token=secrets.token_urlsafe(32),
-                               created=now, expires=now + self._ttl, token_digest=_digest(token))
-        with self._lock:
-            self._drop_expired(now)
-            if len(self._sessions) >= MAX_SESSIONS:
-                oldest = min(self._sessions.values(), key=lambda s: s.created)
-                self._sessions.pop(oldest.token_digest, None)
-            self._sessions[session.token_digest] = session
-        return token, session
+        return self.open(lambda key, created, expires: StaffSession(
+            staff_id=staff_id, role=role, csrf_token=secrets.token_urlsafe(32), created=created,
+            expires=expires, token_digest=key))
 
     def lookup(self, token: str | None) -> tuple[StaffSession | None, bool]:
         """(session, expired): (None, False) for no or unknown token, (None, True) if expired."""
-        if not token or len(token) > 128:
-            return None, False
-        key = _digest(token)
-        now = self._clock.monotonic()
-        with self._lock:
-            session = self._sessions.get(key)
-            if session is None:
-                return None, False
-            if now >= session.expires:
-                del self._sessions[key]
-                return None, True
-            return session, False
+        return self.find(token)
 
     def end(self, session: StaffSession) -> None:
-        with self._lock:
-            self._sessions.pop(session.token_digest, None)
+        self.forget(session.token_digest)
 
     def end_all_for(self, staff_id: str) -> None:
-        with self._lock:
-            for key in [k for k, s in self._sessions.items() if s.staff_id == staff_id]:
-                del self._sessions[key]
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._sessions)
-
-    def _drop_expired(self, now: float) -> None:
-        for key in [k for k, s in self._sessions.items() if now >= s.expires]:
-            del self._sessions[key]
+        self.forget_where(lambda s: s.staff_id == staff_id)
 
 
 def csrf_ok(session: StaffSession, presented: str | None) -> bool:

@@ -10,7 +10,13 @@ import time
 from pathlib import Path
 from typing import TypedDict
 
-from edge.screening.cli_inputs import face_detector, load_calibrated_pair
+from edge.screening.cli_inputs import (
+    add_pair_arguments,
+    face_detector,
+    load_calibrated_pair,
+    print_faces,
+    run_action,
+)
 from edge.screening.evaluate import (
     EvalSetError,
     evaluate_set,
@@ -19,8 +25,7 @@ from edge.screening.evaluate import (
 )
 from edge.screening.face_chips import SynthError, default_face_photos, load_face_photos
 from edge.screening.thermal import REASONS, ThermalScreener
-from edge.vision.clilog import cli_logging
-from foundation.settings import Settings, load_settings
+from foundation.settings import Settings
 
 
 class _FaceReading(TypedDict):
@@ -46,11 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="log engine events to stderr")
     sub = parser.add_subparsers(dest="thermal_command", metavar="SUBCOMMAND", required=True)
     m = sub.add_parser("measure", help="canthus temperature of each face in one image pair")
-    m.add_argument("--visible", required=True, type=Path, help="visible image (BGR photo)")
-    m.add_argument("--thermal", required=True, type=Path, help="16-bit centikelvin PNG/TIFF")
-    m.add_argument("--calibration", required=True, type=Path, help="thermal-calibration/1 JSON")
-    m.add_argument("--config", type=Path, help="settings TOML (default: embedded defaults)")
-    m.add_argument("--json", action="store_true", help="print JSON")
+    add_pair_arguments(m)
 
     s = sub.add_parser("synth", help="write a synthetic visible + thermal set with ground truth")
     s.add_argument("--out", required=True, type=Path, help="output folder")
@@ -75,10 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    action = {"measure": _measure, "synth": _synth, "eval": _eval}[args.thermal_command]
-    with cli_logging(args.verbose, settings.logging.json_logs):
-        return action(args, settings)
+    return run_action(args, {"measure": _measure, "synth": _synth, "eval": _eval},
+                      args.thermal_command)
 
 
 def _measure(args: argparse.Namespace, settings: Settings) -> int:
@@ -95,22 +94,15 @@ def _measure(args: argparse.Namespace, settings: Settings) -> int:
         decision = track.decide()
         results.append({"box": face.to_json()["box"], "canthus_c": decision.canthus_c,
                         "status": decision.status, "reason": decision.reason})
-    if args.json:
-        print(json.dumps({"faces": results}))
-    else:
-        threshold = screener.threshold_c()
-        for i, item in enumerate(results):
-            where = f"face {i}: box {item['box']}"
-            if item["status"] == "unreliable":
-                print(f"{where}  unreliable: {REASONS.get(item['reason'] or '', item['reason'])}")
-            else:
-                print(f"{where}  canthus {item['canthus_c']:.2f} C  {item['status']} "
-                      f"(threshold {threshold:.2f} C core estimate)")
-    if not faces:
-        print(f"error: {args.visible}: no face found in the visible image; nothing measured",
-              file=sys.stderr)
-        return 1
-    return 0
+    threshold = screener.threshold_c()
+
+    def describe(item: _FaceReading) -> str:
+        if item["status"] == "unreliable":
+            return f"unreliable: {REASONS.get(item['reason'] or '', item['reason'])}"
+        return (f"canthus {item['canthus_c']:.2f} C  {item['status']} "
+                f"(threshold {threshold:.2f} C core estimate)")
+
+    return print_faces(results, describe, args.visible, args.json)
 
 
 def _synth(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,20 +13,18 @@ REFER_MARGIN_C below it that passed), each frame decided alone (fusion over one 
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge.capture.thermal import read_thermal_file
-from edge.screening.calibration import load_calibration, save_calibration
-from edge.screening.set_files import write_frame_pair, write_truth
+from edge.screening.calibration import load_calibration
+from edge.screening.set_files import SetFrame, read_visible, truth_rows, write_set
 from edge.screening.synth import Person, SceneRenderer, synthetic_calibration
 from edge.screening.thermal import ThermalScreener
 from edge.vision.types import Face
@@ -47,26 +45,23 @@ def write_synth_set(out: Path | str, count: int, seed: int, photos: list[np.ndar
                     visible_size: tuple[int, int] = (640, 480),
                     thermal_size: tuple[int, int] = (160, 120)) -> Path:
     """Render `count` frames of one traveller each into `out` (created if needed)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     calibration = synthetic_calibration(visible_size, thermal_size, seed)
-    save_calibration(calibration, out / "calibration.json")
     renderer = SceneRenderer(calibration, photos, seed)
     rng = np.random.default_rng([seed, 10])
     vw, vh = visible_size
-    rows, faces = [], []
-    for i in range(count):
-        person = Person(photo=int(rng.integers(len(photos))),
-                        x=float(rng.uniform(0.3, 0.65) * vw), y=float(rng.uniform(0.4, 0.55) * vh),
-                        face_width_px=float(rng.uniform(0.25, 0.45) * vw),
-                        canthus_c=round(float(rng.uniform(*CANTHUS_RANGE_C)), 2),
-                        variant=int(rng.integers(1 << 30)))
-        visible, thermal, truth = renderer.render([person])
-        write_frame_pair(out, i, visible, thermal)
-        rows.append((i, f"{person.canthus_c:.2f}"))
-        faces.append({"frame": i, **truth.people[0].face().to_json()})
-    write_truth(out, ["frame", "canthus_c"], rows, faces)
-    return out
+
+    def frames() -> Iterator[SetFrame]:
+        for _ in range(count):
+            person = Person(photo=int(rng.integers(len(photos))),
+                            x=float(rng.uniform(0.3, 0.65) * vw),
+                            y=float(rng.uniform(0.4, 0.55) * vh),
+                            face_width_px=float(rng.uniform(0.25, 0.45) * vw),
+                            canthus_c=round(float(rng.uniform(*CANTHUS_RANGE_C)), 2),
+                            variant=int(rng.integers(1 << 30)))
+            visible, thermal, truth = renderer.render([person])
+            yield visible, thermal, f"{person.canthus_c:.2f}", truth.people[0].face().to_json()
+
+    return write_set(out, calibration, "canthus_c", frames())
 
 
 @dataclass
@@ -131,22 +126,14 @@ def _pct(value: float) -> str:
 
 
 def read_truth(folder: Path) -> dict[int, float]:
-    path = folder / "truth.csv"
-    if not path.is_file():
-        raise EvalSetError(f"{path} not found: make a set with `python -m edge thermal synth`")
     truth = {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"frame", "canthus_c"} <= set(reader.fieldnames):
-            raise EvalSetError(f"{path} must have the columns frame,canthus_c")
-        for n, row in enumerate(reader, start=2):
-            try:
-                truth[int(row["frame"])] = float(row["canthus_c"])
-            except (TypeError, ValueError):
-                raise EvalSetError(f"{path} line {n}: frame and canthus_c must be numbers"
-                                   ) from None
-    if not truth:
-        raise EvalSetError(f"{path} has no rows")
+    for n, row in truth_rows(folder, ("frame", "canthus_c"), EvalSetError,
+                             "python -m edge thermal synth"):
+        try:
+            truth[int(row["frame"])] = float(row["canthus_c"])
+        except (TypeError, ValueError):
+            raise EvalSetError(f"{folder / 'truth.csv'} line {n}: frame and canthus_c must be "
+                               "numbers") from None
     return truth
 
 
@@ -208,10 +195,7 @@ def evaluate_set(folder: Path | str, settings: ThermalSettings, detect: Detect |
         if detect is None:
             face: Face | None = truth_face
         else:
-            visible = cv2.imread(str(folder / f"{frame_no:04d}_visible.png"), cv2.IMREAD_COLOR)
-            if visible is None:
-                raise EvalSetError(f"{frame_no:04d}_visible.png is missing or unreadable")
-            found = detect(visible)
+            found = detect(read_visible(folder, frame_no, EvalSetError))
             face = _closest(found, truth_face) if truth_face is not None else _largest(found)
         if face is None:
             result.reasons["no_face_detected"] += 1

@@ -10,13 +10,18 @@ import sys
 import time
 from pathlib import Path
 
-from edge.screening.cli_inputs import face_detector, load_calibrated_pair
+from edge.screening.cli_inputs import (
+    add_pair_arguments,
+    face_detector,
+    load_calibrated_pair,
+    print_faces,
+    run_action,
+)
 from edge.screening.pad import REASONS, PadDetector
 from edge.screening.pad_eval import PadEvalError, evaluate_pad_set, format_pad_result, write_pad_set
 from edge.screening.synth import default_face_photos, synthetic_calibration
-from edge.vision.clilog import cli_logging
 from edge.vision.types import Face
-from foundation.settings import Settings, load_settings
+from foundation.settings import Settings
 
 SIZES = {"160x120": (160, 120), "320x240": (320, 240)}
 
@@ -33,11 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--json", action="store_true", help="also print one JSON line at the end")
 
     m = sub.add_parser("measure", help="live / attack / unknown for each face of one pair")
-    m.add_argument("--visible", required=True, type=Path, help="visible image (BGR photo)")
-    m.add_argument("--thermal", required=True, type=Path, help="16-bit centikelvin PNG/TIFF")
-    m.add_argument("--calibration", required=True, type=Path, help="thermal-calibration/1 JSON")
-    m.add_argument("--config", type=Path, help="settings TOML (default: embedded defaults)")
-    m.add_argument("--json", action="store_true", help="print JSON")
+    add_pair_arguments(m)
 
     s = sub.add_parser("synth", help="write a synthetic bona fide + attack set")
     s.add_argument("dir", type=Path, help="output folder (created if needed)")
@@ -48,10 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    action = {"eval": _eval, "measure": _measure, "synth": _synth}[args.pad_command]
-    with cli_logging(args.verbose, settings.logging.json_logs):
-        return action(args, settings)
+    return run_action(args, {"eval": _eval, "measure": _measure, "synth": _synth},
+                      args.pad_command)
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,17 +73,9 @@ def _measure(args: argparse.Namespace, settings: Settings) -> int:
     results = PadDetector(calibration).measure(faces, thermal)
     items = [{"box": face.to_json()["box"], **r.to_json()}
              for face, r in zip(faces, results, strict=True)]
-    if args.json:
-        print(json.dumps({"faces": items}))
-    else:
-        for i, item in enumerate(items):
-            print(f"face {i}: box {item['box']}  {item['decision']} (score {item['score']:.2f}): "
-                  f"{REASONS.get(item['reason'], item['reason'])}")
-    if not faces:
-        print(f"error: {args.visible}: no face found in the visible image; nothing measured",
-              file=sys.stderr)
-        return 1
-    return 0
+    return print_faces(items, lambda item: f"{item['decision']} (score {item['score']:.2f}): "
+                                           f"{REASONS.get(item['reason'], item['reason'])}",
+                       args.visible, args.json)
 
 
 def _synth(args: argparse.Namespace, settings: Settings) -> int:

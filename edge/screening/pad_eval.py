@@ -16,20 +16,18 @@ counted neither as accepted attacks nor as rejected bona fide presentations.
 
 from __future__ import annotations
 
-import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from edge.capture.thermal import read_thermal_file
-from edge.screening.calibration import Calibration, load_calibration, save_calibration
+from edge.screening.calibration import Calibration, load_calibration
 from edge.screening.pad import PadDetector
 from edge.screening.pad_synth import SPECIES, PadSceneGenerator, is_bona_fide
-from edge.screening.set_files import write_frame_pair, write_truth
+from edge.screening.set_files import SetFrame, read_visible, truth_rows, write_set
 from edge.vision.types import Face
 from foundation.errors import ConsentGateError
 from wire import bounded_json
@@ -46,18 +44,14 @@ class PadEvalError(ConsentGateError):
 def write_pad_set(out: Path | str, count: int, seed: int, photos: list[np.ndarray],
                   calibration: Calibration, species: tuple[str, ...] = SPECIES) -> Path:
     """Render `count` scenes (species in turn) into `out` (created if needed)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_calibration(calibration, out / "calibration.json")
     gen = PadSceneGenerator(calibration, photos, seed)
-    rows, faces = [], []
-    for i in range(count):
-        scene = gen.make(species[i % len(species)])
-        write_frame_pair(out, i, scene.visible_bgr, scene.thermal_ck)
-        rows.append((i, scene.species))
-        faces.append({"frame": i, **scene.face.to_json()})
-    write_truth(out, ["frame", "label"], rows, faces)
-    return out
+
+    def frames() -> Iterator[SetFrame]:
+        for i in range(count):
+            scene = gen.make(species[i % len(species)])
+            yield scene.visible_bgr, scene.thermal_ck, scene.species, scene.face.to_json()
+
+    return write_set(out, calibration, "label", frames())
 
 
 @dataclass
@@ -126,24 +120,17 @@ class PadEvalResult:
 
 def read_pad_truth(folder: Path) -> dict[int, str]:
     path = folder / "truth.csv"
-    if not path.is_file():
-        raise PadEvalError(f"{path} not found: make a set with `python -m edge pad synth`")
     truth: dict[int, str] = {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or not {"frame", "label"} <= set(reader.fieldnames):
-            raise PadEvalError(f"{path} must have the columns frame,label")
-        for n, row in enumerate(reader, start=2):
-            try:
-                frame = int(row["frame"])
-            except (TypeError, ValueError):
-                raise PadEvalError(f"{path} line {n}: frame must be a number") from None
-            label = (row["label"] or "").strip()
-            if not label:
-                raise PadEvalError(f"{path} line {n}: empty label")
-            truth[frame] = label
-    if not truth:
-        raise PadEvalError(f"{path} has no rows")
+    for n, row in truth_rows(folder, ("frame", "label"), PadEvalError,
+                             "python -m edge pad synth"):
+        try:
+            frame = int(row["frame"])
+        except (TypeError, ValueError):
+            raise PadEvalError(f"{path} line {n}: frame must be a number") from None
+        label = (row["label"] or "").strip()
+        if not label:
+            raise PadEvalError(f"{path} line {n}: empty label")
+        truth[frame] = label
     return truth
 
 
@@ -193,10 +180,7 @@ def evaluate_pad_set(folder: Path | str, detect: Detect | None = None) -> PadEva
                 raise PadEvalError(f"faces.json has no entry for frame {frame_no}")
             face: Face | None = target
         else:
-            visible = cv2.imread(str(folder / f"{frame_no:04d}_visible.png"), cv2.IMREAD_COLOR)
-            if visible is None:
-                raise PadEvalError(f"{frame_no:04d}_visible.png is missing or unreadable")
-            face = _closest(detect(visible), target)
+            face = _closest(detect(read_visible(folder, frame_no, PadEvalError)), target)
         if face is None:
             result.add(species, None, "no_face_detected")
             continue

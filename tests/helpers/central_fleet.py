@@ -1,16 +1,19 @@
 """A small fleet in a central database for the dashboard tests (not a test module).
 
-`fill(store)` stores 3 hours of 5-minute windows from four devices at four gates (two at
-airport LHR, one at CDG, one gate id without an airport) through the store's own rules, with
-known counts: `not_matched` and `referred` suppressed (None) in every window, `faults` 1 in the
-window of seq 1 only. `EXPECT` is what every hour of one device sums to.
+`fill(store)` (`fleet_db(path)`: into a new SQLite file) stores 3 hours of 5-minute windows
+from four devices at four gates (two at airport LHR, one at CDG, one gate id without an
+airport) through the store's own rules, with known counts: `not_matched` and `referred`
+suppressed (None) in every window, `faults` 1 in the window of seq 1 only.
+`EXPECT` is what every hour of one device sums to.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from central.sequencing import Incoming
+from central.windows_db import SqliteStore
 from wire.telemetry import COUNT_FIELDS
 
 T0 = 1_800_000_000  # 2027-01-15T08:00:00Z, an hour start
@@ -39,6 +42,16 @@ def fill(store) -> None:
     for device in GATES:
         outcomes = store.apply([incoming(device, s) for s in range(1, WINDOWS + 1)], time.time())
         assert all(o.kind == "stored" for o in outcomes), outcomes
+
+
+def fleet_db(path: Path) -> Path:
+    """A central SQLite database at `path` holding the fleet (`fill`); returns `path`."""
+    store = SqliteStore(path)
+    try:
+        fill(store)
+    finally:
+        store.close()
+    return path
 
 
 # one device's hour: 12 windows

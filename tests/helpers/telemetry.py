@@ -97,16 +97,22 @@ class CollectorProc:
         raise AssertionError("no VmRSS line")
 
 
+def admit_device(central: Path, device: Path) -> Path:
+    """Central's keypair in `central`, the device's in `device`, and the device's public key in
+    central's allow-list (as gate7.key); returns `central`."""
+    create_keypair(central, "central")
+    create_keypair(device, "device")
+    shutil.copy(device / "device.key", central / "gate7.key")
+    return central
+
+
 class Net:
     """Central keys (the allow-list holds the device key), device keys, collectors on one port."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
-        self.central_keys = tmp_path / "central"
-        create_keypair(self.central_keys, "central")
+        self.central_keys = admit_device(tmp_path / "central", tmp_path / "device" / "keys")
         self.device_keys = tmp_path / "device" / "keys"
-        create_keypair(self.device_keys, "device")
-        shutil.copy(self.device_keys / "device.key", self.central_keys / "gate7.key")
         self.port = free_port()
         self.procs: list[CollectorProc] = []
 

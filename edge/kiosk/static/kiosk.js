@@ -221,27 +221,22 @@ function renderLanguages(text) {
   }
 }
 
-// Traveller-facing words of the chosen language on the consent, refusal and receipt steps.
+/* Traveller-facing words of the chosen language on the consent, refusal and receipt steps:
+   element id -> [section, key] of the i18n file. */
+const TRAVELLER_WORDS = [
+  ["consent-accept", "screen", "agree"], ["consent-accept-token", "screen", "agree_token"],
+  ["consent-accept-gallery", "screen", "agree_gallery"], ["consent-refuse", "screen", "refuse"],
+  ["consent-back", "screen", "back"], ["refused-title", "screen", "refused_title"],
+  ["refused-message", "screen", "refused"], ["refused-done", "screen", "done"],
+  ["receipt-title", "receipt", "title"], ["receipt-expiry-label", "receipt", "valid_until"],
+  ["receipt-code-label", "receipt", "code"], ["receipt-token-title", "receipt", "token_title"],
+  ["receipt-token-hint", "receipt", "token_hint"], ["receipt-pdf", "receipt", "pdf_link"],
+  ["receipt-gate-title", "receipt", "at_the_gate"], ["enrol-done", "screen", "done"],
+];
+
 function travellerWords(text) {
-  const w = text.screen;
   for (const id of ["enrol-step-consent", "enrol-step-refused", "enrol-step-receipt"]) $(id).lang = text.language;
-  $("consent-accept").textContent = w.agree;
-  $("consent-accept-token").textContent = w.agree_token;
-  $("consent-accept-gallery").textContent = w.agree_gallery;
-  $("consent-refuse").textContent = w.refuse;
-  $("consent-back").textContent = w.back;
-  $("refused-title").textContent = w.refused_title;
-  $("refused-message").textContent = w.refused;
-  $("refused-done").textContent = w.done;
-  const r = text.receipt;
-  $("receipt-title").textContent = r.title;
-  $("receipt-expiry-label").textContent = r.valid_until;
-  $("receipt-code-label").textContent = r.code;
-  $("receipt-token-title").textContent = r.token_title;
-  $("receipt-token-hint").textContent = r.token_hint;
-  $("receipt-pdf").textContent = r.pdf_link;
-  $("receipt-gate-title").textContent = r.at_the_gate;
-  $("enrol-done").textContent = w.done;
+  for (const [id, section, key] of TRAVELLER_WORDS) $(id).textContent = text[section][key];
   const lanes = $("receipt-lanes");
   lanes.replaceChildren();
   for (const key of ["granted", "staffed_lane", "wrong_flight"]) {
@@ -476,7 +471,9 @@ $("withdraw-form").addEventListener("submit", async (ev) => {
 });
 
 /* ---------- start ---------- */
-(async () => {
+// After every deferred script (board.js, kiosk_token.js, staff.js) has run: the session
+// answer can otherwise arrive while board.js is still loading, and loggedIn/loggedOut use it.
+document.addEventListener("DOMContentLoaded", async () => {
   try { loggedIn(await api("GET", "/api/session")); }
   catch (e) { loggedOut(); }
-})();
+});
