@@ -30,11 +30,20 @@ INCONSISTENT = "inconsistent"  # the frames' top-1 candidates disagree
 Verdict = tuple[str | None, str]  # (consent id to grant, or None; reason)
 
 
+def _lane_default(field: str) -> Any:
+    """The lane settings' default of `field`: the rules' defaults are the settings' own."""
+    from foundation.settings import LanesSettings
+
+    return LanesSettings.model_fields[field].default
+
+
 @dataclass(frozen=True)
 class EvidenceRules:
-    frames: int = 3  # good frames fused for one decision (1: the first good frame decides)
-    spacing_s: float = 0.15  # at least this far apart (capture time)
-    strong_margin: float = 0.1  # one frame this far above the threshold grants alone
+    # good frames fused for one decision (1: the first good frame decides)
+    frames: int = _lane_default("evidence_frames")
+    spacing_s: float = _lane_default("evidence_spacing_s")  # at least this far apart (capture)
+    strong_margin: float = _lane_default("evidence_strong_margin")  # one frame this far above
+    # the threshold grants alone
 
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 10 or self.spacing_s < 0 or not 0 < self.strong_margin < 1:
