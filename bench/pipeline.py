@@ -60,6 +60,7 @@ from pipeline_common import (  # also puts the project root on sys.path
     pct,
     yunet_faces,
 )
+from table import print_table
 
 from edge.decisions.events import EventBus
 from edge.decisions.evidence import EvidenceRules
@@ -323,16 +324,11 @@ def run_gate(args, engine, yunet) -> tuple[dict, list[dict]]:
 
 def print_clip(args, machine: str, rows: list[dict], costs: dict) -> None:
     print(f"pipeline benchmark ({machine}); clip 640x480 + thermal 160x120")
-    head = (f"{'mode':8s} {'loop':26s} {'fps':>7s} {'frames':>7s} {'decisions':>9s} "
-            f"{'embeds':>7s} {'p50 ms':>8s} {'p95 ms':>8s}")
-    print(head)
-    print("-" * len(head))
-    for row in rows:
-        for key, name in ROW_NAMES.items():
-            r = row[key]
-            print(f"{row['mode']:8s} {name:26s} {r['fps']:7.1f} {r['frames']:7d} "
-                  f"{r['decisions']:9d} {r['embeddings']:7d} {r['latency_p50_ms']!s:>8s} "
-                  f"{r['latency_p95_ms']!s:>8s}")
+    print_table((("mode", "8s"), ("loop", "26s"), ("fps", "7.1f"), ("frames", "7d"),
+                 ("decisions", "9d"), ("embeds", "7d"), ("p50 ms", ">8s"), ("p95 ms", ">8s")),
+                [(row["mode"], name, r["fps"], r["frames"], r["decisions"], r["embeddings"],
+                  r["latency_p50_ms"], r["latency_p95_ms"])
+                 for row in rows for key, name in ROW_NAMES.items() for r in (row[key],)])
     for row in rows:  # PAD's frames come before the first qualifying frame: time them too
         print(f"{row['mode']:8s} presented -> gate command p50/p95 ms: ours "
               f"{row['ours']['presented_to_open_p50_ms']}/{row['ours']['presented_to_open_p95_ms']}"

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from pipeline_common import StageTimes, Timed, frames_of, pct, yunet_faces
 from pipeline_scene import SIZE, GateClip, zones_px
+from table import print_table
 
 from edge.decisions.events import EventBus
 from edge.decisions.evidence import EvidenceRules
@@ -212,17 +213,12 @@ def print_gate(rows: list[dict], clip: GateClip, camera_fps: float) -> None:
     print(f"\ngate scene: {len(clip.frames)} frames {SIZE[0]}x{SIZE[1]} + thermal "
           f"{clip.calibration.thermal_size[0]}x{clip.calibration.thermal_size[1]}, "  # type: ignore[attr-defined]
           f"2 lanes, 4 people in view, {len(clip.identities)} people enrolled")
-    head = (f"{'mode':8s} {'loop':24s} {'fps':>6s} {'visits':>6s} {'decided':>7s} "
-            f"{'missed':>6s} {'embeds':>6s} {'p50 ms':>7s} {'p95 ms':>7s} {'max ms':>7s}")
-    print(head)
-    print("-" * len(head))
-    for row in rows:
-        for key, name in GATE_ROWS.items():
-            r = row[key]
-            print(f"{row['mode']:8s} {name:24s} {r['fps']:6.1f} {r['visits']:6d} "
-                  f"{r['decided']:7d} {r['missed']:6d} {r['embeddings']:6d} "
-                  f"{r['latency_p50_ms']!s:>7s} {r['latency_p95_ms']!s:>7s} "
-                  f"{r['latency_max_ms']!s:>7s}")
+    print_table((("mode", "8s"), ("loop", "24s"), ("fps", "6.1f"), ("visits", "6d"),
+                 ("decided", "7d"), ("missed", "6d"), ("embeds", "6d"), ("p50 ms", ">7s"),
+                 ("p95 ms", ">7s"), ("max ms", ">7s")),
+                [(row["mode"], name, r["fps"], r["visits"], r["decided"], r["missed"],
+                  r["embeddings"], r["latency_p50_ms"], r["latency_p95_ms"], r["latency_max_ms"])
+                 for row in rows for key, name in GATE_ROWS.items() for r in (row[key],)])
     print("\nper-stage cost, ms per frame (mean over all frames; camera mode)")
     cam = rows[-1]
     print(f"{'stage':10s} " + " ".join(f"{GATE_ROWS[k]:>24s}" for k in GATE_ROWS))

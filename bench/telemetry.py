@@ -18,7 +18,8 @@ same clients: a plain ZeroMQ ROUTER that acks every window (no Curve, no validat
 and synchronous_commit on); peer baselines in the same run: the SQLite collector with the same
 clients, and the plain ROUTER. Then the roll-ups (central.rollups): a generated slice of
 --rollup-gates gates x --rollup-days days of 5-minute windows, its full build, an incremental
-refresh of one new hour and the table sizes, extrapolated to one year (linear in rows).
+refresh of one new hour and day and the table sizes (bench/rollups.py, which also runs alone,
+for a whole year).
 Target: >= 10k windows/s. Run: .venv/bin/python bench/telemetry.py [--backend postgres]
 [--quick] [--json]
 """
@@ -41,6 +42,8 @@ import zmq.auth
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from rollups import measure_rollups, print_rollup  # noqa: E402
 
 from foundation.curve_keys import create_keypair, load_public_key  # noqa: E402
 from foundation.peers import (  # noqa: E402
@@ -443,85 +446,6 @@ def main_postgres(args: argparse.Namespace) -> int:
                           "failover": _plain(failover), "sqlite_peer": _plain(peer),
                           "rollup": rollup, "ok": ok}))
     return 0 if ok else 1
-
-
-def measure_rollups(dsn: str, gates: int, days: int) -> dict:
-    """Generate `gates` x `days` of 5-minute windows, build the roll-ups, refresh one new hour,
-    measure sizes and one fleet-day query from the roll-up and from the raw windows."""
-    import psycopg
-
-    from central.pg_schema import migrate
-    from central.rollups import rebuild, refresh
-
-    per_day = 288
-    counts = ", ".join(
-        "NULL" if f == "faults" else
-        f"CASE WHEN (g + s + {i}) %% 11 = 0 THEN NULL ELSE 5 + (g * s + {i}) %% 40 END"
-        for i, f in enumerate(COUNT_FIELDS))
-    generate = (f"INSERT INTO windows (device, epoch, seq, gate, window_start, window_s, k, "
-                f"epsilon, received_at, {', '.join(COUNT_FIELDS)}) "
-                f"SELECT 'gate-' || lpad(g::text, 5, '0'), 1, s, 'G' || g, "
-                f"{BASE_T} + 300 * (s - 1), 300, 5, NULL, extract(epoch FROM now()), {counts} "
-                f"FROM generate_series(1, %s::int) g, generate_series(%s::int, %s::int) s")
-    out: dict = {"gates": gates, "days": days, "rows": gates * days * per_day,
-                 "year_factor": 365 / days}
-    with psycopg.connect(dsn) as conn:
-        migrate(conn)
-        out["server_version"] = conn.info.server_version // 10000
-        t = time.perf_counter()
-        for day in range(days):  # in time order, a day a transaction, as collectors commit
-            conn.execute(generate, (gates, day * per_day + 1, (day + 1) * per_day))
-            conn.commit()
-        out["generate_s"] = time.perf_counter() - t
-        conn.execute("ANALYZE windows")
-        conn.commit()
-        out["rebuild_s"] = rebuild(conn).seconds
-        first = days * per_day + 1  # one more hour for every gate, marked as a collector would
-        conn.execute(generate, (gates, first, first + 11))
-        conn.execute("INSERT INTO rollup_dirty SELECT DISTINCT device, window_start - "
-                     "window_start %% 3600 FROM windows WHERE seq >= %s ON CONFLICT DO NOTHING",
-                     (first,))
-        conn.commit()
-        done = refresh(conn)
-        out["refresh_hour_s"], out["refresh_device_hours"] = done.seconds, done.device_hours
-
-        def mb(sql: str) -> float:
-            return float(conn.execute(sql).fetchone()[0]) / 2**20
-
-        out["windows_mb"] = mb("SELECT pg_total_relation_size('windows')")
-        out["rollups_mb"] = mb("SELECT pg_total_relation_size('windows_hourly') + "
-                               "pg_total_relation_size('windows_daily')")
-        day = BASE_T - BASE_T % 86400 + 86400
-        t = time.perf_counter()
-        conn.execute("SELECT gate, sum(matched), sum(passages) FROM windows_daily WHERE day = %s"
-                     " GROUP BY gate", (day,)).fetchall()
-        out["query_daily_ms"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        conn.execute("SELECT gate, sum(matched), sum(passages) FROM windows WHERE window_start "
-                     ">= %s AND window_start < %s GROUP BY gate", (day, day + 86400)).fetchall()
-        out["query_raw_ms"] = (time.perf_counter() - t) * 1000
-    f = out["year_factor"]
-    out |= {"year_rows": int(out["rows"] * f), "year_rebuild_s": out["rebuild_s"] * f,
-            "year_windows_gb": out["windows_mb"] * f / 1024,
-            "year_rollups_gb": out["rollups_mb"] * f / 1024}
-    return out
-
-
-def print_rollup(r: dict) -> None:
-    print(f"roll-ups on a generated slice: {r['gates']} gates x {r['days']} days of 5-minute "
-          f"windows = {r['rows']} rows ({r['windows_mb']:.0f} MB with indexes); year = "
-          f"x{r['year_factor']:.1f} (linear extrapolation, not measured)")
-    print(f"{'step':<34}{'slice':>12}{'one year (extrapolated)':>26}")
-    print(f"{'full build, hourly + daily':<34}{r['rebuild_s']:>10.1f} s"
-          f"{r['year_rebuild_s']:>24.0f} s")
-    print(f"{'refresh of one new hour':<34}{r['refresh_hour_s']:>10.2f} s"
-          f"{'(same: per hour of data)':>26}")
-    print(f"{'windows table + indexes':<34}{r['windows_mb']:>9.0f} MB"
-          f"{r['year_windows_gb']:>23.1f} GB")
-    print(f"{'hourly + daily tables':<34}{r['rollups_mb']:>9.0f} MB"
-          f"{r['year_rollups_gb']:>23.1f} GB")
-    print(f"{'fleet day from windows_daily':<34}{r['query_daily_ms']:>9.1f} ms   "
-          f"(from windows: {r['query_raw_ms']:.0f} ms)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from table import print_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -95,13 +96,12 @@ def main() -> int:
     results = {}
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}; "
           f"{args.frames} frames per size, one face each, 3 timing passes")
-    print(f"{'thermal':>8} {'method':<28} {'ms/face':>8} {'p95 ms':>8} {'MAE C':>7} {'max C':>7}")
     for size in ((160, 120), (320, 240)):
-        rows = run_size(size, args.frames, args.seed, photos)
-        results[f"{size[0]}x{size[1]}"] = rows
-        for name, r in rows.items():
-            print(f"{size[0]}x{size[1]:<4} {name:<28} {r['ms_median']:8.3f} {r['ms_p95']:8.3f} "
-                  f"{r['mae_c']:7.3f} {r['max_error_c']:7.3f}")
+        results[f"{size[0]}x{size[1]}"] = run_size(size, args.frames, args.seed, photos)
+    print_table((("thermal", ">8s"), ("method", "<28s"), ("ms/face", "8.3f"), ("p95 ms", "8.3f"),
+                 ("MAE C", "7.3f"), ("max C", "7.3f")),
+                [(size, name, r["ms_median"], r["ms_p95"], r["mae_c"], r["max_error_c"])
+                 for size, rows in results.items() for name, r in rows.items()], rule=False)
     if args.json:
         print(json.dumps({"bench": "thermal", "results": results}))
     return 0

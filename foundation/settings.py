@@ -295,13 +295,17 @@ def parse_settings(data: Mapping[str, object]) -> Settings:
                             "settings.toml) and start again.") from None
 
 
+MAX_SETTINGS_BYTES = 1 << 20
+
+
 def load_settings(path: Path | str | None) -> Settings:
     """Load settings from a TOML file; None gives the embedded defaults."""
     if path is None:
         return Settings()
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:  # bounded: a settings file is a few kilobytes
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
     except FileNotFoundError:
         raise SettingsError(f"settings file {path} not found: run "
                             "`python -m provisioning init` or pass --config") from None
@@ -314,6 +318,10 @@ def load_settings(path: Path | str | None) -> Settings:
     except PermissionError:
         raise SettingsError(f"settings file {path} cannot be read by this user: run as the "
                             "service user (consentgate) or fix the file's owner") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise SettingsError(f"settings file {path} is over {MAX_SETTINGS_BYTES // 1024} KiB, so it "
+                            "is not a settings file: pass --config with the device's "
+                            "settings.toml")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

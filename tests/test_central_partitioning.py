@@ -16,7 +16,7 @@ import pytest
 from central.db_access import central
 from central.fleet_data import fleet, series
 from central.pg_store import INSERT_WINDOWS, PostgresStore, columns
-from central.rollups import refresh
+from central.rollups import rebuild, refresh
 from central.sequencing import ROW, Incoming
 from wire.telemetry import COUNT_FIELDS
 
@@ -35,10 +35,13 @@ def partition_by_month(dsn: str) -> None:
         conn.execute(f"""
 ALTER TABLE windows RENAME TO windows_unpartitioned;
 ALTER INDEX windows_device_start RENAME TO windows_unpartitioned_device_start;
+ALTER INDEX windows_start_brin RENAME TO windows_unpartitioned_start_brin;
 CREATE TABLE windows (LIKE windows_unpartitioned INCLUDING DEFAULTS)
     PARTITION BY RANGE (window_start);
 ALTER TABLE windows ADD PRIMARY KEY (device, epoch, seq, window_start);
 CREATE INDEX windows_device_start ON windows (device, window_start);
+CREATE INDEX windows_start_brin ON windows USING brin (window_start)
+    WITH (autosummarize = on);
 {parts}
 INSERT INTO windows SELECT * FROM windows_unpartitioned;
 DROP TABLE windows_unpartitioned;
@@ -63,6 +66,11 @@ def test_a_table_partitioned_by_month_takes_the_collectors_batches_unchanged(dsn
             row = cur.execute(f"SELECT {', '.join(ROW)} FROM windows WHERE seq = 20").fetchone()
             assert cur.execute(INSERT_WINDOWS, columns([row])).rowcount == 0
         refresh(store.conn)
+        hourly = "SELECT device, hour, windows, temperature_screened FROM windows_hourly ORDER BY 2"
+        before = store.conn.execute(hourly).fetchall()
+        store.conn.commit()
+        assert rebuild(store.conn).device_hours == 3  # a day at a time over the partitions
+        assert store.conn.execute(hourly).fetchall() == before
     finally:
         store.close()
     with psycopg.connect(dsn) as conn:

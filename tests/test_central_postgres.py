@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 
@@ -321,6 +322,35 @@ def test_hourly_and_daily_roll_ups_are_refreshed_incrementally(dsn, capsys):
 
     assert main(["rollup", "--db", dsn]) == 0
     assert "rollup device_hours=0 device_days=0" in capsys.readouterr().out
+    with psycopg.connect(dsn) as conn:  # a wrong hour is put right by a rebuild, a day at a time
+        conn.execute("UPDATE windows_hourly SET matched = -1")
+    assert main(["rollup", "--db", dsn, "--rebuild"]) == 0
+    out, err = capsys.readouterr()
+    assert "rollup device_hours=8 device_days=2" in out
+    assert re.search(r"rollup rebuilt (\d+)/\1 days", err)
+    assert _rows(dsn, hourly) == before
+
+
+def test_a_window_stored_during_a_rebuild_for_a_day_already_rebuilt_is_not_missed(dsn):
+    store = PostgresStore(dsn)
+    try:
+        store.apply([_inc(s, s - 1 or None) for s in range(1, 4)], time.time())
+        assert store.conn is not None
+        with psycopg.connect(dsn) as other:  # the rebuild's own connection
+            seen: list[tuple[int, int]] = []
+
+            def meanwhile(done: int, total: int) -> None:
+                seen.append((done, total))
+                if len(seen) == 1:  # a collector commits a window of the day just rebuilt
+                    store.apply([_inc(4, 3)], time.time())
+
+            done = rebuild(other, meanwhile)
+        assert seen == [(1, 1)]
+        assert (done.device_hours, done.device_days) == (2, 2)  # the day, then its late mark
+        assert _rows(dsn, "SELECT windows, matched FROM windows_daily") == [(4, 1 + 2 + 3 + 4)]
+        assert _rows(dsn, "SELECT count(*) FROM rollup_dirty") == [(0,)]
+    finally:
+        store.close()
 
 
 def test_a_postgres_database_that_cannot_be_reached_is_one_clear_line(keys, tmp_path, capsys):

@@ -55,7 +55,8 @@ def test_group_readable_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"", b"ab" * 31, b"AB" * 32, b"zz" * 32, b"ab" * 32 + b"\n\n",
-                                     b"ab" * 33, b" " + b"ab" * 32])
+                                     b"ab" * 33, b" " + b"ab" * 32,
+                                     b"ab" * 32 + b"\n" + b"x" * (1 << 20)])  # read: 66 bytes
 def test_bad_format(tmp_path, content):
     path = tmp_path / "k"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)

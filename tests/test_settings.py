@@ -44,6 +44,13 @@ def test_not_toml(tmp_path: Path) -> None:
         load_settings(f)
 
 
+def test_a_file_far_larger_than_settings_is_refused_unread(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_bytes(b"# " + b"x" * (2 << 20))
+    with pytest.raises(SettingsError, match="is over 1024 KiB, so it is not a settings file"):
+        load_settings(f)
+
+
 def test_a_folder_instead_of_the_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="is a folder, not a file") as info:
         load_settings(tmp_path)

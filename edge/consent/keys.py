@@ -54,7 +54,8 @@ def read_key_file(path: Path) -> bytes:
     if st.st_mode & 0o077:
         raise KeyFilePermissionError(f"key file {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
                                      f"it must be readable by its owner only: chmod 600 {path}")
-    data = path.read_bytes()
+    with path.open("rb") as handle:  # bounded: 64 hex characters and a newline
+        data = handle.read(66)
     if not _HEX.fullmatch(data):
         raise KeyFileFormatError(f"key file {path} is not 64 lowercase hex characters "
                                  "(a raw 256-bit key): restore it from backup or re-provision")
