@@ -7,6 +7,9 @@ checkout's web/node_modules, filled by `make web`); the start stops with one lin
 `make web` when it is missing. `--origin` gives the address(es) browsers use to reach it (the
 Origin every POST must carry; default the bound address, plus `localhost` for 127.0.0.1); behind
 a TLS-terminating proxy give its `https://` address, which also makes the cookie `Secure`.
+`--trusted-proxy ADDR` (repeatable, an address or network) names that proxy: only from it is
+`X-Forwarded-For` believed, so the log-in back-off counts the browser's address, not the proxy's;
+from anyone else the header is ignored (it cannot be used to dodge the back-off).
 `--tls-cert/--tls-key` serve HTTPS directly. `--scrape-token-file` lets Prometheus scrape
 `/metrics` with `Authorization: Bearer TOKEN` (without it, /metrics needs a log-in). With
 PostgreSQL, `--refresh-every S` also refreshes the roll-ups every S seconds (else run
@@ -16,6 +19,7 @@ PostgreSQL, `--refresh-every S` also refreshes the roll-ups every S seconds (els
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import stat
 import threading
 from pathlib import Path
@@ -48,6 +52,14 @@ def _origin(text: str) -> str:
     return found
 
 
+def _proxy(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give the proxy's address or network, "
+                                         "e.g. 10.0.0.5 or 10.0.0.0/24") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True,
                         help="the central database: a SQLite file or postgresql://USER@HOST/DB")
@@ -62,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scrape-token-file", type=Path,
                         help="a file (mode 0600) holding the bearer token Prometheus scrapes "
                              "/metrics with")
+    parser.add_argument("--trusted-proxy", type=_proxy, action="append", default=[],
+                        help="a reverse proxy's address or network whose X-Forwarded-For is "
+                             "believed (repeatable; default none: the header is ignored)")
     parser.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     parser.add_argument("--session-hours", type=float, default=8.0,
@@ -145,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"dashboard on {'https' if args.tls_cert else 'http'}://{host}:{port}/", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning",
+                    proxy_headers=bool(args.trusted_proxy),
+                    forwarded_allow_ips=args.trusted_proxy or None,
                     ssl_certfile=str(args.tls_cert) if args.tls_cert else None,
                     ssl_keyfile=str(args.tls_key) if args.tls_key else None)
     finally:
