@@ -44,8 +44,10 @@ GENERATE = (f"INSERT INTO windows (device, epoch, seq, gate, window_start, windo
             f"SELECT 'gate-' || lpad(g::text, 5, '0'), 1, s, 'G' || g, "
             f"{BASE_T} + 300 * (s - 1), 300, 5, NULL, extract(epoch FROM now()), {_COUNTS} "
             f"FROM generate_series(1, %s::int) g, generate_series(%s::int, %s::int) s")
-MARK = ("INSERT INTO rollup_dirty SELECT DISTINCT device, window_start - window_start %% 3600 "
-        "FROM windows WHERE seq >= %s ON CONFLICT DO NOTHING")
+# the marks a collector writes beside those windows (from the same series: no scan of windows)
+MARK = ("INSERT INTO rollup_dirty SELECT DISTINCT 'gate-' || lpad(g::text, 5, '0'), "
+        f"({BASE_T} + 300 * (s - 1)) / 3600 * 3600 FROM generate_series(1, %s::int) g, "
+        "generate_series(%s::int, %s::int) s ON CONFLICT DO NOTHING")
 DEVICES = ("INSERT INTO devices (device, public_key, epoch, first_seen) SELECT "
            "'gate-' || lpad(g::text, 5, '0'), 'key-' || g, 1, 0 FROM generate_series(1, %s) g")
 FLEET_DAY_ROLLUP = ("SELECT gate, sum(matched), sum(passages) FROM windows_daily WHERE day = %s "
@@ -69,7 +71,7 @@ def _add_and_refresh(conn, gates: int, first: int, n: int) -> tuple[float, int, 
     from central.rollups import refresh
 
     conn.execute(GENERATE, (gates, first, first + n - 1))
-    conn.execute(MARK, (first,))
+    conn.execute(MARK, (gates, first, first + n - 1))
     conn.commit()
     done = refresh(conn)
     return done.seconds, done.device_hours, done.device_days

@@ -164,3 +164,17 @@ def test_legacy_4k_page_store_opens(tmp_path, fake_clock):
                            fake_clock) as store:
         assert len(store.active_templates()) == 1
         assert store.audit_log.verify() >= 3
+
+
+def test_the_integer_kernel_is_exact_here_or_the_float_codes_stand_in(monkeypatch):
+    # u8u8: exact on AVX2-only CPUs too, where u8s8 saturates int16 pair sums
+    assert coarse.kernel_exact(DIM)
+    monkeypatch.setattr(coarse, "kernel_exact", lambda dim=512: False)
+    rng = np.random.default_rng(9)
+    rows = clustered(rng, 1024, clusters=4, spread=0.7)
+    index = coarse.Int8Blocks(512)
+    index.sync(rows, len(rows))
+    for q in genuine(rng, rows[:10], 0.8):
+        lower, upper = index.bounds(q)
+        exact = rows.astype(np.float64) @ q.astype(np.float64)
+        assert np.all(lower <= exact) and np.all(exact <= upper)
