@@ -34,11 +34,9 @@ from wire.telemetry import COUNT_FIELDS
 
 _NULLS = " + ".join(f"({f} IS NULL)::int" for f in COUNT_FIELDS)
 _COLS = ", ".join(COUNT_FIELDS)
-_HOURLY_AGG = ", ".join(f"max({f})" if f == "peak_in_view" else f"sum({f})"
-                        for f in COUNT_FIELDS)
-_DAILY_AGG = _HOURLY_AGG
-_AGG_AS = ", ".join(f"{'max' if f == 'peak_in_view' else 'sum'}({f}) AS {f}"
-                    for f in COUNT_FIELDS)
+_AGG = [f"max({f})" if f == "peak_in_view" else f"sum({f})" for f in COUNT_FIELDS]
+_HOURLY_AGG = ", ".join(_AGG)
+_AGG_AS = ", ".join(f"{agg} AS {f}" for agg, f in zip(_AGG, COUNT_FIELDS, strict=True))
 _OUT = ", ".join(f"a.{f}" for f in COUNT_FIELDS)
 
 TAKE_MARKS = """
@@ -101,14 +99,10 @@ SELECT device, gate, window_start - window_start %% 3600, count(*), sum({_NULLS}
 FROM windows WHERE window_start >= %(day)s AND window_start < %(day)s + {DAY}
 GROUP BY 1, 2, 3""",
     f"""INSERT INTO windows_daily (device, gate, day, windows, suppressed_cells, {_COLS})
-SELECT device, gate, %(day)s, sum(windows), sum(suppressed_cells), {_DAILY_AGG}
+SELECT device, gate, %(day)s, sum(windows), sum(suppressed_cells), {_HOURLY_AGG}
 FROM windows_hourly WHERE hour >= %(day)s AND hour < %(day)s + {DAY}
 GROUP BY 1, 2""",
 )
-COUNT_DAY = f"""
-SELECT (SELECT count(*) FROM windows_hourly WHERE hour >= %(day)s AND hour < %(day)s + {DAY}),
-       (SELECT count(*) FROM windows_daily WHERE day = %(day)s)
-"""
 
 
 @dataclass(frozen=True)
@@ -146,10 +140,8 @@ def rebuild(conn: Any, progress: Callable[[int, int], None] | None = None) -> Re
         for i in range(total):
             day = {"day": start + i * DAY}
             with conn.transaction():
-                for statement in REBUILD_DAY:
-                    conn.execute(statement, day)
-                h, d = conn.execute(COUNT_DAY, day).fetchone()
-            hours, days = hours + int(h), days + int(d)
+                *_, h, d = [conn.execute(statement, day).rowcount for statement in REBUILD_DAY]
+            hours, days = hours + h, days + d  # the rows the two INSERTs wrote
             if progress is not None:
                 progress(i + 1, total)
     late = refresh(conn)

@@ -21,7 +21,8 @@ from edge.kiosk.devices import DEVICE_COOKIE, DeviceTable
 from edge.kiosk.origins import kiosk_origins, origin_allowed
 from foundation.settings import KioskSettings, Settings
 
-ORIGIN = "http://127.0.0.1:8443"  # the default settings' kiosk (no TLS)
+PORT = KioskSettings().port  # the default settings' kiosk port (no server listens: TestClient)
+ORIGIN = f"http://127.0.0.1:{PORT}"  # the default settings' kiosk (no TLS)
 WRONG = "wrong-password-x"
 
 
@@ -161,17 +162,17 @@ def _tls_env(kiosk_store, kiosk_engine, fake_clock, tmp_path):
 def test_http_origin_is_refused_on_the_https_kiosk(kiosk_store, kiosk_engine, fake_clock,
                                                    tmp_path):
     env = _tls_env(kiosk_store, kiosk_engine, fake_clock, tmp_path)
-    refused = ("http://127.0.0.1:8443", "http://gate-b12.airport.lan:8443",
-               "https://gate-b12.airport.lan", "https://gate-b12.airport.lan:8444",
-               "https://evil.example:8443", "https://testserver", "null")
+    refused = (f"http://127.0.0.1:{PORT}", f"http://gate-b12.airport.lan:{PORT}",
+               "https://gate-b12.airport.lan", f"https://gate-b12.airport.lan:{PORT + 1}",
+               f"https://evil.example:{PORT}", "https://testserver", "null")
     for origin in refused:
         client = screen(env, origin=origin, base_url="https://testserver", visit=False)
         r = log_in(client, "sup1")
         assert r.status_code == 403 and r.json()["error"] == "csrf", origin
         assert "set-cookie" not in r.headers
-    for origin in ("https://127.0.0.1:8443", "https://localhost:8443",
-                   "https://gate-b12.airport.lan:8443", "https://10.20.0.5:8443",
-                   "https://GATE-B12.airport.lan:8443"):
+    for origin in (f"https://127.0.0.1:{PORT}", f"https://localhost:{PORT}",
+                   f"https://gate-b12.airport.lan:{PORT}", f"https://10.20.0.5:{PORT}",
+                   f"https://GATE-B12.airport.lan:{PORT}"):
         client = screen(env, origin=origin, base_url="https://testserver")
         r = log_in(client, "sup1")
         assert r.status_code == 200, (origin, r.text)
@@ -192,9 +193,9 @@ def test_login_requires_a_matching_origin(kiosk):
     for headers in ({}, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
                     {"Sec-Fetch-Site": "none"}, {"Origin": "null"},
                     {"Origin": "http://testserver"},  # the request's own Host: not enough
-                    {"Origin": "http://127.0.0.1:9999"}, {"Origin": "https://127.0.0.1:8443"},
-                    {"Origin": "http://127.0.0.1:8443/page"},
-                    {"Origin": "http://user@127.0.0.1:8443"},
+                    {"Origin": "http://127.0.0.1:9999"}, {"Origin": f"https://127.0.0.1:{PORT}"},
+                    {"Origin": f"http://127.0.0.1:{PORT}/page"},
+                    {"Origin": f"http://user@127.0.0.1:{PORT}"},
                     {"Origin": "http://evil.example", "Host": "evil.example"}):
         r = attempt(**headers)
         assert r.status_code == 403 and r.json()["error"] == "csrf", headers
@@ -203,13 +204,13 @@ def test_login_requires_a_matching_origin(kiosk):
     assert kiosk.client.app.state.kiosk.throttle.failures("sup1") == 0
     r = attempt(**{"Sec-Fetch-Site": "same-origin"})  # a same-origin fetch without Origin
     assert r.status_code == 200
-    for origin in (ORIGIN, "http://localhost:8443", "http://[::1]:8443"):
+    for origin in (ORIGIN, f"http://localhost:{PORT}", f"http://[::1]:{PORT}"):
         assert attempt(Origin=origin).status_code == 200, origin
 
 
 def test_configured_origins_never_use_the_request_host():
     plain = kiosk_origins(KioskSettings())
-    assert ("http", "127.0.0.1", 8443) in plain and ("http", "localhost", 8443) in plain
+    assert ("http", "127.0.0.1", PORT) in plain and ("http", "localhost", PORT) in plain
     assert not origin_allowed("http://testserver", None, plain)
     lan = kiosk_origins(KioskSettings(host="10.20.0.5", port=443,
                                       extra_origins=["https://kiosk.example:9443"]))

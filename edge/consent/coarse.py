@@ -105,9 +105,10 @@ def kernel_exact(dim: int = 512) -> bool:
     rng = np.random.default_rng(0)
     codes = rng.integers(-127, 128, (64, dim)).astype(np.int8)
     codes[0], codes[1] = -127, 127
+    session = _ort_session(codes)
     for a in (np.full(dim, 127), np.full(dim, -127), rng.integers(-127, 128, dim)):
         feed = {"A": (a + _ZERO_POINT).astype(np.uint8)[None, :]}
-        got = _ort_session(codes).run(None, feed)[0][0]
+        got = session.run(None, feed)[0][0]
         if not np.array_equal(got.astype(np.int64), codes.astype(np.int64) @ a):
             log.warning("gallery_index_kernel_inexact", fallback="float32_codes")
             return False
