@@ -86,8 +86,11 @@ test-fast: models browser postgres web
 test-slow: models browser postgres web
 	$(PY) -m pytest -q -m slow
 
+# Every bench but the slow ones, one at a time (results in bench/results/), then the docs'
+# generated tables from them (bench/summary.py). Run on a quiet box.
 bench: models postgres
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/record.py
+	$(PY) bench/summary.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache web/node_modules

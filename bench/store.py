@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.consent import opening
+from edge.consent.database import StoreDatabase
 from edge.consent.gallery import Gallery
 from edge.consent.keys import read_key_file, write_key_file
 from edge.consent.store import ConsentStore
@@ -201,10 +202,11 @@ def bench_purge(workdir: Path, keys: Path, n: int, keep: int, rng: np.random.Gen
         clock = FakeClock()
         path = workdir / f"purge-{name}.db"
         path.touch(mode=0o600)
-        store = ConsentStore(path, read_key_file(keys / "store.key"),
-                             read_key_file(keys / "ref.key"), clock, max_retention_s=86400,
-                             delete_on_boarding=True, page_size=page_size)
-        store._migrate(0)
+        db = StoreDatabase(path, read_key_file(keys / "store.key"), clock, page_size=page_size)
+        store = ConsentStore(db, read_key_file(keys / "ref.key"), clock, max_retention_s=86400,
+                             delete_on_boarding=True)
+        db.migrate(0, lambda conn, target, audit=store.audit_log: audit.record_in(
+            conn, "schema_migrated", "system", None, f"version={target}"))
         bulk_load(store, clock, vectors, 60)
         if keep:
             bulk_load(store, clock, live, 3600, prefix="live")
