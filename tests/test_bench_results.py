@@ -74,19 +74,24 @@ def test_a_run_without_a_json_last_line_is_not_recorded(tmp_path: Path) -> None:
     assert entry["machine"]["cores"] and entry["load_average"]["start"]
 
 
-SMOKE = {
-    "store": ["--sizes", "500,25000", "--probes", "3", "--enrolments", "3", "--purge", "300",
-              "--purge-keep", "20", "--overhead-rows", "200"],
-    "thermal": ["--frames", "2"],
-    "pad": ["--per-species", "1"],
-    "gate": ["--hb-trials", "1", "--fire-trials", "2", "--rtt-trials", "5"],
+SMOKE = {  # every bench but visible_pad (an accuracy evaluation of minutes at any size)
+    "store": ["bench/store.py", "--sizes", "500,25000", "--probes", "3", "--enrolments", "3",
+              "--purge", "300", "--purge-keep", "20", "--overhead-rows", "200"],
+    "thermal": ["bench/thermal.py", "--frames", "2"],
+    "pad": ["bench/pad.py", "--per-species", "1"],
+    "gate": ["bench/gate.py", "--hb-trials", "1", "--fire-trials", "2", "--rtt-trials", "5"],
+    "vision": ["bench/vision.py", "--rounds", "1"],
+    "telemetry": ["bench/telemetry.py", "--quick"],
+    "telemetry_postgres": ["bench/telemetry.py", "--backend", "postgres", "--quick"],
+    "rollups": ["bench/rollups.py", "--gates", "2", "--days", "1"],
+    "pipeline": ["bench/pipeline.py", "--seconds", "1", "--gate-seconds", "1"],
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("bench", sorted(SMOKE))
 def test_bench_runs_at_tiny_sizes(bench: str) -> None:
-    out = subprocess.run([sys.executable, f"bench/{bench}.py", *SMOKE[bench], "--json"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    out = subprocess.run([sys.executable, *SMOKE[bench], "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=240, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert isinstance(record.last_json_object(out.stdout.splitlines()), dict)
