@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from summary_blocks import Results, _machine, _r, _table
+from pipeline import ROW_NAMES  # the benches' own loop names and stage order
+from pipeline_gate import GATE_ROWS, STAGES
+from summary_blocks import Results, _camera, _machine, _r, _table
 
 README = "README"
-CLIP_LOOPS = {"ours": "ours (pipeline)", "ours_k1": "ours, 1 frame",
-              "ours_fused": "ours, 3 frames fused", "ours_pad": "ours + thermal PAD",
-              "ours_token": "ours, token (1:1)", "baseline": "naive YuNet + embed every frame"}
 # the (mode, loop) cells the README's results table shows
 CLIP_IN_README = {("camera", "ours"): {"fps", "decisions", "embeddings", "p50", "p95"},
                   ("camera", "baseline"): {"fps", "embeddings", "p95"},
@@ -46,7 +45,7 @@ def pipeline_clip(results: Results) -> str:
     p = _r(results, "pipeline")
     rows = []
     for row in p["rows"]:
-        for key, name in CLIP_LOOPS.items():
+        for key, name in ROW_NAMES.items():
             r, shown = row[key], CLIP_IN_README.get((row["mode"], key), set())
             rows.append((_mode(row["mode"], p["camera_fps"]), name,
                          _cell(f"{r['fps']:.1f}", shown, "fps"),
@@ -62,7 +61,7 @@ def pipeline_gate(results: Results) -> str:
     p = _r(results, "pipeline")
     rows = []
     for row in p["gate_scene"]["rows"]:
-        for key, name in (("ours", "ours (pipeline)"), ("naive", "naive")):
+        for key, name in GATE_ROWS.items():
             r, shown = row[key], GATE_IN_README.get((row["mode"], key), set())
             rows.append((_mode(row["mode"], p["camera_fps"]), name,
                          _cell(f"{r['fps']:.1f}", shown, "fps"),
@@ -79,11 +78,9 @@ STAGE_WORDS = {"detect": "detect (ours: fr_detect at 320x240 + fr_landmark per f
 
 
 def pipeline_stages(results: Results) -> str:
-    cam = next(r for r in _r(results, "pipeline")["gate_scene"]["rows"]
-               if r["mode"] == "camera")
+    cam = _camera(_r(results, "pipeline")["gate_scene"]["rows"])
     ours, naive = cam["ours"]["stages"], cam["naive"]["stages"]
-    order = [s for s in ("detect", "track", "thermal", "quality", "embed", "match", "other")
-             if s in ours or s in naive]
+    order = [s for s in STAGES if s != "loop" and (s in ours or s in naive)]
 
     def ms(table: Mapping[str, Any], stage: str) -> str:
         return f"{table[stage]['per_frame_ms']:.2f}" if stage in table else "-"
@@ -99,7 +96,7 @@ def pipeline_pad(results: Results) -> str:
     for row in p["rows"]:
         for key in ("ours", "ours_pad"):
             r, shown = row[key], CLIP_IN_README.get((row["mode"], key), set())
-            rows.append((_mode(row["mode"], p["camera_fps"]), CLIP_LOOPS[key],
+            rows.append((_mode(row["mode"], p["camera_fps"]), ROW_NAMES[key],
                          _cell(f"{r['fps']:.1f}", shown, "fps"),
                          f"{README if 'p50' in shown else r['latency_p50_ms']} / "
                          f"{README if 'p95' in shown else r['latency_p95_ms']}",

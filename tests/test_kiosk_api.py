@@ -7,7 +7,7 @@ import base64
 import cv2
 import numpy as np
 import pytest
-from helpers.kiosk import PASSWORD, StillCamera, b64_array, b64_file, make_env
+from helpers.kiosk import PASSWORD, StillCamera, b64_array, b64_file, kiosk_origin, make_env
 from structlog.testing import capture_logs
 
 from foundation.settings import Settings
@@ -204,7 +204,8 @@ def test_cross_origin_mutation_is_refused_even_with_token(kiosk):
     # an Origin that merely matches the request's own Host header is not the kiosk's
     r = kiosk.client.post("/api/enrolments/refusal", headers={"Origin": "http://testserver"})
     assert r.status_code == 403 and r.json()["error"] == "csrf"
-    r = kiosk.client.post("/api/enrolments/refusal", headers={"Origin": "http://127.0.0.1:8443"})
+    own = kiosk_origin(kiosk.services.settings)  # the kiosk's configured origin (TestClient)
+    r = kiosk.client.post("/api/enrolments/refusal", headers={"Origin": own})
     assert r.status_code == 200
 
 
