@@ -49,7 +49,8 @@ def test_verified_session_runs_on_cpu(installed_model_dir: Path):
 
 
 def test_gpu_providers_absent_fall_back_to_cpu(installed_model_dir: Path):
-    """Ask for TensorRT and CUDA first with no usable GPU: the session must come up on CPU."""
+    """Ask for TensorRT and CUDA first with no usable GPU: the session must come up on CPU,
+    with the CPU provider's rewritten graph."""
     code = (
         "import json, sys; from pathlib import Path\n"
         "from foundation.logs import configure_logging; configure_logging(stream=sys.stderr)\n"
@@ -57,12 +58,14 @@ def test_gpu_providers_absent_fall_back_to_cpu(installed_model_dir: Path):
         "from edge.vision.runtime import create_session\n"
         f"s = create_session(load_manifest(), 'fr_feature', Path({str(installed_model_dir)!r}),"
         " ['tensorrt', 'cuda', 'cpu'], 1)\n"
-        "print(json.dumps(s.providers))\n"
+        "print(json.dumps([s.providers, s.prelu_split]))\n"
     )
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "NVIDIA_VISIBLE_DEVICES": "void"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     # stdout carries only our line: onnxruntime's provider banners are kept out of it
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["CPUExecutionProvider"]
+    providers, prelu_split = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert providers == ["CPUExecutionProvider"]
+    assert prelu_split == 33  # reopened on the CPU with the graph it runs best
     assert len(proc.stdout.strip().splitlines()) == 1

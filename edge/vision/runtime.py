@@ -3,7 +3,8 @@
 Providers are tried in the configured order (TensorRT, CUDA, CPU); a GPU provider that fails to
 load is dropped by onnxruntime, and `session.get_providers()` tells which really run. Every model
 file is hashed against models/manifest.toml before it is handed to onnxruntime. Intra-op threads
-do not spin between runs (the models run one after another on shared cores).
+do not spin between runs (the models run one after another on shared cores). The CPU provider
+gets the verified graph with PRelu split into Min/Mul/Add (edge.vision.graph_rewrite, exact).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from edge.vision.errors import (
     ModelLoadError,
     ModelMissingError,
 )
+from edge.vision.graph_rewrite import split_prelu
 from edge.vision.manifest import Manifest, ModelSpec
 from foundation.settings import model_dir_places
 
@@ -42,8 +44,9 @@ PROVIDER_NAMES = {
 def read_verified_model(model_dir: Path, spec: ModelSpec) -> bytes:
     """The installed file's bytes after checking size and sha256; refuse anything else.
 
-    The bytes that were hashed are the bytes onnxruntime loads, so a file swapped between the
-    check and the load cannot slip through.
+    The bytes that were hashed are the bytes onnxruntime loads (for the CPU provider, after the
+    exact rewrite of edge.vision.graph_rewrite, in memory), so a file swapped between the check
+    and the load cannot slip through.
     """
     path = Path(model_dir) / spec.file
     try:
@@ -115,10 +118,21 @@ class Session:
     session: ort.InferenceSession
     providers: list[str]
     input_name: str
+    prelu_split: int = 0  # PRelu nodes the CPU provider runs split (edge.vision.graph_rewrite)
 
     def run(self, feed: np.ndarray) -> list[np.ndarray]:
         outputs: list[np.ndarray] = self.session.run(None, {self.input_name: feed})
         return outputs
+
+
+def cpu_graph(name: str, model_bytes: bytes) -> tuple[bytes, int]:
+    """The verified bytes as the CPU provider should load them, and the PRelu nodes split into
+    ops it runs in its blocked layout (edge.vision.graph_rewrite; the same function)."""
+    try:
+        return split_prelu(model_bytes)
+    except Exception as exc:  # a graph the rewrite does not understand loads as it is
+        log.warning("vision_graph_rewrite_skipped", model=name, error=str(exc)[:200])
+        return model_bytes, 0
 
 
 def create_session(manifest: Manifest, name: str, model_dir: Path,
@@ -138,15 +152,21 @@ def create_session(manifest: Manifest, name: str, model_dir: Path,
     wanted = ort_providers(providers)
     attempts = [wanted] if wanted == ["CPUExecutionProvider"] else [wanted,
                                                                     ["CPUExecutionProvider"]]
-    session, error = None, ""
+    session, error, split = None, "", 0
     for attempt in attempts:
         try:
             if attempt == ["CPUExecutionProvider"]:
-                session = ort.InferenceSession(model_bytes, sess_options=opts, providers=attempt)
+                cpu_bytes, split = cpu_graph(name, model_bytes)
+                session = ort.InferenceSession(cpu_bytes, sess_options=opts, providers=attempt)
             else:
                 with _quiet_native_output():
                     session = ort.InferenceSession(model_bytes, sess_options=opts,
                                                    providers=attempt)
+                if list(session.get_providers()) == ["CPUExecutionProvider"]:
+                    # no GPU provider loaded: reopen with the graph the CPU provider runs best
+                    cpu_bytes, split = cpu_graph(name, model_bytes)
+                    session = ort.InferenceSession(cpu_bytes, sess_options=opts,
+                                                   providers=attempt[-1:])
             break
         except Exception as exc:  # onnxruntime raises its own untyped errors
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -160,5 +180,7 @@ def create_session(manifest: Manifest, name: str, model_dir: Path,
     inp = session.get_inputs()[0]
     shape = warmup_shape or tuple(d if isinstance(d, int) else 1 for d in inp.shape)
     session.run(None, {inp.name: np.zeros(shape, np.float32)})
-    log.info("vision_session", model=name, providers=active, threads=intra_op_threads)
-    return Session(name=name, session=session, providers=active, input_name=inp.name)
+    log.info("vision_session", model=name, providers=active, threads=intra_op_threads,
+             prelu_split=split)
+    return Session(name=name, session=session, providers=active, input_name=inp.name,
+                   prelu_split=split)
