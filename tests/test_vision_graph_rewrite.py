@@ -22,7 +22,7 @@ FLOATS = st.floats(-4, 4, allow_nan=False, width=32)
 
 
 def _prelu_model(slope: np.ndarray, channels: int) -> bytes:
-    """input (1, C, 3, 3) -> PRelu(slope) -> Relu-free identity conv -> output."""
+    """input (1, C, 3, 3) -> PRelu(slope) -> output."""
     graph = helper.make_graph(
         [helper.make_node("PRelu", ["x", "slope"], ["y"])], "prelu",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 3, 3])],

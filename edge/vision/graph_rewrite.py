@@ -28,9 +28,8 @@ def split_prelu(model_bytes: bytes) -> tuple[bytes, int]:
     model = onnx.load_from_string(model_bytes)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    used_elsewhere = {name for node in graph.node if node.op_type != "PRelu"
-                      for name in node.input}
     nodes: list[onnx.NodeProto] = []
+    slopes: set[str] = set()
     rewritten = 0
     for node in graph.node:
         slope = inits.get(node.input[1]) if node.op_type == "PRelu" else None
@@ -38,6 +37,7 @@ def split_prelu(model_bytes: bytes) -> tuple[bytes, int]:
             nodes.append(node)
             continue
         rewritten += 1
+        slopes.add(slope.name)
         x, y = node.input[0], node.output[0]
         tag = f"cg_prelu{rewritten}"
         a_minus_1 = numpy_helper.to_array(slope).astype(np.float32) - np.float32(1.0)
@@ -49,8 +49,9 @@ def split_prelu(model_bytes: bytes) -> tuple[bytes, int]:
     if not rewritten:
         return model_bytes, 0
     graph.initializer.append(numpy_helper.from_array(np.zeros((), np.float32), _ZERO))
-    still_used = used_elsewhere | {name for node in nodes for name in node.input}
-    kept = [i for i in graph.initializer if i.name in still_used]  # the old slopes go
+    still_used = {name for node in nodes for name in node.input}
+    kept = [i for i in graph.initializer  # the old slopes go, unless another node reads one
+            if i.name not in slopes or i.name in still_used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
     del graph.node[:]

@@ -135,6 +135,14 @@ def cpu_graph(name: str, model_bytes: bytes) -> tuple[bytes, int]:
         return model_bytes, 0
 
 
+def _open_on_cpu(name: str, model_bytes: bytes,
+                 opts: ort.SessionOptions) -> tuple[ort.InferenceSession, int]:
+    """A CPU-provider session on the rewritten graph, and the PRelu nodes split."""
+    cpu_bytes, split = cpu_graph(name, model_bytes)
+    return ort.InferenceSession(cpu_bytes, sess_options=opts,
+                                providers=["CPUExecutionProvider"]), split
+
+
 def create_session(manifest: Manifest, name: str, model_dir: Path,
                    providers: Sequence[str], intra_op_threads: int,
                    warmup_shape: tuple[int, ...] | None = None) -> Session:
@@ -156,17 +164,14 @@ def create_session(manifest: Manifest, name: str, model_dir: Path,
     for attempt in attempts:
         try:
             if attempt == ["CPUExecutionProvider"]:
-                cpu_bytes, split = cpu_graph(name, model_bytes)
-                session = ort.InferenceSession(cpu_bytes, sess_options=opts, providers=attempt)
+                session, split = _open_on_cpu(name, model_bytes, opts)
             else:
                 with _quiet_native_output():
                     session = ort.InferenceSession(model_bytes, sess_options=opts,
                                                    providers=attempt)
                 if list(session.get_providers()) == ["CPUExecutionProvider"]:
                     # no GPU provider loaded: reopen with the graph the CPU provider runs best
-                    cpu_bytes, split = cpu_graph(name, model_bytes)
-                    session = ort.InferenceSession(cpu_bytes, sess_options=opts,
-                                                   providers=attempt[-1:])
+                    session, split = _open_on_cpu(name, model_bytes, opts)
             break
         except Exception as exc:  # onnxruntime raises its own untyped errors
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
