@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.vision.align import align_face  # noqa: E402
 from edge.vision.embedder import FrFeatureEmbedder  # noqa: E402
-from edge.vision.engine import FaceEngine, build_detector  # noqa: E402
+from edge.vision.engine import FaceEngine, build_detector, build_embedder  # noqa: E402
 from edge.vision.manifest import load_manifest  # noqa: E402
 from edge.vision.runtime import create_session  # noqa: E402
 from foundation.logs import configure_logging  # noqa: E402
@@ -122,10 +122,13 @@ def main() -> int:
     crops = []
     for im in imgs:
         crops += [align_face(im, f) for f in engine.detect(im)]
-    emb_session = create_session(manifest, "fr_feature", Path(settings.model_dir),
-                                 settings.providers, args.threads, (1, 3, 112, 112))
-    embedder = FrFeatureEmbedder(emb_session)
+    embedder = build_embedder(settings, manifest, Path(settings.model_dir), args.threads)
+    # peer: one session with every thread, the face and its mirror in one batch
+    one_session = FrFeatureEmbedder(create_session(manifest, "fr_feature",
+                                                   Path(settings.model_dir), settings.providers,
+                                                   args.threads, (1, 3, 112, 112)))
     t1, _ = timed(lambda c: embedder.embed_crops([c]), crops, max(1, args.rounds // 2))
+    t1_one, _ = timed(lambda c: one_session.embed_crops([c]), crops, max(1, args.rounds // 2))
     batches = [crops[i:i + 8] for i in range(0, len(crops) - 7, 8)] or [crops]
     tb, _ = timed(lambda b: embedder.embed_crops(list(b)), batches, args.rounds)
     per_face_batch = pct(tb, 50) / len(batches[0])
@@ -137,12 +140,16 @@ def main() -> int:
         print(f"{r['name']:48} {r['p50_ms']:8.2f} {r['p95_ms']:8.2f} {r['faces']:6d} "
               f"{r['speedup']:11.2f}x")
     print(f"embed fr_feature, 1 face a run:   p50 {pct(t1, 50):6.2f} ms/face "
-          f"(p95 {pct(t1, 95):.2f}) over {len(crops)} faces")
+          f"(p95 {pct(t1, 95):.2f}) over {len(crops)} faces"
+          f"{'; face and mirror in parallel' if embedder.parallel_mirror else ''}")
+    print(f"  peer: one session, face and mirror in one batch: p50 {pct(t1_one, 50):6.2f} ms/face")
     print(f"embed fr_feature, batch of {len(batches[0])}:      p50 {per_face_batch:6.2f} ms/face")
     default = next((r for r in rows if r["name"].endswith("(default)")), None)
     summary = {"frames": len(imgs), "rounds": args.rounds, "threads": args.threads,
                "providers": providers, "detectors": rows,
                "embed_ms_per_face_single": pct(t1, 50),
+               "embed_parallel_mirror": embedder.parallel_mirror,
+               "embed_ms_per_face_single_one_session": pct(t1_one, 50),
                "embed_ms_per_face_batch": per_face_batch,
                "default_speedup": default["speedup"] if default else None,
                "targets": {"default_speedup_min": 1.3, "embed_ms_max": 15.0}}

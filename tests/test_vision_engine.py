@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 from pathlib import Path
 
@@ -13,9 +14,12 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from edge.vision.engine import FaceEngine
+from edge.vision.embedder import FrFeatureEmbedder
+from edge.vision.engine import FaceEngine, build_embedder
 from edge.vision.imageio import load_image
+from edge.vision.manifest import load_manifest
 from edge.vision.quality import BLURRED, NOT_FRONTAL, TOO_SMALL, yaw_ratio
+from edge.vision.runtime import create_session
 from foundation.settings import VisionSettings
 
 GOLDEN = json.loads((Path(__file__).parent / "data" / "golden_faces.json").read_text())["files"]
@@ -88,6 +92,28 @@ def test_embed_batch_equals_single_and_is_normalised(default_engine: FaceEngine,
         single = default_engine.embed(image, [f])[0]
         assert default_engine.similarity(single, batch[i]) > 0.9999
     assert default_engine.embed(image, []).shape == (0, 512)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 0])
+def test_embedder_runs_face_and_mirror_on_two_sessions_with_the_same_result(
+        installed_model_dir: Path, faces_dir: Path, threads: int):
+    """With two or more threads on the CPU provider the face and its mirror run at once on two
+    half-thread sessions; the embeddings are those of one session running both in one batch."""
+    settings = VisionSettings(model_dir=installed_model_dir, providers=["cpu"],
+                              intra_op_threads=threads)
+    manifest = load_manifest()
+    split = build_embedder(settings, manifest, installed_model_dir)
+    one = FrFeatureEmbedder(create_session(manifest, "fr_feature", installed_model_dir,
+                                           ["cpu"], 2))
+    assert split.parallel_mirror is ((threads or os.cpu_count() or 1) >= 2)  # 0: every core
+    image = load_image(faces_dir / "couple.jpg")
+    faces = FaceEngine.from_settings(settings).detect(image)
+    ours, theirs = split.embed(image, faces), one.embed(image, faces)
+    assert ours.shape == (len(faces), 512)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    unmirrored = build_embedder(settings.model_copy(update={"mirror_average": False}), manifest,
+                                installed_model_dir)
+    assert not unmirrored.parallel_mirror
 
 
 def _pairs(faces_dir: Path) -> list[tuple[str, str, bool]]:

@@ -9,6 +9,7 @@ Embeddings are returned to the caller and never stored or logged here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TypedDict
 
@@ -56,6 +57,28 @@ def build_detector(name: str, settings: VisionSettings, manifest: Manifest,
     raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
 
 
+def build_embedder(settings: VisionSettings, manifest: Manifest, model_dir: Path,
+                   threads: int | None = None) -> FrFeatureEmbedder:
+    """The embedder on verified, warmed-up sessions with `threads` (default: the settings')
+    onnxruntime threads. With mirror averaging on the CPU provider and at least two threads,
+    two sessions of half the threads each run a face and its mirror at the same time (faster
+    than one session running both; docs/rooms/vision.md); on a GPU provider one session runs
+    both in one batch."""
+    threads = settings.intra_op_threads if threads is None else threads
+    total = threads or os.cpu_count() or 1  # 0: onnxruntime's "every core"
+    split = settings.mirror_average and total >= 2
+
+    def session(n: int) -> Session:
+        return create_session(manifest, settings.embedder, model_dir, settings.providers, n,
+                              warmup_shape=(1, 3, 112, 112))
+    first = session(total // 2 if split else threads)
+    mirror = None
+    if split and first.providers == ["CPUExecutionProvider"]:
+        mirror = session(total - total // 2)
+    return FrFeatureEmbedder(first, mirror_average=settings.mirror_average,
+                             mirror_session=mirror)
+
+
 class FaceEngine:
     """Detector + embedder + quality gate with the configured match threshold."""
 
@@ -73,12 +96,10 @@ class FaceEngine:
         manifest = manifest or load_manifest()
         model_dir = Path(settings.model_dir)
         det = build_detector(detector or settings.detector, settings, manifest, model_dir)
-        emb_session = create_session(manifest, settings.embedder, model_dir, settings.providers,
-                                     settings.intra_op_threads, warmup_shape=(1, 3, 112, 112))
-        embedder = FrFeatureEmbedder(emb_session, mirror_average=settings.mirror_average)
-        engine = cls(det, embedder, settings, emb_session.providers)
+        embedder = build_embedder(settings, manifest, model_dir)
+        engine = cls(det, embedder, settings, embedder.session.providers)
         log.info("vision_engine_ready", detector=det.name, embedder=settings.embedder,
-                 providers=emb_session.providers)
+                 providers=embedder.session.providers, parallel_mirror=embedder.parallel_mirror)
         return engine
 
     @property
