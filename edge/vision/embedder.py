@@ -13,6 +13,7 @@ two-thread run of both (measured: docs/rooms/vision.md).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,14 +35,20 @@ class FrFeatureEmbedder:
         self.mirror_average = bool(mirror_average)
         self.mirror_session = mirror_session if self.mirror_average else None
         # one worker runs the mirrors while the calling thread runs the crops (onnxruntime
-        # releases the GIL while it runs)
-        self._mirror_worker = (ThreadPoolExecutor(1, thread_name_prefix="embed-mirror")
-                               if self.mirror_session is not None else None)
+        # releases the GIL while it runs); a forked child starts its own (threads do not fork)
+        self._mirror_worker: ThreadPoolExecutor | None = None
+        self._worker_pid = 0
 
     @property
     def parallel_mirror(self) -> bool:
         """Whether crops and mirrors run at the same time on two sessions."""
-        return self._mirror_worker is not None
+        return self.mirror_session is not None
+
+    def _worker(self) -> ThreadPoolExecutor:
+        if self._mirror_worker is None or self._worker_pid != os.getpid():
+            self._mirror_worker = ThreadPoolExecutor(1, thread_name_prefix="embed-mirror")
+            self._worker_pid = os.getpid()
+        return self._mirror_worker
 
     def _raw(self, crops_bgr: list[np.ndarray], session: Session | None = None) -> np.ndarray:
         session = session or self.session
@@ -61,9 +68,9 @@ class FrFeatureEmbedder:
     def _raw_with_mirrors(self, crops_bgr: list[np.ndarray]) -> np.ndarray:
         """Raw embeddings of the crops, then of their mirrors: (2n, dim)."""
         mirrors = [np.ascontiguousarray(c[:, ::-1]) for c in crops_bgr]
-        if self._mirror_worker is None:
+        if self.mirror_session is None:
             return self._raw([*crops_bgr, *mirrors])
-        pending = self._mirror_worker.submit(self._raw, mirrors, self.mirror_session)
+        pending = self._worker().submit(self._raw, mirrors, self.mirror_session)
         try:
             crops = self._raw(crops_bgr)
         finally:
